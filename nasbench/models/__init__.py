@@ -1,0 +1,1 @@
+"""Networks of the search spaces: DARTS search supernet and derived evaluation network."""

@@ -1,0 +1,275 @@
+"""The operation registry: the one place where an operation's name, constructor and
+shape rule live.
+
+The DARTS search network, the derived (evaluation) network, the LUT enumerator and the
+OpenCL executor all read :data:`OPS`. An operation is registered with one decorator,
+in the style of timm's model registry::
+
+    @register_op("sep_conv_3x3", space="darts", kind="primitive")
+    def sep_conv_3x3(c_in, c_out, stride, affine=True):
+        return SepConv(c_in, c_out, 3, stride, 1, affine=affine)
+
+Module definitions follow the DARTS paper's reference code (Liu et al., ICLR 2019).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+# --------------------------------------------------------------------------------------
+# Building blocks (the DARTS paper's definitions)
+# --------------------------------------------------------------------------------------
+
+
+class ReLUConvBN(nn.Module):
+    """ReLU -> Conv2d (no bias) -> BatchNorm2d."""
+
+    def __init__(self, c_in, c_out, kernel_size, stride, padding, affine=True):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+    def forward(self, x):
+        return self.op(x)
+
+
+class DilConv(nn.Module):
+    """ReLU -> dilated depthwise conv -> pointwise conv -> BN."""
+
+    def __init__(self, c_in, c_out, kernel_size, stride, padding, dilation, affine=True):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_in, kernel_size, stride, padding, dilation=dilation,
+                      groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, padding=0, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+    def forward(self, x):
+        return self.op(x)
+
+
+class SepConv(nn.Module):
+    """Two stacked (ReLU -> depthwise -> pointwise -> BN) blocks; the first one strides."""
+
+    def __init__(self, c_in, c_out, kernel_size, stride, padding, affine=True):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_in, kernel_size, stride, padding, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_in, 1, padding=0, bias=False),
+            nn.BatchNorm2d(c_in, affine=affine),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_in, kernel_size, 1, padding, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, padding=0, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+    def forward(self, x):
+        return self.op(x)
+
+
+class Identity(nn.Module):
+    """Returns its input."""
+
+    def forward(self, x):
+        return x
+
+
+class Zero(nn.Module):
+    """The `none` op: a zero tensor of the (strided) input's shape."""
+
+    def __init__(self, stride):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x):
+        if self.stride == 1:
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class FactorizedReduce(nn.Module):
+    """Halves H and W with two offset strided 1x1 convs whose outputs are concatenated."""
+
+    def __init__(self, c_in, c_out, affine=True):
+        super().__init__()
+        assert c_out % 2 == 0, "FactorizedReduce needs an even number of output channels"
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x):
+        x = self.relu(x)
+        out = torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1)
+        return self.bn(out)
+
+
+class GlobalPoolClassifier(nn.Module):
+    """The head of the CIFAR networks: global average pooling, flatten, linear."""
+
+    def __init__(self, c_in, num_classes):
+        super().__init__()
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_in, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.global_pooling(x).flatten(1))
+
+
+# --------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------
+
+
+def same_or_strided(c_in: int, c_out: int, h: int, w: int, stride: int) -> tuple[int, int, int]:
+    """Shape rule of 'same'-padded ops: returns (C_out, ceil(H/stride), ceil(W/stride))."""
+    return c_out, -(-h // stride), -(-w // stride)
+
+
+def pooled_to_vector(c_in: int, c_out: int, h: int, w: int, stride: int) -> tuple[int, int, int]:
+    """Shape rule of the classifier head: returns (num_classes, 1, 1)."""
+    return c_out, 1, 1
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One registered operation.
+
+    ``build(c_in, c_out, stride, affine=True)`` returns the module; ``shape(c_in, c_out,
+    h, w, stride)`` returns the output (C, H, W) for an input (c_in, h, w). ``kind`` is
+    ``"primitive"`` for candidate ops a searcher chooses between and ``"fixed"`` for the
+    parts every network of the space carries (stem, preprocessing, head).
+    """
+
+    name: str
+    space: str
+    kind: str
+    build: Callable[..., nn.Module]
+    shape: Callable[[int, int, int, int, int], tuple[int, int, int]] = same_or_strided
+    description: str = ""
+
+
+OPS: dict[str, OpSpec] = {}
+
+
+def register_op(name: str, *, space: str, kind: str = "primitive",
+                shape: Callable = same_or_strided):
+    """Decorator that registers a builder under ``name``; returns the builder unchanged."""
+
+    if kind not in ("primitive", "fixed"):
+        raise ValueError(f"kind must be 'primitive' or 'fixed', not {kind!r}")
+
+    def decorate(fn):
+        if name in OPS:
+            raise ValueError(f"operation {name!r} is already registered")
+        OPS[name] = OpSpec(name, space, kind, fn, shape, (fn.__doc__ or "").strip())
+        return fn
+
+    return decorate
+
+
+def primitives(space: str) -> list[str]:
+    """Returns the candidate op names of a search space, in registration order."""
+    return [s.name for s in OPS.values() if s.space == space and s.kind == "primitive"]
+
+
+def build_op(name: str, c_in: int, c_out: int, stride: int = 1, affine: bool = True) -> nn.Module:
+    """Returns a new module for the registered op ``name``."""
+    try:
+        spec = OPS[name]
+    except KeyError:
+        raise KeyError(f"unknown operation {name!r}; known: {', '.join(OPS)}") from None
+    return spec.build(c_in, c_out, stride, affine=affine)
+
+
+# ---- DARTS primitives (order is the DARTS code's PRIMITIVES order) ----------------------
+
+
+@register_op("none", space="darts")
+def _none(c_in, c_out, stride, affine=True):
+    """Zero: the edge is absent."""
+    return Zero(stride)
+
+
+@register_op("max_pool_3x3", space="darts")
+def _max_pool_3x3(c_in, c_out, stride, affine=True):
+    """3x3 max pooling, padding 1."""
+    return nn.MaxPool2d(3, stride=stride, padding=1)
+
+
+@register_op("avg_pool_3x3", space="darts")
+def _avg_pool_3x3(c_in, c_out, stride, affine=True):
+    """3x3 average pooling, padding 1, padding excluded from the mean."""
+    return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+
+
+@register_op("skip_connect", space="darts")
+def _skip_connect(c_in, c_out, stride, affine=True):
+    """Identity, or FactorizedReduce when the edge strides."""
+    return Identity() if stride == 1 else FactorizedReduce(c_in, c_out, affine=affine)
+
+
+@register_op("sep_conv_3x3", space="darts")
+def _sep_conv_3x3(c_in, c_out, stride, affine=True):
+    """Separable 3x3 convolution applied twice."""
+    return SepConv(c_in, c_out, 3, stride, 1, affine=affine)
+
+
+@register_op("sep_conv_5x5", space="darts")
+def _sep_conv_5x5(c_in, c_out, stride, affine=True):
+    """Separable 5x5 convolution applied twice."""
+    return SepConv(c_in, c_out, 5, stride, 2, affine=affine)
+
+
+@register_op("dil_conv_3x3", space="darts")
+def _dil_conv_3x3(c_in, c_out, stride, affine=True):
+    """Dilated (2) separable 3x3 convolution (5x5 receptive field)."""
+    return DilConv(c_in, c_out, 3, stride, 2, 2, affine=affine)
+
+
+@register_op("dil_conv_5x5", space="darts")
+def _dil_conv_5x5(c_in, c_out, stride, affine=True):
+    """Dilated (2) separable 5x5 convolution (9x9 receptive field)."""
+    return DilConv(c_in, c_out, 5, stride, 4, 2, affine=affine)
+
+
+# ---- fixed parts of the DARTS networks ------------------------------------------------
+
+
+@register_op("stem", space="darts", kind="fixed")
+def _stem(c_in, c_out, stride, affine=True):
+    """CIFAR stem: 3x3 conv (no bias) + BN."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+                         nn.BatchNorm2d(c_out))
+
+
+@register_op("relu_conv_bn_1x1", space="darts", kind="fixed")
+def _preprocess(c_in, c_out, stride, affine=True):
+    """Cell input preprocessing: ReLU -> 1x1 conv -> BN."""
+    return ReLUConvBN(c_in, c_out, 1, stride, 0, affine=affine)
+
+
+@register_op("factorized_reduce", space="darts", kind="fixed",
+             shape=lambda c_in, c_out, h, w, s: (c_out, -(-h // 2), -(-w // 2)))
+def _factorized_reduce(c_in, c_out, stride, affine=True):
+    """Cell input preprocessing after a reduction cell: halves H and W."""
+    return FactorizedReduce(c_in, c_out, affine=affine)
+
+
+@register_op("gap_linear", space="darts", kind="fixed", shape=pooled_to_vector)
+def _head(c_in, c_out, stride, affine=True):
+    """Head: global average pooling and the linear classifier (c_out = classes)."""
+    return GlobalPoolClassifier(c_in, c_out)
+
+
+PRIMITIVES = primitives("darts")

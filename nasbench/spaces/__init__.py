@@ -1,0 +1,1 @@
+"""Search spaces: network geometry and enumeration of the op instances a space places."""
