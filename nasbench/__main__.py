@@ -1,0 +1,5 @@
+"""``python -m nasbench`` runs the CLI."""
+
+from .cli import entry
+
+entry()

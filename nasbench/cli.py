@@ -1,0 +1,337 @@
+"""The ``nasbench`` command line (typer + rich).
+
+Every command has ``--help``; data commands have ``--json``; bad input prints one line
+on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Hardware-aware benchmarking and profiling for Neural Architecture "
+                       "Search: profile a device into a LUT, search with cost-aware "
+                       "objectives, report Pareto fronts.")
+lut_app = typer.Typer(no_args_is_help=True, help="Inspect and compare LUT files.")
+app.add_typer(lut_app, name="lut")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _parse_batches(text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UserError(f"--batch must be comma-separated integers, got {text!r}") from None
+    if not vals or any(v < 1 for v in vals):
+        raise UserError(f"--batch needs positive integers, got {text!r}")
+    return vals
+
+
+def _parse_ratio(text: str) -> float:
+    t = text.strip()
+    try:
+        return float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise UserError(f"threshold must look like 10% or 0.1, got {text!r}") from None
+
+
+# --------------------------------------------------------------------------------------
+# devices
+# --------------------------------------------------------------------------------------
+
+
+@app.command()
+def devices(json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+            quiet: bool = typer.Option(False, "--quiet", "-q", help="Only device specs.")):
+    """List every device found and which meters (latency, memory, energy) work there."""
+    from .device_report import device_rows
+    rows = device_rows()
+    if json_out:
+        print(json.dumps(rows, indent=1, default=str))
+        return
+    if quiet:
+        for r in rows:
+            print(r["spec"])
+        return
+    t = Table(title="Devices", show_lines=True)
+    for c in ("device", "name", "backend", "details", "latency", "memory", "energy"):
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        m = r["meters"]
+        t.add_row(r["spec"] + (f"\n[cyan]preset {r['preset']}[/]" if r.get("preset") else ""),
+                  r["name"], r["backend"], r["summary"],
+                  *(("[green]yes[/] " if m[k]["ok"] else "[red]no[/] ") + m[k]["how"]
+                    for k in ("latency", "memory", "energy")))
+    out.print(t)
+    from profilers.presets import PRESETS
+    out.print("[dim]presets: " + ", ".join(PRESETS) + " (use --device NAME)[/]")
+
+
+# --------------------------------------------------------------------------------------
+# profile
+# --------------------------------------------------------------------------------------
+
+
+@app.command()
+def profile(
+    device: str = typer.Option("cpu", "--device", "-d",
+                               help="cpu, cuda[:N], rocm[:N], opencl[:P[:D]] or a preset."),
+    space: str = typer.Option("darts", help="Search space whose ops are enumerated."),
+    channels: int = typer.Option(36, help="Deploy network: initial channels C."),
+    layers: int = typer.Option(20, help="Deploy network: number of cells."),
+    input_size: int = typer.Option(32, "--input", help="Deploy network: input H = W."),
+    classes: int = typer.Option(10, help="Deploy network: number of classes."),
+    batch: str = typer.Option("1", help="Batch sizes, comma-separated (e.g. 1,32)."),
+    dtype: str = typer.Option("float32", help="float32 (float16 where supported)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", "-o",
+                                            help="LUT file (default: the per-user cache)."),
+    resume: bool = typer.Option(False, help="Keep entries already in --out; measure the rest."),
+    threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)."),
+    time_cap: float = typer.Option(1.0, help="Seconds of timing per entry at most."),
+    min_repeats: int = typer.Option(10, help="Timed repeats per entry at least."),
+    max_repeats: int = typer.Option(300, help="Timed repeats per entry at most."),
+    ci_target: float = typer.Option(0.02, help="Stop when the median's 95% CI is within "
+                                               "this fraction."),
+    cv_threshold: float = typer.Option(0.10, help="Re-measure, then flag, entries with a "
+                                                  "larger CV."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress, no table."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+):
+    """Measure every op instance the space places in the deploy network into a LUT."""
+    from profilers.latency import LatencySettings
+
+    from .profiling import cached_lut_path, get_device, run_profile
+    from .progress import progress_bar
+    from .spaces.darts import DeployConfig
+    if space != "darts":
+        raise UserError(f"unknown space {space!r} (available: darts)")
+    if dtype not in ("float32", "float16"):
+        raise UserError(f"--dtype must be float32 or float16, got {dtype!r}")
+    for name, v in (("--channels", channels), ("--layers", layers), ("--input", input_size),
+                    ("--classes", classes)):
+        if v < 1:
+            raise UserError(f"{name} must be positive, got {v}")
+    if layers < 3:
+        raise UserError("--layers must be at least 3 (two reduction cells)")
+    if threads is not None and threads < 1:
+        raise UserError("--threads must be positive")
+    try:
+        settings = LatencySettings(min_repeats=min_repeats, max_repeats=max_repeats,
+                                   time_cap_s=time_cap, ci_target=ci_target,
+                                   cv_threshold=cv_threshold)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    deploy = DeployConfig(channels=channels, layers=layers, input_size=input_size,
+                          num_classes=classes, batches=_parse_batches(batch), dtype=dtype)
+    dev = get_device(device)
+    path = out_file or cached_lut_path(dev, deploy)
+    if resume and not path.exists():
+        raise UserError(f"--resume: {path} does not exist")
+    import time
+    t0 = time.perf_counter()
+    with progress_bar(f"profiling {dev.spec}", quiet=quiet or json_out) as cb:
+        lut = run_profile(dev, deploy, path, settings=settings, resume=resume,
+                          threads=threads, progress=cb)
+    elapsed = time.perf_counter() - t0
+    summary = _lut_summary(lut)
+    summary.update({"path": str(path), "seconds": round(elapsed, 1)})
+    if json_out:
+        print(json.dumps(summary, indent=1))
+    elif not quiet:
+        out.print(f"[bold green]wrote[/] {path}: {summary['entries']} entries on "
+                  f"{dev.name} ({lut.provenance['backend']}, {lut.provenance['threads']} "
+                  f"threads) in {elapsed:.1f} s; median CV {summary['median_cv']:.3f}, "
+                  f"{summary['noisy']} noisy; energy: {summary['energy']}")
+
+
+def _lut_summary(lut) -> dict:
+    import statistics
+    cvs = [e["latency_ms"]["cv"] for e in lut.entries.values()]
+    reasons = {e.get("energy_reason") for e in lut.entries.values() if e.get("energy_j") is None}
+    return {"entries": len(lut.entries), "device": lut.device_name,
+            "median_cv": statistics.median(cvs) if cvs else None,
+            "noisy": sum(bool(e.get("noisy")) for e in lut.entries.values()),
+            "energy": ("measured" if not reasons else "not measured: " +
+                       "; ".join(sorted(str(r) for r in reasons)))}
+
+
+# --------------------------------------------------------------------------------------
+# lut show / diff
+# --------------------------------------------------------------------------------------
+
+
+def _load_lut(path: Path):
+    from profilers.lut import LUT, LUTError
+    try:
+        return LUT.load(path)
+    except LUTError as e:
+        raise UserError(str(e)) from None
+
+
+@lut_app.command("show")
+def lut_show(
+    file: Path = typer.Argument(..., help="LUT file."),
+    op: Optional[str] = typer.Option(None, help="Only ops whose name contains this."),
+    batch: Optional[int] = typer.Option(None, help="Only this batch size."),
+    sort: str = typer.Option("key", help="Sort by key, latency, cv or memory."),
+    noisy: bool = typer.Option(False, "--noisy", help="Only entries flagged noisy."),
+    csv: bool = typer.Option(False, "--csv", help="Print CSV (pandas)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON rows."),
+):
+    """Show a LUT as a table (filters, sorting, CSV or JSON)."""
+    from profilers.query import lut_frame
+    lut = _load_lut(file)
+    df = lut_frame(lut)
+    if op:
+        df = df[df["op"].str.contains(op, regex=False)]
+    if batch is not None:
+        df = df[df["batch"] == batch]
+    if noisy:
+        df = df[df["noisy"]]
+    sort_cols = {"key": "key", "latency": "latency_ms", "cv": "cv", "memory": "memory_bytes"}
+    if sort not in sort_cols:
+        raise UserError(f"--sort must be one of {', '.join(sort_cols)}")
+    df = df.sort_values(sort_cols[sort], ascending=sort == "key", kind="stable")
+    if csv:
+        sys.stdout.write(df.to_csv(index=False))
+        return
+    if json_out:
+        print(df.to_json(orient="records", indent=1))
+        return
+    p = lut.provenance
+    t = Table(title=f"{file} — {lut.device_name} ({p.get('backend')}, "
+                    f"{p.get('threads')} threads, {p.get('created')})")
+    for c, j in (("op", "left"), ("input", "left"), ("out C", "right"), ("stride", "right"),
+                 ("batch", "right"), ("median ms", "right"), ("p5-p95 ms", "right"),
+                 ("CV", "right"), ("n", "right"), ("memory", "right"), ("energy J", "right")):
+        t.add_column(c, justify=j)
+    for r in df.itertuples():
+        mem = "-" if r.memory_bytes != r.memory_bytes or r.memory_bytes is None else \
+            _human_bytes(r.memory_bytes)
+        en = "n/a" if r.energy_j != r.energy_j or r.energy_j is None else f"{r.energy_j:.3g}"
+        cv = f"{r.cv:.3f}" + (" [yellow]noisy[/]" if r.noisy else "")
+        t.add_row(r.op, f"{r.c_in}x{r.h}x{r.w}", str(r.c_out), str(r.stride), str(r.batch),
+                  f"{r.latency_ms:.4f}", f"{r.p5_ms:.4f}-{r.p95_ms:.4f}", cv, str(r.repeats),
+                  mem, en)
+    out.print(t)
+    out.print(f"[dim]{len(df)} of {len(lut.entries)} entries[/]")
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@lut_app.command("diff")
+def lut_diff(
+    old: Path = typer.Argument(..., help="Baseline LUT."),
+    new: Path = typer.Argument(..., help="New LUT."),
+    threshold: str = typer.Option("10%", help="Regression threshold (10% or 0.1)."),
+    fail: bool = typer.Option(False, "--fail", help="Exit 1 when any entry regressed."),
+    metric: str = typer.Option("latency", help="latency, memory or energy."),
+    top: int = typer.Option(20, help="Rows to print (worst first)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON rows."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdict line."),
+):
+    """Compare two LUTs entry by entry; the worst regressions first. CI: --fail."""
+    from profilers.lut import METRICS, diff_luts
+    if metric not in METRICS:
+        raise UserError(f"--metric must be one of {', '.join(METRICS)}")
+    thr = _parse_ratio(threshold)
+    if thr < 0:
+        raise UserError("--threshold must not be negative")
+    a, b = _load_lut(old), _load_lut(new)
+    rows = diff_luts(a, b, thr, metric)
+    regressed = [r for r in rows if r.status == "regressed"]
+    if json_out:
+        print(json.dumps([r.__dict__ for r in rows], indent=1))
+    elif not quiet:
+        if a.device_name != b.device_name:
+            err.print(f"[yellow]note: comparing {a.device_name!r} with {b.device_name!r}[/]")
+        t = Table(title=f"{metric}: {old} -> {new} (threshold {thr:.0%})")
+        for c in ("entry", "old", "new", "ratio", "status"):
+            t.add_column(c, justify="left" if c in ("entry", "status") else "right")
+        colours = {"regressed": "red", "improved": "green"}
+        for r in rows[:top]:
+            t.add_row(r.key, _fmt(r.old_ms), _fmt(r.new_ms),
+                      "-" if r.ratio is None else f"{r.ratio:.3f}x",
+                      f"[{colours.get(r.status, 'white')}]{r.status}[/]")
+        out.print(t)
+    counts = {s: sum(r.status == s for r in rows) for s in
+              ("regressed", "improved", "same", "added", "removed")}
+    if not json_out:
+        verdict = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+        out.print(("[bold red]FAIL[/] " if regressed and fail else "") + verdict)
+    if fail and regressed:
+        raise typer.Exit(1)
+
+
+def _fmt(v):
+    return "-" if v is None else f"{v:.4g}"
+
+
+# --------------------------------------------------------------------------------------
+# search / report (implemented in nasbench.commands)
+# --------------------------------------------------------------------------------------
+
+try:
+    from .commands.search import search as _search
+    app.command("search")(_search)
+except ImportError:  # pragma: no cover - during development only
+    pass
+
+try:
+    from .commands.report import report as _report
+    app.command("report")(_report)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the CLI; returns the exit status (2 and one line for bad input)."""
+    from profilers.devices import DeviceError
+    from profilers.lut import LUTError
+    try:
+        app(args=argv, standalone_mode=False, prog_name="nasbench")
+        return 0
+    except (UserError, LUTError, DeviceError) as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        return 2
+    except click.exceptions.NoArgsIsHelpError:
+        return 0
+    except click.UsageError as e:
+        err.print(f"[bold red]error:[/] {e.format_message()}", highlight=False,
+                  soft_wrap=True)
+        return 2
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.Abort:
+        err.print("aborted")
+        return 130
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

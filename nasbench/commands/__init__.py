@@ -1,0 +1,1 @@
+"""CLI command implementations, registered by nasbench.cli."""

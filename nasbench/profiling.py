@@ -1,0 +1,135 @@
+"""Glue between the search spaces and the profilers: which items a LUT holds, where a
+device's cached LUT lives, and measuring a whole network the way the LUT measures ops."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from profilers.backends import backend_for
+from profilers.build import ProfileItem, build_lut
+from profilers.devices import Device, DeviceError, resolve_device
+from profilers.latency import LatencySettings, measure_latency
+from profilers.lut import LUT, LUTError, full_key
+
+from .errors import UserError
+from .spaces.darts import DeployConfig, OpInstance, enumerate_instances
+
+
+def cache_dir() -> Path:
+    """Returns the per-user folder of cached LUTs and tuning files
+    ($NASBENCH_CACHE_DIR, else the platform's user cache dir)."""
+    env = os.environ.get("NASBENCH_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+    return Path(user_cache_dir("nasbench"))
+
+
+def instance_item(inst: OpInstance, batch: int, dtype: str) -> ProfileItem:
+    """Returns the ProfileItem that measures ``inst`` at ``batch``."""
+    fields = {"op": inst.op, "c_in": inst.c_in, "c_out": inst.c_out, "h": inst.h, "w": inst.w,
+              "stride": inst.stride, **dict(inst.attrs), "batch": batch, "dtype": dtype,
+              "op_key": inst.key}
+    return ProfileItem(full_key(inst.key, batch, dtype), fields, inst.build,
+                       (batch, inst.c_in, inst.h, inst.w))
+
+
+def profile_items(deploy: DeployConfig, instances: list[OpInstance] | None = None
+                  ) -> list[ProfileItem]:
+    """Returns every item of a LUT for the deploy network, for each batch size."""
+    instances = instances if instances is not None else enumerate_instances(deploy)
+    return [instance_item(i, b, deploy.dtype) for b in deploy.batches for i in instances]
+
+
+def get_device(spec: str) -> Device:
+    """Returns the resolved device; raises UserError (one line) for absent hardware."""
+    try:
+        return resolve_device(spec)
+    except DeviceError as e:
+        raise UserError(str(e)) from None
+
+
+def deploy_provenance(deploy: DeployConfig) -> dict:
+    """Returns the LUT provenance fields that describe the deploy network."""
+    return {"space": "darts", "deploy": deploy.describe(), "batches": list(deploy.batches),
+            "dtype": deploy.dtype}
+
+
+def cached_lut_path(device: Device, deploy: DeployConfig) -> Path:
+    """Returns where the cached LUT of this device and deploy network lives."""
+    ident = json.dumps({"device": device.id, **deploy_provenance(deploy)}, sort_keys=True)
+    h = hashlib.sha256(ident.encode()).hexdigest()[:12]
+    slug = "".join(c if c.isalnum() else "-" for c in device.spec)
+    return cache_dir() / "luts" / f"{slug}-darts-{h}.json"
+
+
+def run_profile(device: Device, deploy: DeployConfig, out: Path, *,
+                settings: LatencySettings = LatencySettings(), resume: bool = False,
+                threads: int | None = None, progress: Callable | None = None) -> LUT:
+    """Profiles every op instance of ``deploy`` on ``device`` into ``out``; returns the
+    LUT."""
+    from profilers.energy import energy_meter_for
+    backend = backend_for(device, tuning_dir=cache_dir() / "tuning")
+    energy = energy_meter_for(_energy_kind(device), device.index[0] if device.index else 0)
+    try:
+        return build_lut(profile_items(deploy), device, backend, out, settings=settings,
+                         provenance_extra=deploy_provenance(deploy), resume=resume,
+                         threads=threads, energy_meter=energy, progress=progress)
+    except LUTError as e:
+        raise UserError(str(e)) from None
+
+
+def _energy_kind(device: Device) -> str:
+    if device.kind == "opencl":
+        vendor = str(device.details.get("vendor", "")).lower()
+        return "opencl-amd" if ("amd" in vendor or "advanced micro" in vendor) else "opencl"
+    return device.kind
+
+
+def ensure_lut(device: str, deploy: DeployConfig, *, quiet: bool = False) -> Path:
+    """Returns the cached LUT of ``device`` for ``deploy``, profiling it first (with a
+    progress bar unless quiet) when the cache has none or an incomplete one."""
+    dev = get_device(device)
+    path = cached_lut_path(dev, deploy)
+    if path.exists():
+        try:
+            lut = LUT.load(path)
+            if not lut.missing([i.key for i in enumerate_instances(deploy)],
+                               deploy.batches[0]):
+                return path
+        except LUTError:
+            pass
+    from .progress import progress_bar
+    with progress_bar(f"profiling {dev.spec} ({dev.name})", quiet=quiet) as cb:
+        run_profile(dev, deploy, path, resume=path.exists(), progress=cb)
+    return path
+
+
+def measure_network(module: nn.Module, input_shape: tuple, device: str = "cpu",
+                    settings: LatencySettings = LatencySettings(time_cap_s=3.0)) -> dict:
+    """Measures a whole network on ``device`` with the LUT's meters and returns
+    ``{"latency_ms": stats, "wall_ms": stats, "memory_bytes", "memory_method",
+    "energy_j", "energy_reason", "device"}`` (ms, bytes, J per forward)."""
+    from profilers.build import energy_fields, memory_fields
+    from profilers.energy import energy_meter_for
+    dev = get_device(device)
+    backend = backend_for(dev, tuning_dir=cache_dir() / "tuning")
+    prepared = backend.prepare(module, tuple(input_shape))
+    try:
+        m = measure_latency(prepared.run, prepared.sync, settings)
+        out = {"latency_ms": m.primary.to_dict(), "wall_ms": m.wall.to_dict(),
+               "latency_source": "device-events" if m.device is not None else "wall-clock",
+               "threads": torch.get_num_threads(), "device": dev.to_dict()}
+        out.update(memory_fields(dev, prepared))
+        meter = energy_meter_for(_energy_kind(dev), dev.index[0] if dev.index else 0)
+        out.update(energy_fields(meter, prepared))
+        return out
+    finally:
+        prepared.release()

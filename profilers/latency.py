@@ -1,0 +1,144 @@
+"""The latency meter: warm-up, synchronised timing, repeat until the median is stable.
+
+Stopping rule: after ``min_repeats`` timings, stop as soon as the distribution-free 95%
+confidence interval of the median (order statistics n/2 +- 0.98 sqrt(n)) is narrower than
+``ci_target`` of the median, or ``max_repeats`` / ``time_cap_s`` is reached. The median
+is the estimate stored in the LUT; mean, p5, p95 and CV describe the noise.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """Options of the latency meter (times in seconds; ratios as fractions)."""
+
+    warmup: int = 3              # untimed calls before timing (at least)
+    warmup_s: float = 0.02       # and at least this long of warm-up
+    min_repeats: int = 10
+    max_repeats: int = 300
+    time_cap_s: float = 1.0      # per measurement, after warm-up
+    ci_target: float = 0.02      # relative half-width of the median's 95% CI
+    cv_threshold: float = 0.10   # entries noisier than this are re-measured once
+
+    def __post_init__(self):
+        if self.min_repeats < 3 or self.max_repeats < self.min_repeats:
+            raise ValueError("need 3 <= min_repeats <= max_repeats")
+        if self.time_cap_s <= 0 or self.ci_target <= 0 or self.cv_threshold <= 0:
+            raise ValueError("time cap, CI target and CV threshold must be positive")
+
+    def to_dict(self) -> dict:
+        """Returns the settings as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Robust statistics of repeated timings, in milliseconds (cv is a ratio)."""
+
+    median: float
+    mean: float
+    p5: float
+    p95: float
+    cv: float
+    repeats: int
+    ci_rel: float          # relative half-width of the median's 95% CI at the end
+    stable: bool           # the CI target was reached
+
+    def to_dict(self) -> dict:
+        """Returns the statistics as a JSON-ready dict (ms)."""
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def median_ci_rel(sorted_ms: list[float]) -> float:
+    """Returns the relative half-width of the distribution-free 95% CI of the median of an
+    already sorted sample (order statistics), or inf when the sample is too small."""
+    n = len(sorted_ms)
+    if n < 3:
+        return math.inf
+    half = 0.98 * math.sqrt(n)  # 1.96 * sqrt(n) / 2
+    lo = max(0, int(math.floor(n / 2 - half)))
+    hi = min(n - 1, int(math.ceil(n / 2 + half)))
+    med = statistics.median(sorted_ms)
+    if med <= 0:
+        return math.inf
+    return (sorted_ms[hi] - sorted_ms[lo]) / 2 / med
+
+
+def summarize(samples_ms: list[float], stable: bool | None = None) -> LatencyStats:
+    """Returns the statistics of a list of timings in ms."""
+    if not samples_ms:
+        raise ValueError("no timings")
+    a = np.asarray(samples_ms, dtype=np.float64)
+    s = sorted(samples_ms)
+    mean = float(a.mean())
+    cv = float(a.std(ddof=1) / mean) if len(a) > 1 and mean > 0 else 0.0
+    ci = median_ci_rel(s)
+    return LatencyStats(
+        median=float(np.median(a)), mean=mean,
+        p5=float(np.percentile(a, 5)), p95=float(np.percentile(a, 95)),
+        cv=cv, repeats=len(a), ci_rel=ci if math.isfinite(ci) else -1.0,
+        stable=bool(stable) if stable is not None else False,
+    )
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Wall-clock statistics and, where the backend reports it, device-side statistics
+    (e.g. OpenCL kernel time from profiling events)."""
+
+    wall: LatencyStats
+    device: LatencyStats | None
+
+    @property
+    def primary(self) -> LatencyStats:
+        """Returns the statistics the LUT stores as the op's latency (device time where
+        the backend has it, else wall time)."""
+        return self.device if self.device is not None else self.wall
+
+
+def measure_latency(run: Callable[[], float | None], sync: Callable[[], None] | None = None,
+                    settings: LatencySettings = LatencySettings(),
+                    clock: Callable[[], float] = time.perf_counter) -> Measurement:
+    """Times ``run`` and returns its Measurement (ms).
+
+    ``run()`` executes the op once and may return its device-side time in seconds;
+    ``sync()`` blocks until the device is idle, so a wall timing covers the whole op."""
+    sync = sync or (lambda: None)
+    # warm-up: allocator caches, lazy compilation, first-touch page faults
+    t_end = clock() + settings.warmup_s
+    i = 0
+    while i < settings.warmup or clock() < t_end:
+        run()
+        sync()
+        i += 1
+        if i > 10_000:
+            break
+    wall: list[float] = []
+    dev: list[float] = []
+    stable = False
+    t_cap = clock() + settings.time_cap_s
+    while len(wall) < settings.max_repeats:
+        t0 = clock()
+        d = run()
+        sync()
+        wall.append((clock() - t0) * 1e3)
+        if d is not None:
+            dev.append(d * 1e3)
+        if len(wall) >= settings.min_repeats:
+            primary = dev if len(dev) == len(wall) else wall
+            if median_ci_rel(sorted(primary)) <= settings.ci_target:
+                stable = True
+                break
+            if clock() >= t_cap:
+                break
+    return Measurement(summarize(wall, stable),
+                       summarize(dev, stable) if len(dev) == len(wall) and dev else None)

@@ -1,0 +1,33 @@
+import pytest
+
+from profilers.lut import LUT, full_key
+
+
+def make_entry(op_key: str, batch: int, median: float, cv: float = 0.01, **extra) -> dict:
+    """Returns a LUT entry shaped like the profiler writes them."""
+    op, c, hw, s = op_key.split("/")[:4]
+    c_in, c_out = (int(x) for x in c[1:].split("-"))
+    h, w = (int(x) for x in hw[1:].split("w"))
+    e = {"op": op, "c_in": c_in, "c_out": c_out, "h": h, "w": w, "stride": int(s[1:]),
+         "batch": batch, "dtype": "float32", "op_key": op_key,
+         "latency_ms": {"median": median, "mean": median, "p5": median * 0.95,
+                        "p95": median * 1.05, "cv": cv, "repeats": 20},
+         "noisy": False, "memory_bytes": 1000, "energy_j": None,
+         "energy_reason": "no sensor (test)"}
+    e.update(extra)
+    return e
+
+
+def make_lut(values: dict, batch: int = 1, device_id: str = "cpu:Test CPU",
+             deploy: dict | None = None) -> LUT:
+    """Returns a LUT with ``values`` = {op_key: median ms}."""
+    prov = {"device": {"id": device_id, "name": device_id.split(":", 1)[1]},
+            "backend": "torch-cpu", "threads": 1, "space": "darts",
+            "deploy": deploy or {}, "batches": [batch], "dtype": "float32"}
+    return LUT(prov, {full_key(k, batch): make_entry(k, batch, v) for k, v in values.items()})
+
+
+@pytest.fixture
+def tiny_lut():
+    return make_lut({"sep_conv_3x3/c8-8/h8w8/s1": 2.0, "max_pool_3x3/c8-8/h8w8/s1": 0.5,
+                     "skip_connect/c8-8/h8w8/s1": 0.01})
