@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -66,14 +64,15 @@ def devices(json_out: bool = typer.Option(False, "--json", help="Print JSON."),
             print(r["spec"])
         return
     t = Table(title="Devices", show_lines=True)
-    for c in ("device", "name", "backend", "details", "latency", "memory", "energy"):
-        t.add_column(c, overflow="fold")
+    t.add_column("device", no_wrap=True)
+    t.add_column("hardware", ratio=1)
+    t.add_column("meters", ratio=1)
     for r in rows:
         m = r["meters"]
+        meters = "\n".join(f"{k:<7} " + ("[green]yes[/] " if m[k]["ok"] else "[red]no[/]  ")
+                           + m[k]["how"] for k in ("latency", "memory", "energy"))
         t.add_row(r["spec"] + (f"\n[cyan]preset {r['preset']}[/]" if r.get("preset") else ""),
-                  r["name"], r["backend"], r["summary"],
-                  *(("[green]yes[/] " if m[k]["ok"] else "[red]no[/] ") + m[k]["how"]
-                    for k in ("latency", "memory", "energy")))
+                  f"[bold]{r['name']}[/]\n{r['backend']}; {r['summary']}", meters)
     out.print(t)
     from profilers.presets import PRESETS
     out.print("[dim]presets: " + ", ".join(PRESETS) + " (use --device NAME)[/]")
@@ -95,10 +94,10 @@ def profile(
     classes: int = typer.Option(10, help="Deploy network: number of classes."),
     batch: str = typer.Option("1", help="Batch sizes, comma-separated (e.g. 1,32)."),
     dtype: str = typer.Option("float32", help="float32 (float16 where supported)."),
-    out_file: Optional[Path] = typer.Option(None, "--out", "-o",
+    out_file: Path | None = typer.Option(None, "--out", "-o",
                                             help="LUT file (default: the per-user cache)."),
     resume: bool = typer.Option(False, help="Keep entries already in --out; measure the rest."),
-    threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)."),
+    threads: int | None = typer.Option(None, help="torch threads (default: torch's)."),
     time_cap: float = typer.Option(1.0, help="Seconds of timing per entry at most."),
     min_repeats: int = typer.Option(10, help="Timed repeats per entry at least."),
     max_repeats: int = typer.Option(300, help="Timed repeats per entry at most."),
@@ -183,8 +182,8 @@ def _load_lut(path: Path):
 @lut_app.command("show")
 def lut_show(
     file: Path = typer.Argument(..., help="LUT file."),
-    op: Optional[str] = typer.Option(None, help="Only ops whose name contains this."),
-    batch: Optional[int] = typer.Option(None, help="Only this batch size."),
+    op: str | None = typer.Option(None, help="Only ops whose name contains this."),
+    batch: int | None = typer.Option(None, help="Only this batch size."),
     sort: str = typer.Option("key", help="Sort by key, latency, cv or memory."),
     noisy: bool = typer.Option(False, "--noisy", help="Only entries flagged noisy."),
     csv: bool = typer.Option(False, "--csv", help="Print CSV (pandas)."),
@@ -211,22 +210,36 @@ def lut_show(
         print(df.to_json(orient="records", indent=1))
         return
     p = lut.provenance
-    t = Table(title=f"{file} — {lut.device_name} ({p.get('backend')}, "
+    t = Table(title=f"{file.name}: {lut.device_name} ({p.get('backend')}, "
                     f"{p.get('threads')} threads, {p.get('created')})")
-    for c, j in (("op", "left"), ("input", "left"), ("out C", "right"), ("stride", "right"),
-                 ("batch", "right"), ("median ms", "right"), ("p5-p95 ms", "right"),
-                 ("CV", "right"), ("n", "right"), ("memory", "right"), ("energy J", "right")):
-        t.add_column(c, justify=j)
+    t.add_column("op", no_wrap=True)
+    t.add_column("C x H x W -> C'", no_wrap=True)
+    t.add_column("s", justify="right")
+    t.add_column("b", justify="right")
+    t.add_column("median ms", justify="right")
+    t.add_column("p95 ms", justify="right")
+    t.add_column("CV", justify="right")
+    t.add_column("n", justify="right")
+    t.add_column("memory", justify="right")
+    t.add_column("energy J", justify="right")
     for r in df.itertuples():
         mem = "-" if r.memory_bytes != r.memory_bytes or r.memory_bytes is None else \
             _human_bytes(r.memory_bytes)
         en = "n/a" if r.energy_j != r.energy_j or r.energy_j is None else f"{r.energy_j:.3g}"
-        cv = f"{r.cv:.3f}" + (" [yellow]noisy[/]" if r.noisy else "")
-        t.add_row(r.op, f"{r.c_in}x{r.h}x{r.w}", str(r.c_out), str(r.stride), str(r.batch),
-                  f"{r.latency_ms:.4f}", f"{r.p5_ms:.4f}-{r.p95_ms:.4f}", cv, str(r.repeats),
-                  mem, en)
+        cv = f"[yellow]{r.cv:.2f}![/]" if r.noisy else f"{r.cv:.2f}"
+        t.add_row(r.op, f"{r.c_in}x{r.h}x{r.w}->{r.c_out}", str(r.stride), str(r.batch),
+                  f"{r.latency_ms:.4f}", f"{r.p95_ms:.4f}", cv, str(r.repeats), mem, en)
     out.print(t)
-    out.print(f"[dim]{len(df)} of {len(lut.entries)} entries[/]")
+    out.print(f"[dim]{len(df)} of {len(lut.entries)} entries; ! = noisy (CV above the "
+              f"threshold after one re-measurement); energy n/a: "
+              f"{_first_reason(lut)}[/]")
+
+
+def _first_reason(lut) -> str:
+    for e in lut.entries.values():
+        if e.get("energy_j") is None:
+            return str(e.get("energy_reason"))
+    return "-"
 
 
 def _human_bytes(n: float) -> str:
@@ -307,25 +320,30 @@ def main(argv: list[str] | None = None) -> int:
     from profilers.devices import DeviceError
     from profilers.lut import LUTError
     try:
-        app(args=argv, standalone_mode=False, prog_name="nasbench")
-        return 0
+        rc = app(args=argv, standalone_mode=False, prog_name="nasbench")
+        return rc if isinstance(rc, int) else 0
     except (UserError, LUTError, DeviceError) as e:
         err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         return 2
-    except click.exceptions.NoArgsIsHelpError:
-        return 0
-    except click.UsageError as e:
-        err.print(f"[bold red]error:[/] {e.format_message()}", highlight=False,
-                  soft_wrap=True)
-        return 2
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.Abort:
-        err.print("aborted")
-        return 130
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except Exception as e:
+        # typer (and the click it wraps or vendors) signal usage errors, --help and
+        # exits with exceptions whose module moved between releases: match by name
+        name = type(e).__name__
+        if name == "NoArgsIsHelpError":
+            return 0
+        if name == "Exit":
+            return int(getattr(e, "exit_code", 0))
+        if name == "Abort":
+            err.print("aborted")
+            return 130
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):
+            err.print(f"[bold red]error:[/] {e.format_message()}", highlight=False,
+                      soft_wrap=True)
+            return 2
+        raise
 
 
 def entry() -> None:

@@ -28,18 +28,22 @@ def meters_for(d: Device) -> dict:
     lat = {"cpu": "wall clock (perf_counter)", "cuda": "CUDA events",
            "rocm": "HIP events", "opencl": "OpenCL profiling events + wall clock"}[d.kind]
     if d.kind == "opencl":
-        mem = {"ok": True, "how": "peak live buffer bytes (executor accounting)"}
+        mem = {"ok": True, "how": "opencl-buffers",
+               "detail": "peak bytes of device buffers live during the op (executor)"}
     else:
-        how = memory_method(d.kind)
-        mem = {"ok": not how.startswith("unavailable"), "how": how}
+        detail = memory_method(d.kind)
+        mem = {"ok": not detail.startswith("unavailable"), "how": detail.split(":")[0],
+               "detail": detail}
     kind = d.kind
     if kind == "opencl":
         vendor = str(d.details.get("vendor", "")).lower()
         kind = "opencl-amd" if "amd" in vendor or "advanced micro" in vendor else "opencl"
     e = energy_meter_for(kind, d.index[0] if d.index else 0).describe()
     energy = {"ok": bool(e.get("available")),
-              "how": e.get("method") if e.get("available") else f"no: {e.get('reason')}"}
-    return {"latency": {"ok": True, "how": lat}, "memory": mem, "energy": energy}
+              "how": e.get("method") if e.get("available") else str(e.get("reason")),
+              "detail": e.get("reason") or e.get("method")}
+    return {"latency": {"ok": True, "how": lat, "detail": lat}, "memory": mem,
+            "energy": energy}
 
 
 def device_rows() -> list[dict]:

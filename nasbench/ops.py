@@ -14,8 +14,8 @@ Module definitions follow the DARTS paper's reference code (Liu et al., ICLR 201
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn

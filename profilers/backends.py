@@ -8,8 +8,9 @@ backend (``profilers.opencl_backend``) runs modules through our own kernels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn

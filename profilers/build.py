@@ -11,9 +11,9 @@ import datetime as _dt
 import os
 import platform
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn

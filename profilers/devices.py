@@ -171,10 +171,11 @@ def resolve_device(spec: str, devices: list[Device] | None = None) -> Device:
     kind, a, b = m.group(1), m.group(2), m.group(3)
     if kind == "cpu":
         if a is not None:
-            raise DeviceError(f"'cpu' takes no index (got {spec!r})")
+            raise DeviceError(f"'cpu' takes no index (got {spec!r}); found: {_listing(devices)}")
         return next(d for d in devices if d.kind == "cpu")
     if kind in ("cuda", "rocm") and b is not None:
-        raise DeviceError(f"{kind} takes one index (got {spec!r})")
+        raise DeviceError(f"{kind} takes one index (got {spec!r}); found: "
+                          f"{_listing(devices)}")
     want = tuple(int(x) for x in (a, b) if x is not None)
     cands = [d for d in devices if d.kind == kind and d.index[: len(want)] == want]
     if not cands:

@@ -6,8 +6,13 @@ import torch
 from nasbench.genotypes import Genotype
 from nasbench.models.network import build_network_from_genotype
 from nasbench.ops import OPS, PRIMITIVES
-from nasbench.spaces.darts import (DeployConfig, cell_plan, enumerate_instances,
-                                   network_edge_instances, network_fixed_instances)
+from nasbench.spaces.darts import (
+    DeployConfig,
+    cell_plan,
+    enumerate_instances,
+    network_edge_instances,
+    network_fixed_instances,
+)
 
 # every input index 0..4 appears, so every (stride, resolution) an edge can have is used
 INDICES = [0, 1, 2, 0, 3, 1, 4, 0]
