@@ -1,0 +1,32 @@
+"""HTML Pareto reports for nasbench runs: Pareto sets, hypervolume, plotly figures, HTML.
+
+This package imports nothing else of nasbench: it reads run directories (JSON) and,
+optionally, LUT and validation JSON files. Entry point: :func:`build_report`.
+"""
+
+from .html import atomic_write_text, build_report
+from .loader import METRICS, ReportError, Run, load_lut, load_run, load_runs, points_frame
+from .pareto import (
+    default_reference_point,
+    dominates,
+    hypervolume,
+    non_dominated_mask,
+    pareto_ranks,
+)
+
+__all__ = [
+    "METRICS",
+    "ReportError",
+    "Run",
+    "atomic_write_text",
+    "build_report",
+    "default_reference_point",
+    "dominates",
+    "hypervolume",
+    "load_lut",
+    "load_run",
+    "load_runs",
+    "non_dominated_mask",
+    "pareto_ranks",
+    "points_frame",
+]
