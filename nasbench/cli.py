@@ -298,6 +298,136 @@ def _fmt(v):
     return "-" if v is None else f"{v:.4g}"
 
 
+@lut_app.command("validate")
+def lut_validate(
+    lut_file: Path = typer.Option(..., "--lut", help="LUT file to validate."),
+    device: str = typer.Option("cpu", "--device", "-d", help="Device the LUT describes."),
+    space: str = typer.Option("darts", help="Search space (darts)."),
+    samples: int = typer.Option(20, help="Architectures sampled uniformly from the space."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    batch: int | None = typer.Option(None, help="Batch size (default: the LUT's first)."),
+    from_run: list[Path] | None = typer.Option(None, "--from-run",
+                                                  help="Also the architectures of a run."),
+    out_file: Path | None = typer.Option(None, "--out", "-o", help="JSON output file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdict."),
+    json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+):
+    """Measure sampled architectures end to end and compare with the LUT's prediction."""
+    from .validate import run_validation, write_json
+    vals = _validation_inputs(lut_file, device, space, samples)
+    genotypes = [_run_genotype(r) for r in (from_run or [])]
+    with _progress("validating", quiet or json_out) as cb:
+        res = run_validation(vals, device, samples, seed, batch, genotypes, progress=cb)
+    path = out_file or lut_file.with_name(lut_file.stem + f".validate-b{res['batch']}.json")
+    write_json(path, res)
+    if json_out:
+        print(json.dumps({k: v for k, v in res.items() if k != "points"}, indent=1,
+                         default=float))
+        return
+    _print_validation(res, path, quiet)
+
+
+@lut_app.command("calibrate")
+def lut_calibrate(
+    lut_file: Path = typer.Option(..., "--lut", help="LUT file to calibrate."),
+    device: str = typer.Option("cpu", "--device", "-d", help="Device the LUT describes."),
+    samples: int = typer.Option(12, help="Networks measured to fit the predictor (>= 4)."),
+    seed: int = typer.Option(1000, help="Sampling seed (keep it apart from validate's)."),
+    batch: int | None = typer.Option(None, help="Batch size (default: the LUT's first)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the file path."),
+    json_out: bool = typer.Option(False, "--json", help="Print the calibration as JSON."),
+):
+    """Fit the calibrated predictor (per-op-group scale + per-network overhead) from a
+    few end-to-end measurements; stores it beside the LUT as <lut>.calib.json."""
+    import random
+
+    from .validate import (
+        calibration_path,
+        deploy_from_lut,
+        fit_calibration,
+        measure_samples,
+        sample_genotype,
+        write_json,
+    )
+    lut = _validation_inputs(lut_file, device, "darts", samples)
+    if samples < 4:
+        raise UserError("--samples must be at least 4")
+    deploy = deploy_from_lut(lut, batch)
+    rng = random.Random(seed)
+    gs = [sample_genotype(rng) for _ in range(samples)]
+    with _progress("calibrating", quiet or json_out) as cb:
+        pts = measure_samples(lut, device, gs, deploy, cb)
+    calib = fit_calibration([p["group_sums_ms"] for p in pts],
+                            [p["measured_ms"] for p in pts], lut.sha256())
+    path = write_json(calibration_path(lut_file), calib.to_dict())
+    if json_out:
+        print(json.dumps(calib.to_dict(), indent=1))
+    elif quiet:
+        print(path)
+    else:
+        f = calib.fit["leave_one_out"]
+        coef = ", ".join(f"{g} x{c:.2f}" for g, c in calib.coef.items())
+        out.print(f"wrote {path}: latency = {calib.intercept:.2f} ms + {coef}; "
+                  f"leave-one-out: {f['within_10pct']:.0%} within 10%, "
+                  f"MAPE {f['mape_pct']:.1f}%")
+
+
+def _validation_inputs(lut_file: Path, device: str, space: str, samples: int):
+    from .profiling import get_device
+    if space != "darts":
+        raise UserError(f"unknown space {space!r} (available: darts)")
+    if samples < 0:
+        raise UserError("--samples must not be negative")
+    lut = _load_lut(lut_file)
+    dev = get_device(device)
+    from profilers.lut import LUTError
+    try:
+        lut.check_matches(device={"id": dev.id})
+    except LUTError as e:
+        raise UserError(str(e)) from None
+    return lut
+
+
+def _run_genotype(run: Path):
+    from .genotypes import load_genotype
+    p = run / "genotype.json"
+    if not p.is_file():
+        raise UserError(f"{run} has no genotype.json")
+    try:
+        return load_genotype(str(p))
+    except ValueError as e:
+        raise UserError(f"{p}: {e}") from None
+
+
+def _progress(label: str, quiet: bool):
+    from .progress import progress_bar
+    return progress_bar(label, quiet=quiet)
+
+
+def _print_validation(res: dict, path: Path, quiet: bool) -> None:
+    rows = [("plain sum", res["plain"])]
+    if "calibrated" in res:
+        rows.append(("calibrated", res["calibrated"]))
+    if not quiet:
+        t = Table(title=f"{res['samples']} networks, batch {res['batch']}, "
+                        f"{res['device']} (end-to-end CV median {res['cv']['median']:.3f}, "
+                        f"max {res['cv']['max']:.3f}; load {res['loadavg']['start'][0]:.1f})")
+        for c in ("predictor", "within 5%", "within 10%", "MAPE", "RMSE ms", "bias",
+                  "Spearman", "Kendall"):
+            t.add_column(c, justify="left" if c == "predictor" else "right")
+        for name, m in rows:
+            t.add_row(name, f"{m['within_5pct']:.0%}", f"{m['within_10pct']:.0%}",
+                      f"{m['mape_pct']:.1f}%", f"{m['rmse_ms']:.2f}", f"{m['bias_pct']:+.1f}%",
+                      f"{m['spearman']:.3f}", f"{m['kendall']:.3f}")
+        out.print(t)
+        if res["cv"]["max"] > 0.1:
+            err.print("[yellow]warning: some end-to-end measurements are noisy (CV > 0.10); "
+                      "is the machine busy?[/]")
+    best = rows[-1]
+    out.print(f"{best[0]}: {best[1]['within_10pct']:.0%} within 10%, MAPE "
+              f"{best[1]['mape_pct']:.1f}%, Spearman {best[1]['spearman']:.3f}; wrote {path}")
+
+
 # --------------------------------------------------------------------------------------
 # search / report (implemented in nasbench.commands)
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,304 @@
+"""How good is the LUT's prediction? ``nasbench lut validate`` and ``lut calibrate``.
+
+Validation samples architectures of the DARTS space, predicts each deploy network's
+latency from the LUT (the plain sum over its op instances, and the calibrated predictor
+when one is fitted) and measures it end to end with the LUT's own meter settings and
+thread count, so both sides are measured alike.
+
+The calibrated predictor is a small, explainable linear model (scikit-learn,
+non-negative coefficients) on the plain sum split by op group::
+
+    latency = b + a_sep * S_sep + a_dil * S_dil + a_pool * S_pool + a_skip * S_skip
+                + a_fixed * S_fixed
+
+``S_g`` is the LUT latency of the network's ops of group ``g``. ``a_g`` < 1 says the ops
+run faster inside a network than alone (warm caches, overlapped launch overhead), ``b``
+is the per-network overhead (Python dispatch, cat, adds). Because it only rescales LUT
+values and adds a constant, the search's expected cost stays a differentiable weighted
+sum when it uses it (:class:`CalibratedLUT`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from profilers.latency import LatencySettings
+from profilers.lut import LUT, atomic_write_text
+
+from .errors import UserError
+from .genotypes import Genotype, genotype_to_dict, summarize
+from .ops import PRIMITIVES
+from .spaces.darts import DeployConfig, cell_plan, edge_instance, network_fixed_instances
+
+GROUPS = ("sep_conv", "dil_conv", "pool", "skip", "fixed")
+CALIBRATION_SCHEMA = 1
+
+
+def op_group(op: str) -> str:
+    """Returns the calibration group of a registered op name."""
+    if op.startswith("sep_conv"):
+        return "sep_conv"
+    if op.startswith("dil_conv"):
+        return "dil_conv"
+    if "pool" in op:
+        return "pool"
+    if op in ("skip_connect", "none"):
+        return "skip"
+    return "fixed"
+
+
+def sample_genotype(rng: random.Random, steps: int = 4) -> Genotype:
+    """Returns a uniformly sampled genotype: per node two distinct inputs, each with a
+    uniformly chosen non-``none`` op (the shape of every DARTS-derived cell)."""
+    ops = [p for p in PRIMITIVES if p != "none"]
+
+    def cell():
+        edges = []
+        for node in range(steps):
+            for j in sorted(rng.sample(range(node + 2), 2)):
+                edges.append((rng.choice(ops), j))
+        return edges
+
+    concat = list(range(2, 2 + steps))
+    return Genotype(cell(), concat, cell(), concat)
+
+
+def deploy_from_lut(lut: LUT, batch: int | None = None) -> DeployConfig:
+    """Returns the deploy network a LUT describes, at ``batch`` (default: its first)."""
+    d = lut.provenance.get("deploy")
+    if not d:
+        raise UserError(f"LUT {lut.path} does not record its deploy network")
+    batches = lut.batches
+    batch = batch or (batches[0] if batches else 1)
+    if batch not in batches:
+        raise UserError(f"LUT {lut.path} has no batch {batch} (it has {batches})")
+    keys = ("channels", "layers", "input_size", "in_channels", "num_classes", "steps",
+            "multiplier", "stem_multiplier")
+    return DeployConfig(**{k: d[k] for k in keys if k in d}, batches=(batch,),
+                        dtype=lut.provenance.get("dtype", "float32"))
+
+
+def group_sums(lut: LUT, deploy: DeployConfig, g: Genotype) -> dict[str, float]:
+    """Returns the plain LUT latency (ms) of the deploy network of ``g``, split by
+    :data:`GROUPS`; raises UserError naming a missing entry."""
+    batch = deploy.batches[0]
+    insts = list(network_fixed_instances(deploy))
+    for cell in cell_plan(deploy.channels, deploy.layers, deploy.input_size,
+                          deploy.multiplier, deploy.stem_multiplier):
+        for op, j in (g.reduce if cell.reduction else g.normal):
+            insts.append(edge_instance(cell, op, j))
+    sums = dict.fromkeys(GROUPS, 0.0)
+    for inst in insts:
+        v = lut.value(inst.key, batch, "latency", deploy.dtype)
+        if v is None:
+            raise UserError(f"LUT {lut.path} lacks {inst.key}/b{batch}/{deploy.dtype}")
+        sums[op_group(inst.op)] += v
+    return sums
+
+
+@dataclass
+class Calibration:
+    """A fitted calibrated predictor: coefficients per group and intercept (ms)."""
+
+    coef: dict[str, float]
+    intercept: float
+    fit: dict
+    lut_sha256: str
+
+    def predict(self, sums: dict[str, float]) -> float:
+        """Returns the calibrated latency (ms) of a network from its group sums."""
+        return self.intercept + sum(self.coef[g] * sums[g] for g in GROUPS)
+
+    def to_dict(self) -> dict:
+        """Returns the JSON form stored beside the LUT."""
+        return {"schema": CALIBRATION_SCHEMA, "model": "linear, non-negative, per op group",
+                "groups": list(GROUPS), "coef": self.coef, "intercept_ms": self.intercept,
+                "lut_sha256": self.lut_sha256, "fit": self.fit}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Calibration:
+        """Returns the Calibration stored by :meth:`to_dict`."""
+        return cls(d["coef"], d["intercept_ms"], d.get("fit", {}), d.get("lut_sha256", ""))
+
+
+def calibration_path(lut_path: Path) -> Path:
+    """Returns where the calibration of a LUT file is stored (beside it)."""
+    p = Path(lut_path)
+    return p.with_name(p.stem + ".calib.json")
+
+
+def load_calibration(lut: LUT) -> Calibration | None:
+    """Returns the calibration stored beside ``lut`` if it was fitted for this very file
+    (same SHA-256), else None."""
+    if lut.path is None:
+        return None
+    p = calibration_path(lut.path)
+    if not p.is_file():
+        return None
+    try:
+        c = Calibration.from_dict(json.loads(p.read_text()))
+    except (ValueError, KeyError):
+        return None
+    return c if c.lut_sha256 == lut.sha256() else None
+
+
+class CalibratedLUT:
+    """A LUT view whose latency values are scaled by the calibration's group
+    coefficients; ``intercept`` (ms) is the per-network constant. Other metrics pass
+    through unchanged."""
+
+    def __init__(self, lut: LUT, calib: Calibration):
+        self.lut, self.calib = lut, calib
+        self.path, self.provenance = lut.path, lut.provenance
+        self.intercept = {"latency": calib.intercept}
+
+    def value(self, op_key: str, batch: int, metric: str = "latency",
+              dtype: str = "float32") -> float | None:
+        """Returns the calibrated value (latency: scaled ms) of an op instance."""
+        v = self.lut.value(op_key, batch, metric, dtype)
+        if v is None or metric != "latency":
+            return v
+        return v * self.calib.coef[op_group(op_key.split("/")[0])]
+
+    def missing(self, *a, **k):
+        """Returns the LUT's missing entries (see LUT.missing)."""
+        return self.lut.missing(*a, **k)
+
+    def __getattr__(self, name):
+        return getattr(self.lut, name)
+
+
+def fit_calibration(sums: list[dict[str, float]], measured: list[float],
+                    lut_sha256: str) -> Calibration:
+    """Returns the calibration fitted on (group sums, measured ms) pairs, with its
+    in-sample and leave-one-out figures in ``fit``."""
+    from sklearn.linear_model import LinearRegression
+    if len(measured) < 4:
+        raise UserError("calibration needs at least 4 measured networks")
+    X = np.array([[s[g] for g in GROUPS] for s in sums])
+    y = np.array(measured)
+
+    def model():
+        return LinearRegression(positive=True)
+
+    m = model().fit(X, y)
+    loo = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        loo.append(float(model().fit(X[keep], y[keep]).predict(X[i:i + 1])[0]))
+    fit = {"samples": len(y), "in_sample": error_metrics(list(m.predict(X)), list(y)),
+           "leave_one_out": error_metrics(loo, list(y))}
+    return Calibration({g: float(c) for g, c in zip(GROUPS, m.coef_, strict=True)},
+                       float(m.intercept_), fit, lut_sha256)
+
+
+def error_metrics(predicted: list[float], measured: list[float], worst: int = 0) -> dict:
+    """Returns share within +-5 % and +-10 % (fractions), MAPE (%), RMSE (ms), Spearman
+    and Kendall rank correlations of predictions against measurements."""
+    from scipy.stats import kendalltau, spearmanr
+    p, m = np.asarray(predicted, float), np.asarray(measured, float)
+    rel = (p - m) / m
+    out = {"n": int(len(m)),
+           "within_5pct": float(np.mean(np.abs(rel) <= 0.05)),
+           "within_10pct": float(np.mean(np.abs(rel) <= 0.10)),
+           "mape_pct": float(np.mean(np.abs(rel)) * 100),
+           "rmse_ms": float(np.sqrt(np.mean((p - m) ** 2))),
+           "bias_pct": float(np.mean(rel) * 100)}
+    if len(m) >= 3 and np.ptp(m) > 0 and np.ptp(p) > 0:
+        out["spearman"] = float(spearmanr(p, m).statistic)
+        out["kendall"] = float(kendalltau(p, m).statistic)
+    else:
+        out["spearman"] = out["kendall"] = math.nan
+    if worst:
+        order = np.argsort(-np.abs(rel))[:worst]
+        out["worst"] = [int(i) for i in order]
+    return out
+
+
+def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: DeployConfig,
+                    progress=None) -> list[dict]:
+    """Returns one point per genotype: group sums, plain prediction (ms), end-to-end
+    measurement (latency stats in ms) with the LUT's meter settings and threads."""
+    import torch
+
+    from .models.network import build_network_from_genotype
+    from .profiling import measure_network
+    prov = lut.provenance
+    settings = LatencySettings(**prov["settings"]) if "settings" in prov else \
+        LatencySettings()
+    # a whole network is ~100x an op: give the median as many samples as an op gets
+    settings = LatencySettings(**{**settings.to_dict(),
+                                  "time_cap_s": max(settings.time_cap_s, 3.0)})
+    threads = prov.get("threads")
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    points = []
+    try:
+        for i, g in enumerate(genotypes):
+            if progress:
+                progress(i, len(genotypes), summarize(g)[:60])
+            sums = group_sums(lut, deploy, g)
+            net = build_network_from_genotype(
+                g, C=deploy.channels, num_cells=deploy.layers, num_classes=deploy.num_classes,
+                in_channels=deploy.in_channels, input_size=deploy.input_size)
+            shape = (deploy.batches[0], deploy.in_channels, deploy.input_size,
+                     deploy.input_size)
+            m = measure_network(net, shape, device, settings)
+            points.append({"genotype": genotype_to_dict(g), "summary": summarize(g),
+                           "group_sums_ms": sums, "predicted_ms": sum(sums.values()),
+                           "measured_ms": m["latency_ms"]["median"],
+                           "measured": m["latency_ms"], "threads": m["threads"]})
+        if progress:
+            progress(len(genotypes), len(genotypes), "")
+    finally:
+        torch.set_num_threads(old_threads)
+    return points
+
+
+def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
+                   batch: int | None = None, genotypes: list[Genotype] | None = None,
+                   progress=None) -> dict:
+    """Returns the validation report: points, metrics of the plain sum and (when fitted)
+    of the calibrated predictor, noise (CVs, load) and provenance."""
+    import os
+    deploy = deploy_from_lut(lut, batch)
+    rng = random.Random(seed)
+    gs = list(genotypes or []) + [sample_genotype(rng) for _ in range(samples)]
+    if not gs:
+        raise UserError("nothing to validate: --samples is 0 and no --from-run")
+    t0 = time.perf_counter()
+    load0 = os.getloadavg()
+    points = measure_samples(lut, device, gs, deploy, progress)
+    meas = [p["measured_ms"] for p in points]
+    plain = error_metrics([p["predicted_ms"] for p in points], meas, worst=3)
+    out = {"schema": 1, "lut": str(lut.path), "lut_sha256": lut.sha256(), "device": device,
+           "batch": deploy.batches[0], "seed": seed, "samples": len(points),
+           "seconds": round(time.perf_counter() - t0, 1),
+           "loadavg": {"start": load0, "end": os.getloadavg()},
+           "cv": {"median": float(np.median([p["measured"]["cv"] for p in points])),
+                  "max": float(np.max([p["measured"]["cv"] for p in points]))},
+           "lut_median_cv": float(np.median([e["latency_ms"]["cv"]
+                                             for e in lut.entries.values()])),
+           "plain": plain, "points": points}
+    calib = load_calibration(lut)
+    if calib is not None:
+        for p in points:
+            p["calibrated_ms"] = calib.predict(p["group_sums_ms"])
+        out["calibrated"] = error_metrics([p["calibrated_ms"] for p in points], meas,
+                                          worst=3)
+        out["calibration"] = calib.to_dict()
+    return out
+
+
+def write_json(path: Path, obj: dict) -> Path:
+    """Writes ``obj`` as JSON atomically; returns the path."""
+    atomic_write_text(Path(path), json.dumps(obj, indent=1, default=float))
+    return Path(path)

@@ -1,0 +1,107 @@
+"""LUT validation metrics, the calibrated predictor and `lut validate` end to end."""
+
+import json
+import math
+import random
+
+import pytest
+
+from nasbench.cli import main
+from nasbench.genotypes import validate_genotype
+from nasbench.validate import (GROUPS, CalibratedLUT, deploy_from_lut, error_metrics,
+                               fit_calibration, load_calibration, op_group, sample_genotype)
+
+
+def test_error_metrics_hand_computed():
+    m = error_metrics([1.04, 2.18, 2.72, 5.0], [1.0, 2.0, 3.0, 4.0], worst=2)
+    # relative errors: +4%, +9%, -9.33%, +25%
+    assert m["within_5pct"] == 0.25
+    assert m["within_10pct"] == pytest.approx(0.75)
+    assert m["mape_pct"] == pytest.approx((4 + 9 + 28 / 3 + 25) / 4)
+    assert m["rmse_ms"] == pytest.approx(math.sqrt((0.04**2 + 0.18**2 + 0.28**2 + 1) / 4))
+    assert m["spearman"] == pytest.approx(1.0)
+    assert m["kendall"] == pytest.approx(1.0)
+    assert m["worst"][0] == 3
+    swapped = error_metrics([2.0, 1.0, 3.0], [1.0, 2.0, 3.0])
+    assert swapped["spearman"] == pytest.approx(0.5)
+    assert swapped["kendall"] == pytest.approx(1 / 3)
+
+
+def test_sampled_genotypes_are_valid_and_seeded():
+    a = [sample_genotype(random.Random(3)) for _ in range(2)]
+    assert a[0] == a[1]
+    for _ in range(50):
+        g = sample_genotype(random.Random(_))
+        validate_genotype(g)
+        assert all(op != "none" for op, _ in g.normal + g.reduce)
+        for cell in (g.normal, g.reduce):
+            for node in range(4):
+                assert cell[2 * node][1] != cell[2 * node + 1][1]
+
+
+def test_calibration_recovers_known_overhead():
+    """Synthetic truth: convs run 0.8x their LUT time in a network, plus 3 ms overhead;
+    the plain sum is biased, the calibrated predictor is not."""
+    rng = random.Random(0)
+    true = {"sep_conv": 0.8, "dil_conv": 0.8, "pool": 1.0, "skip": 1.0, "fixed": 1.0}
+    sums = [{g: rng.uniform(1, 10) for g in GROUPS} for _ in range(20)]
+    meas = [3.0 + sum(true[g] * s[g] for g in GROUPS) for s in sums]
+    c = fit_calibration(sums[:12], meas[:12], "sha")
+    assert c.intercept == pytest.approx(3.0, abs=1e-6)
+    assert c.coef["sep_conv"] == pytest.approx(0.8, abs=1e-6)
+    plain = error_metrics([sum(s.values()) for s in sums[12:]], meas[12:])
+    cal = error_metrics([c.predict(s) for s in sums[12:]], meas[12:])
+    assert cal["mape_pct"] < 1e-6 < plain["mape_pct"]
+    assert c.fit["leave_one_out"]["within_10pct"] == 1.0
+
+
+def test_calibrated_lut_scales_latency_only(tiny_lut):
+    from nasbench.validate import Calibration
+    c = Calibration({"sep_conv": 0.5, "dil_conv": 1, "pool": 2.0, "skip": 1, "fixed": 1},
+                    1.5, {}, "x")
+    v = CalibratedLUT(tiny_lut, c)
+    assert v.value("sep_conv_3x3/c8-8/h8w8/s1", 1) == pytest.approx(1.0)
+    assert v.value("max_pool_3x3/c8-8/h8w8/s1", 1) == pytest.approx(1.0)
+    assert v.value("max_pool_3x3/c8-8/h8w8/s1", 1, "memory") == 1000
+    assert v.intercept["latency"] == 1.5
+    assert op_group("factorized_reduce") == "fixed" and op_group("skip_connect") == "skip"
+
+
+def test_validate_and_calibrate_end_to_end(tmp_path, capsys):
+    """A tiny deploy network on this CPU: profile, calibrate, validate; JSON schema."""
+    lut = tmp_path / "tiny.json"
+    assert main(["profile", "--out", str(lut), "--quiet", "--channels", "4", "--layers", "3",
+                 "--input", "8", "--time-cap", "0.05", "--min-repeats", "3",
+                 "--max-repeats", "10"]) == 0
+    assert main(["lut", "calibrate", "--lut", str(lut), "--samples", "5", "--quiet"]) == 0
+    calib = json.loads((tmp_path / "tiny.calib.json").read_text())
+    assert calib["schema"] == 1 and set(calib["coef"]) == set(GROUPS)
+    out = tmp_path / "v.json"
+    assert main(["lut", "validate", "--lut", str(lut), "--samples", "3", "--out", str(out),
+                 "--quiet"]) == 0
+    res = json.loads(out.read_text())
+    assert res["samples"] == 3 and len(res["points"]) == 3
+    for k in ("within_5pct", "within_10pct", "mape_pct", "rmse_ms", "spearman", "kendall"):
+        assert k in res["plain"] and k in res["calibrated"]
+    p = res["points"][0]
+    assert p["predicted_ms"] == pytest.approx(sum(p["group_sums_ms"].values()))
+    assert p["measured_ms"] > 0 and p["measured"]["repeats"] >= 3
+    assert res["cv"]["max"] >= res["cv"]["median"] >= 0
+    from profilers.lut import LUT
+    loaded = LUT.load(lut)
+    assert load_calibration(loaded) is not None
+    assert deploy_from_lut(loaded).channels == 4
+    # a changed LUT invalidates its calibration
+    loaded.entries[next(iter(loaded.entries))]["latency_ms"]["median"] *= 2
+    loaded.save(lut)
+    assert load_calibration(LUT.load(lut)) is None
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["lut", "validate", "--lut", "/nope.json"], "not found"),
+    (["lut", "validate", "--lut", "x.json", "--space", "nas101"], "unknown space"),
+    (["lut", "calibrate", "--lut", "/nope.json"], "not found"),
+])
+def test_validate_bad_input(args, msg, capsys):
+    assert main(args) == 2
+    assert msg in capsys.readouterr().err
