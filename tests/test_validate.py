@@ -8,8 +8,16 @@ import pytest
 
 from nasbench.cli import main
 from nasbench.genotypes import validate_genotype
-from nasbench.validate import (GROUPS, CalibratedLUT, deploy_from_lut, error_metrics,
-                               fit_calibration, load_calibration, op_group, sample_genotype)
+from nasbench.validate import (
+    GROUPS,
+    CalibratedLUT,
+    deploy_from_lut,
+    error_metrics,
+    fit_calibration,
+    load_calibration,
+    op_group,
+    sample_genotype,
+)
 
 
 def test_error_metrics_hand_computed():

@@ -46,6 +46,8 @@ class MixedOp(nn.Module):
 
     ``forward(x, relu_x, weights)`` takes the edge input, its ReLU (shared per state) and
     the edge's weights over all ``primitives`` (``none`` included); returns the output.
+    With ``partial_k = K > 1`` (PC-DARTS) the ops have C/K channels and ``x``/``relu_x``
+    are the first C/K channels of the state; :meth:`passthrough` gives the rest.
     """
 
     def __init__(self, C: int, stride: int, primitives=PRIMITIVES, partial_k: int = 1):
@@ -68,20 +70,17 @@ class MixedOp(nn.Module):
         self.pool = nn.MaxPool2d(2, 2) if partial_k > 1 and stride == 2 else None
 
     def forward(self, x, relu_x, weights):
-        if self.k > 1:
-            dim = x.shape[1] // self.k
-            x, rest = x[:, :dim], x[:, dim:]
-            relu_x = relu_x[:, :dim]
         out = None
-        for i, op, tail in zip(self._index, self._ops, self._tails):
+        for i, op, tail in zip(self._index, self._ops, self._tails, strict=False):
             y = tail(relu_x) if tail is not None else op(x)
             y = weights[i] * y
             out = y if out is None else out + y
-        if self.k > 1:
-            if self.pool is not None:
-                rest = self.pool(rest)
-            out = channel_shuffle(torch.cat([out, rest], dim=1), self.k)
         return out
+
+    def passthrough(self, x: torch.Tensor) -> torch.Tensor:
+        """Returns the channels PC-DARTS does not process (max-pooled when striding)."""
+        rest = x[:, x.shape[1] // self.k:]
+        return self.pool(rest) if self.pool is not None else rest
 
 
 class SearchCell(nn.Module):
@@ -106,21 +105,38 @@ class SearchCell(nn.Module):
 
     def forward(self, s0, s1, weights, edge_weights=None):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        relus = [F.relu(s) for s in states]
+        k = self._ops[0].k
+        # the edge inputs: the whole state (DARTS) or its first C/K channels (PC-DARTS),
+        # and their ReLU, computed once per state and shared by every edge reading it
+        ins = [s if k == 1 else s[:, :s.shape[1] // k].contiguous() for s in states]
+        relus = [F.relu(s) for s in ins]
         offset = 0
-        for i in range(self._steps):
-            terms = []
-            for j, (h, rh) in enumerate(zip(states, relus)):
-                y = self._ops[offset + j](h, rh, weights[offset + j])
-                if edge_weights is not None:
-                    y = edge_weights[offset + j] * y
-                terms.append(y)
-            s = terms[0]
-            for t in terms[1:]:
-                s = s + t
-            offset += len(states)
+        for _i in range(self._steps):
+            n = len(states)
+            if edge_weights is None:
+                s = None
+                for j in range(n):
+                    y = self._ops[offset + j](ins[j], relus[j], weights[offset + j])
+                    s = y if s is None else s + y
+            else:
+                # PC-DARTS: the channel shuffle is a fixed permutation and every term is
+                # linear, so sum_j beta_j * shuffle(cat(op_j, rest_j)) is computed as
+                # shuffle(cat(sum_j op_j(beta_j w_j), sum_j beta_j rest_j)): one cat and
+                # one shuffle per node instead of per edge (same value, less memory).
+                ew = edge_weights[offset:offset + n]
+                w = weights[offset:offset + n] * ew.unsqueeze(1)
+                part = rest = None
+                for j in range(n):
+                    op = self._ops[offset + j]
+                    y = op(ins[j], relus[j], w[j])
+                    r = ew[j] * op.passthrough(states[j])
+                    part = y if part is None else part + y
+                    rest = r if rest is None else rest + r
+                s = channel_shuffle(torch.cat([part, rest], dim=1), k)
+            offset += n
             states.append(s)
-            relus.append(F.relu(s))
+            ins.append(s if k == 1 else s[:, :s.shape[1] // k].contiguous())
+            relus.append(F.relu(ins[-1]))
         return torch.cat(states[-self._multiplier:], dim=1)
 
 
@@ -172,7 +188,7 @@ class SearchNetwork(nn.Module):
     def new(self) -> SearchNetwork:
         """Returns a fresh network of the same shape, with this one's alphas copied."""
         other = SearchNetwork(**self._hparams)
-        for a, b in zip(other.arch_parameters(), self.arch_parameters()):
+        for a, b in zip(other.arch_parameters(), self.arch_parameters(), strict=False):
             a.data.copy_(b.data)
         return other
 

@@ -1,0 +1,165 @@
+"""End-to-end search runs on a tiny budget: run directory, resume, bad inputs."""
+
+import json
+
+import pytest
+import torch
+
+import nasbench.profiling
+from nasbench.errors import UserError
+from nasbench.profiling import get_device
+from nasbench.runner import search_architecture
+from nasbench.search.config import DARTSConfig
+from nasbench.spaces.darts import enumerate_instances
+from profilers.lut import LUT, full_key
+from tests.conftest import make_entry
+
+TINY = dict(dataset="synthetic", input_size=8, channels=4, layers=3, epochs=2,
+            steps_per_epoch=3, batch_size=8, eval_channels=4, eval_layers=3,
+            train_epochs=1, train_max_steps=2, train_batch_size=16, train_channels=4,
+            train_layers=3, threads=1, seed=3)
+OP_COST = {"sep_conv_3x3": 2.0, "sep_conv_5x5": 3.0, "dil_conv_3x3": 1.5,
+           "dil_conv_5x5": 2.5, "max_pool_3x3": 0.3, "avg_pool_3x3": 0.4,
+           "skip_connect": 0.1}
+
+
+def write_lut(path, cfg, device_id=None, drop=()):
+    deploy = cfg.deploy()
+    dev = get_device("cpu").to_dict()
+    if device_id:
+        dev = {"id": device_id, "name": device_id}
+    entries = {}
+    for inst in enumerate_instances(deploy):
+        if inst.op in drop:
+            continue
+        e = make_entry(inst.key, 1, OP_COST.get(inst.op, 1.0) * (1 + inst.h / 8))
+        entries[full_key(inst.key, 1)] = e
+    LUT({"device": dev, "deploy": deploy.describe(), "batches": [1]}, entries).save(path)
+    return path
+
+
+@pytest.fixture
+def fake_measure(monkeypatch):
+    def measure(module, input_shape, device="cpu", **kw):
+        with torch.no_grad():
+            module(torch.zeros(input_shape))
+        return {"latency_ms": {"median": 1.0, "mean": 1.0, "p5": 0.9, "p95": 1.1,
+                               "cv": 0.01, "repeats": 3},
+                "memory_bytes": None, "memory_method": "test", "energy_j": None,
+                "energy_reason": "test", "device": {"id": "cpu:test"}}
+    monkeypatch.setattr(nasbench.profiling, "measure_network", measure)
+
+
+def config(tmp_path, method="darts", **kw):
+    cfg = DARTSConfig.from_preset("quick", method, **{**TINY, "out": str(tmp_path / "runs"),
+                                                      **kw})
+    lut = write_lut(tmp_path / f"lut-{method}.json", cfg)
+    return cfg.replace(lut=str(lut))
+
+
+@pytest.mark.parametrize("method,order", [("darts", "first"), ("pcdarts", "second")])
+def test_end_to_end_run_directory(tmp_path, fake_measure, method, order):
+    cfg = config(tmp_path, method, order=order, latency_target_ms=1e6)
+    r = search_architecture(cfg, quiet=True)
+    assert r.status == "complete"
+    d = r.run_dir
+    assert d.parent == tmp_path / "runs" and f"-{method}-" in d.name
+    for f in ("config.json", "lut.json", "search.log", "history.json", "checkpoint.pt",
+              "genotype.json", "result.json"):
+        assert (d / f).is_file(), f
+    hist = json.loads((d / "history.json").read_text())
+    assert len(hist) == 2 and "latency" in hist[0]["expected"]
+    assert len(hist[0]["alphas"]["normal"]) == 14
+    res = json.loads((d / "result.json").read_text())
+    assert 0.0 <= res["test_acc"] <= 1.0
+    assert res["predicted"]["latency_ms"] > 0 and res["target"]["met"] is True
+    assert res["measured"]["latency_ms"]["median"] == 1.0
+    assert res["params"]["torch"] == res["params"]["thop"] == res["params"]["ptflops"]
+    assert res["macs"]["conv_linear"] > 0 and res["macs"]["thop"] > 0
+    assert json.loads((d / "lut.json").read_text())["sha256"]
+
+
+def test_resume_equals_uninterrupted(tmp_path, fake_measure):
+    cfg = config(tmp_path, train_epochs=2)
+    full = search_architecture(cfg, quiet=True)
+    part = search_architecture(cfg, quiet=True, _interrupt_after_steps=4)
+    assert part.status == "interrupted"
+    mid = torch.load(part.run_dir / "checkpoint.pt", weights_only=False)
+    assert (mid["phase"], mid["epoch"], mid["step"]) == ("search", 1, 1)
+    # interrupt again, inside the retrain this time, then finish
+    again = search_architecture(None, resume=part.run_dir, quiet=True,
+                                _interrupt_after_steps=5)
+    assert again.status == "interrupted"
+    done = search_architecture(None, resume=part.run_dir, quiet=True)
+    assert done.status == "complete" and done.genotype == full.genotype
+    a = torch.load(full.run_dir / "checkpoint.pt", weights_only=False)
+    b = torch.load(part.run_dir / "checkpoint.pt", weights_only=False)
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    for k, v in a["train"]["model"].items():
+        assert torch.equal(v, b["train"]["model"][k]), k
+    assert done.test_acc == full.test_acc
+    assert json.loads((full.run_dir / "history.json").read_text())[-1]["alphas"] == \
+        json.loads((part.run_dir / "history.json").read_text())[-1]["alphas"]
+
+
+def _runs(tmp_path):
+    d = tmp_path / "runs"
+    return list(d.iterdir()) if d.exists() else []
+
+
+def test_missing_lut_entries_are_named(tmp_path):
+    cfg = config(tmp_path)
+    write_lut(cfg.lut, cfg, drop={"sep_conv_5x5"})
+    with pytest.raises(UserError) as ei:
+        search_architecture(cfg, quiet=True)
+    msg = str(ei.value)
+    assert "sep_conv_5x5/c4-4/" in msg and "nasbench profile --device cpu" in msg
+    assert "\n" not in msg and not _runs(tmp_path)
+
+
+def test_wrong_lut_device(tmp_path):
+    cfg = config(tmp_path)
+    write_lut(cfg.lut, cfg, device_id="cuda:Some GPU")
+    with pytest.raises(UserError, match="measured on 'cuda:Some GPU'"):
+        search_architecture(cfg, quiet=True)
+    assert not _runs(tmp_path)
+
+
+def test_lut_for_another_network(tmp_path):
+    cfg = config(tmp_path)
+    with pytest.raises(UserError, match="another network"):
+        search_architecture(cfg.replace(eval_channels=8), quiet=True)
+
+
+def test_bad_data_dir(tmp_path):
+    cfg = config(tmp_path, dataset="cifar10", data_dir=str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match="nowhere"):
+        search_architecture(cfg, quiet=True)
+    assert not _runs(tmp_path)
+
+
+def test_bad_options():
+    with pytest.raises(UserError):
+        DARTSConfig.from_preset("fast")
+    with pytest.raises(UserError):
+        DARTSConfig.from_preset("quick", "enas")
+    with pytest.raises(UserError):
+        DARTSConfig.from_preset("quick", "pcdarts", channels=6)
+    with pytest.raises(UserError):
+        DARTSConfig.from_preset("quick", objective="acc", latency_target_ms=4.0)
+    with pytest.raises(UserError):
+        DARTSConfig.from_preset("quick", epochs=0)
+
+
+def test_presets_resolve():
+    q = DARTSConfig.from_preset()
+    assert q.preset == "quick" and q.dataset == "digits" and q.epochs <= 5
+    p = DARTSConfig.from_preset("paper", "darts")
+    assert (p.epochs, p.batch_size, p.learning_rate, p.arch_learning_rate) == \
+        (50, 64, 0.025, 3e-4)
+    assert (p.train_epochs, p.eval_channels, p.eval_layers) == (600, 36, 20)
+    pc = DARTSConfig.from_preset("paper", "pcdarts", epochs=3)
+    assert (pc.partial_k, pc.batch_size, pc.learning_rate, pc.arch_learning_rate,
+            pc.warmup_epochs, pc.epochs) == (4, 256, 0.1, 6e-4, 15, 3)
+    assert DARTSConfig.from_dict(pc.to_dict()) == pc
