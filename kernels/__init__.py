@@ -1,10 +1,11 @@
 """OpenCL kernels for the search-space primitives and the pyopencl runtime that runs
 them: :mod:`kernels.runtime` (devices, context, queue, program cache, buffers, event
 timing), :mod:`kernels.tuning` (work-group sizes), :mod:`kernels.executor` (torch.fx
-module -> OpenCL plan) and :mod:`kernels.roofline` (micro-benchmarks).
+module -> OpenCL launches; with :mod:`kernels.fusion` and :mod:`kernels.plan`) and
+:mod:`kernels.roofline` (micro-benchmarks). OpenCL C sources are in ``kernels/cl``.
 
 This package imports nothing of ours. pyopencl is imported only when a submodule is
 used, so ``import kernels`` works where OpenCL is not installed.
 """
 
-__all__ = ["executor", "roofline", "runtime", "tuning"]
+__all__ = ["executor", "fusion", "plan", "roofline", "runtime", "tuning"]

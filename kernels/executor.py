@@ -12,7 +12,10 @@ Pipeline (all at load time, in :func:`compile_module`):
 4. plan buffers: a storage lives from its first write to its last read and is then
    free for later storages (best fit), so the device arena is far below the sum of all
    intermediate tensors;
-5. set kernel arguments once; :meth:`CompiledModule.enqueue` only enqueues.
+5. pick a kernel per convolution: 1x1 -> ``conv_pw`` (register-tiled GEMM), depthwise
+   -> ``conv_dw``, other convolutions on unit-stride rows -> ``conv_direct`` (vectorised
+   along output columns), anything else -> ``conv_general`` (scalar, fully general);
+6. set kernel arguments once; :meth:`CompiledModule.enqueue` only enqueues.
 
 Anything else raises :class:`UnsupportedLayerError` naming the node.
 """
@@ -50,7 +53,7 @@ __all__ = ["CompiledModule", "MemoryReport", "UnsupportedLayerError", "compile_m
 
 PW_VW = 16  # pixels per work-item of the pointwise GEMM (one AVX-512 register)
 PW_TM = 8   # output channels per work-item of the pointwise GEMM (8 vector accumulators)
-GEN_TM = 4  # output channels per work-item of the general convolution
+GEN_TM = 4  # output channels per work-item of conv_general
 
 
 # ---- the compiler -----------------------------------------------------------------------

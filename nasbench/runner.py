@@ -646,11 +646,14 @@ def predict_costs(lut: LUT, deploy: DeployConfig, genotype: Genotype) -> dict:
 def count_complexity(net, deploy: DeployConfig) -> tuple[dict, dict]:
     """Returns (params, macs) of the deploy network, each {"thop", "ptflops", "torch"}.
 
-    Both tools count multiply-accumulates of convolutions and linear layers the same
-    way; they differ on the rest: ptflops also counts one op per element for BN, ReLU,
-    pooling and (with its defaults) elementwise adds are not counted, while thop counts
-    BN (2 per element, a MAC convention) but not ReLU. ``conv_linear`` is the count
-    both agree on (our own hooks), the figure to compare networks by."""
+    Parameters agree exactly. MACs differ by design, and only outside convolutions and
+    linear layers, which both count identically (``conv_linear``, from our own hooks,
+    is that common figure; compare networks by it): thop adds 4 per element for an
+    affine BatchNorm (2 x its 2-op normalisation) and (kernel+1) per output of
+    adaptive pooling, and 0 for ReLU and max pooling; ptflops (pytorch backend) adds 2
+    per element for affine BN, 1 per element for ReLU, pooling inputs, and the torch
+    functionals/tensor ops it patches. E.g. DARTS_V2 at C=8, 5 cells: conv_linear
+    7,392,512; thop 8,441,216 (= + 4 x 260,096 BN + 8,320 pool); ptflops 8,916,234."""
     shape = (deploy.batches[0], deploy.in_channels, deploy.input_size, deploy.input_size)
     params = {"torch": sum(p.numel() for p in net.parameters())}
     macs: dict = {"conv_linear": conv_linear_macs(net, shape)}
