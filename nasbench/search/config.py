@@ -8,9 +8,9 @@ CPU. Its budget, and why:
 * a larger architecture learning rate (1e-2 instead of 3e-4) so that 40 Adam steps
   can move the alphas by a meaningful amount (Adam moves each alpha by about lr per
   step whatever the gradient's scale);
-* the derived architecture is retrained for 1 epoch of at most 60 steps at C=16, 8 cells
-  (``train_channels``/``train_layers``): the accuracy is that of this smaller copy, while
-  cost (predicted and measured) is always that of the deploy network
+* the derived architecture is retrained for 1 epoch of at most 30 steps of batch 32 at
+  C=16, 8 cells (``train_channels``/``train_layers``): the accuracy is that of this
+  smaller copy, while cost (predicted and measured) is always that of the deploy network
   (``eval_channels``/``eval_layers``/``input_size``/``deploy_batch``, default the DARTS
   evaluation network C=36, 20 cells, 32x32, batch 1).
 
@@ -85,8 +85,8 @@ class DARTSConfig:
     deploy_batch: int = 1
     # retrain of the derived network
     train_epochs: int = 1
-    train_max_steps: int | None = 60
-    train_batch_size: int = 64
+    train_max_steps: int | None = 30
+    train_batch_size: int = 32
     train_channels: int | None = 16       # None: eval_channels
     train_layers: int | None = 8          # None: eval_layers
     train_learning_rate: float = 0.025
