@@ -33,8 +33,10 @@ import torch
 
 from profilers.lut import LUT, LUTError, atomic_write_text
 
+from .candidates import arch_dict, arch_summary, candidate
 from .errors import UserError
 from .genotypes import Genotype, genotype_from_dict, genotype_to_dict, summarize
+from .references import RetrainBudget
 from .search.config import DARTSConfig
 from .spaces.darts import DeployConfig
 
@@ -66,16 +68,61 @@ class SearchResult:
     lut: dict = field(default_factory=dict)
     dataset: dict = field(default_factory=dict)
     epochs_done: int = 0
+    references: list = field(default_factory=list)  # candidate records (role reference)
+    started: str = ""
+    finished: str = ""
+
+    def derived_candidate(self) -> dict | None:
+        """Returns the candidate record of the derived network (None before it exists)."""
+        if self.genotype is None:
+            return None
+        tn = self.trained_network or {}
+        return candidate(f"{self.method} (derived)", "derived", arch=self.genotype,
+                         test_acc=self.test_acc, predicted=self.predicted,
+                         measured=self.measured, params=self.params, macs=self.macs,
+                         train={"epochs": tn.get("epochs"), "steps": tn.get("steps")})
 
     def to_dict(self) -> dict:
-        """Returns the JSON-ready result (the content of result.json)."""
+        """Returns the JSON-ready result (the content of result.json): every field, plus
+        ``candidates`` (the derived network and the reference networks, in the form
+        reports read, see :mod:`nasbench.candidates`), ``run_id``, ``objective``,
+        ``device`` and ``versions``."""
         d = asdict(self)
         d["schema"] = RESULT_SCHEMA
         d["run_dir"] = str(self.run_dir)
-        d["genotype"] = genotype_to_dict(self.genotype) if self.genotype else None
-        d["derived_genotype"] = (genotype_to_dict(self.derived_genotype)
-                                 if self.derived_genotype else None)
+        d["run_id"] = Path(self.run_dir).name
+        d["genotype"] = arch_dict(self.genotype)
+        d["derived_genotype"] = arch_dict(self.derived_genotype)
+        d["objective"] = self.config.get("objective")
+        d["dataset"] = self.dataset.get("name") if isinstance(self.dataset, dict) else \
+            self.dataset
+        d["dataset_info"] = self.dataset
+        dev = (self.measured or {}).get("device") or {}
+        d["device"] = {"name": dev.get("name") or self.lut.get("device"),
+                       "spec": self.config.get("device"), **dev}
+        d["versions"] = _versions()
+        if self.target:
+            d["target"] = {**self.target, "metric": "latency",
+                           "value": self.target.get("target_ms"), "unit": "ms"}
+        d["candidates"] = ([c] if (c := self.derived_candidate()) else []) + \
+            list(self.references)
         return d
+
+
+def _versions() -> dict:
+    import platform
+    out = {"python": platform.python_version(), "torch": torch.__version__}
+    for mod in ("torchvision", "numpy", "pyopencl", "thop", "ptflops"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - absent or without a version: not recorded
+            pass
+    try:
+        from importlib.metadata import version
+        out["nasbench"] = version("nasbench")
+    except Exception:  # noqa: BLE001
+        pass
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -397,7 +444,9 @@ def search_architecture(config: DARTSConfig | None = None, *, resume: str | Path
                               "batch": deploy.batches[0]},
                           lut={"path": str(lut_path), "sha256": lut_obj.sha256(),
                                "device": lut_obj.device_name},
-                          dataset=data.describe())
+                          dataset=data.describe(),
+                          started=_dt.datetime.fromtimestamp(t_start).astimezone().isoformat(
+                              timespec="seconds"))
     try:
         with Progress(quiet) as prog:
             # ---------------- search ----------------
@@ -542,11 +591,15 @@ def search_architecture(config: DARTSConfig | None = None, *, resume: str | Path
         log(f"test accuracy {test['acc']:.4f} ({test['n']} images), loss {test['loss']:.4f}")
         result.trained_network = {"channels": cfg.train_channels or cfg.eval_channels,
                                   "layers": cfg.train_layers or cfg.eval_layers,
-                                  "epochs": cfg.train_epochs, "history": tr_history}
+                                  "epochs": cfg.train_epochs,
+                                  "steps": sum(h.get("steps", 0) for h in tr_history),
+                                  "history": tr_history}
         deploy_net = _deploy_network(genotype, deploy)
         result.params, result.macs = count_complexity(deploy_net, deploy)
         if cfg.measure:
             result.measured = measure_deploy(deploy_net, deploy, cfg.device, log)
+        if cfg.reference_list:
+            result.references = _references(cfg, data, deploy, lut_obj, log, quiet)
     except KeyboardInterrupt:
         # the last checkpoint (retrain done) stays; resuming redoes only this part
         log(f"interrupted: continue with: nasbench search --resume {run_dir}")
@@ -554,6 +607,7 @@ def search_architecture(config: DARTSConfig | None = None, *, resume: str | Path
         write_json(run_dir / "result.json", result.to_dict())
         return result
     result.status = "complete"
+    result.finished = _now()
     state["durations"]["evaluate"] = time.time() - t_eval
     result.durations_s = {**state["durations"], "total": time.time() - t_start}
     write_json(run_dir / "result.json", result.to_dict())
@@ -571,6 +625,39 @@ def search_architecture(config: DARTSConfig | None = None, *, resume: str | Path
     return result
 
 
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def retrain_budget(cfg: DARTSConfig) -> RetrainBudget:
+    """Returns the retrain budget of a config (shared by the derived network and the
+    reference networks)."""
+    return RetrainBudget(epochs=cfg.train_epochs, max_steps=cfg.train_max_steps,
+                         batch_size=cfg.train_batch_size,
+                         learning_rate=cfg.train_learning_rate, momentum=cfg.momentum,
+                         weight_decay=cfg.train_weight_decay, grad_clip=cfg.grad_clip,
+                         cutout=cfg.cutout, seed=cfg.seed,
+                         channels=cfg.train_channels or cfg.eval_channels,
+                         layers=cfg.train_layers or cfg.eval_layers)
+
+
+def _references(cfg, data, deploy, lut, log, quiet) -> list[dict]:
+    """Returns the reference candidates (trained with the run's retrain budget and
+    measured on its device), or [] when they fail (the run is complete without them)."""
+    from .progress import progress_bar
+    from .references import run_references
+    try:
+        with progress_bar("reference networks", quiet=quiet) as cb:
+            return run_references(cfg.reference_list, data, deploy, retrain_budget(cfg),
+                                  cfg.device, lut=lut, measure=cfg.measure, log=log,
+                                  progress=cb)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - context for the report, not the result
+        log(f"reference networks failed: {e.__class__.__name__}: {e}")
+        return []
+
+
 def _epoch_record(epoch, lr, acc, model, cost_model, objective, latency_model) -> dict:
     with torch.no_grad():
         w = model.arch_weights()
@@ -581,24 +668,24 @@ def _epoch_record(epoch, lr, acc, model, cost_model, objective, latency_model) -
                                        for m in objective.cm.metrics})) if objective else 0.0
     rec = {"epoch": epoch, "lr": lr,
            "train_loss": acc["loss"] / max(acc["n"], 1),
-           "train_acc": acc["correct"] / max(acc["n"], 1),
+           "train_acc": 100.0 * acc["correct"] / max(acc["n"], 1),
            "val_loss": acc["val_loss"] / acc["val_n"] if acc["val_n"] else None,
-           "val_acc": acc["val_correct"] / acc["val_n"] if acc["val_n"] else None,
-           "arch_steps": acc["arch_steps"], "expected": exp, "penalty": pen,
-           "seconds": time.time() - acc["t0"],
+           "val_acc": 100.0 * acc["val_correct"] / acc["val_n"] if acc["val_n"] else None,
+           "arch_steps": acc["arch_steps"], "expected": exp, "expected_cost": exp,
+           "penalty": pen, "seconds": time.time() - acc["t0"],
            "alphas": {k: v.tolist() for k, v in w.items()},
-           "primitives": list(model.primitives),
+           "primitives": list(model.primitives), "ops": list(model.primitives),
            "genotype": genotype_to_dict(model.genotype())}
     return rec
 
 
 def _epoch_line(h: dict, epochs: int) -> str:
     exp = ", ".join(f"E[{m}] {v:.4g}" for m, v in h["expected"].items())
-    val = f" val loss {h['val_loss']:.3f} acc {h['val_acc']:.3f}" if h["val_loss"] else ""
+    val = f" val loss {h['val_loss']:.3f} acc {h['val_acc']:.1f} %" if h["val_loss"] else ""
     w = torch.tensor(h["alphas"]["normal"]).mean(0).tolist()
     dist = " ".join(f"{p}:{x:.3f}" for p, x in zip(h["primitives"], w, strict=False))
     return (f"epoch {h['epoch'] + 1}/{epochs}: train loss {h['train_loss']:.3f} acc "
-            f"{h['train_acc']:.3f}{val}; {exp}; mean normal alphas {dist}")
+            f"{h['train_acc']:.1f} %{val}; {exp}; mean normal alphas {dist}")
 
 
 def _retrain_setup(cfg: DARTSConfig, data, genotype: Genotype, cl: bool):
@@ -740,7 +827,7 @@ def summary_lines(r: SearchResult) -> list[str]:
              f"method {r.method} ({cfg.get('order')} order), objective {cfg.get('objective')},"
              f" preset {cfg.get('preset')}, dataset {cfg.get('dataset')}"]
     if r.genotype:
-        lines.append(f"genotype: {summarize(r.genotype)}")
+        lines.append(f"architecture: {arch_summary(r.genotype)}")
     if r.test_acc is not None:
         tn = r.trained_network
         lines.append(f"test accuracy {100 * r.test_acc:.2f} % (retrained C={tn.get('channels')},"

@@ -450,10 +450,12 @@ def chain_figure(blocks: Sequence[str], title: str = "", max_per_row: int = 12) 
 
 
 def _block_color(name: str) -> str:
-    """Colour a MobileNet-style block (e.g. ``mb5_e6``) by kernel size."""
-    for k, col in (("3", "#2f6fb0"), ("5", "#3a9a5b"), ("7", "#e07b21")):
-        if name.startswith(f"mb{k}"):
-            return col
+    """Colour a MobileNet-style block (``mb5_e6``, ``mb_k5_e6``, ``mbconv_k5x5_e6``) by
+    its kernel size."""
+    import re
+    m = re.match(r"mb\w*?(?:_k)?(\d)", name)
+    if m:
+        return {"3": "#2f6fb0", "5": "#3a9a5b", "7": "#e07b21"}.get(m.group(1), "#6b7785")
     return "#6b7785"
 
 
@@ -639,7 +641,9 @@ def pred_vs_measured_figure(
         if mk == "latency_ms" and validation:
             for p in validation.get("points", []):
                 try:
-                    vpts.append((float(p["measured_ms"]), float(p["predicted_ms"])))
+                    # the calibrated predictor where `lut calibrate` fitted one
+                    pred = p.get("calibrated_ms", p["predicted_ms"])
+                    vpts.append((float(p["measured_ms"]), float(pred)))
                 except (KeyError, TypeError, ValueError):
                     continue
         if not d.empty or vpts:
@@ -673,7 +677,10 @@ def pred_vs_measured_figure(
             v = np.array(vpts)
             fig.add_trace(go.Scatter(x=v[:, 0], y=v[:, 1], mode="markers",
                                      marker=dict(color="rgba(107,119,133,0.55)", size=6),
-                                     name="LUT validation", legendgroup="val", showlegend=True,
+                                     name=("LUT validation (calibrated)" if any(
+                                         "calibrated_ms" in p for p in validation["points"])
+                                         else "LUT validation"),
+                                     legendgroup="val", showlegend=True,
                                      hovertemplate="validation<br>measured %{x:.4g} ms<br>"
                                      "predicted %{y:.4g} ms<extra></extra>"), row=1, col=i)
         if not d.empty:  # all runs in one trace (per-point colours) to keep drawing fast

@@ -157,6 +157,9 @@ def load_run(path: Path | str) -> Run:
     genotype = _read_json(path / "genotype.json", "run", required=False)
     if genotype is not None and not isinstance(genotype, dict):
         raise ReportError(f"run: {path / 'genotype.json'} must hold a JSON object")
+    if genotype is not None and isinstance(genotype.get("genotype"), dict):
+        # nasbench search writes {"genotype": {...}, "derived": {...}, "summary": ...}
+        genotype = genotype["genotype"]
     if genotype is None:
         d = next((c for c in cands if c.get("role") == "derived"), None)
         genotype = d.get("genotype") if d and isinstance(d.get("genotype"), dict) else None

@@ -203,3 +203,28 @@ def test_report_loads_in_headless_chromium(tmp_path):
     if dest:
         Path(dest).mkdir(parents=True, exist_ok=True)
         shutil.copy2(shot, Path(dest) / "report.png")
+
+
+def test_report_of_a_real_run_loads_in_headless_chromium(tmp_path, monkeypatch):
+    """The report ``nasbench search`` writes at the end of a real (tiny) run, with a
+    measured derived network and a measured reference, draws every plot offline."""
+    from nasbench.runner import search_architecture
+    from tests.test_runner import config
+
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = config(tmp_path, references="resnet20", latency_target_ms=1e6)
+    r = search_architecture(cfg, quiet=True)
+    assert r.status == "complete" and r.measured["latency_ms"]["median"] > 0
+    out = r.run_dir / "report.html"
+    shot = tmp_path / "screenshots" / "real-run.png"
+    res = load_in_chromium(out, screenshot=shot)
+    assert res["errors"] == [], res["errors"]
+    assert res["requests"] == [], f"the report tried to reach the network: {res['requests']}"
+    assert res["ready"] == str(res["plots"]) and res["plots"] >= 5, res
+    assert res["empty"] == [], f"plots that did not draw: {res['empty']}"
+    html = out.read_text()
+    assert "ResNet-20 (CIFAR)" in html and "darts (derived)" in html
+    dest = os.environ.get("NASBENCH_SCREENSHOT_DIR")
+    if dest:
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(shot, Path(dest) / "real-run.png")

@@ -17,7 +17,7 @@ from tests.conftest import make_entry
 TINY = dict(dataset="synthetic", input_size=8, channels=4, layers=3, epochs=2,
             steps_per_epoch=3, batch_size=8, eval_channels=4, eval_layers=3,
             train_epochs=1, train_max_steps=2, train_batch_size=16, train_channels=4,
-            train_layers=3, threads=1, seed=3)
+            train_layers=3, threads=1, seed=3, references="")
 OP_COST = {"sep_conv_3x3": 2.0, "sep_conv_5x5": 3.0, "dil_conv_3x3": 1.5,
            "dil_conv_5x5": 2.5, "max_pool_3x3": 0.3, "avg_pool_3x3": 0.4,
            "skip_connect": 0.1}
@@ -101,6 +101,52 @@ def test_resume_equals_uninterrupted(tmp_path, fake_measure):
     assert done.test_acc == full.test_acc
     assert json.loads((full.run_dir / "history.json").read_text())[-1]["alphas"] == \
         json.loads((part.run_dir / "history.json").read_text())[-1]["alphas"]
+
+
+def test_candidates_references_and_report(tmp_path, fake_measure, monkeypatch):
+    """A real (tiny) run writes the derived network and the reference networks as
+    report candidates; the reference results are cached for the next run."""
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = config(tmp_path, references="resnet20,darts_v2")
+    r = search_architecture(cfg, quiet=True)
+    res = json.loads((r.run_dir / "result.json").read_text())
+    cands = {c["role"] + ":" + c["name"]: c for c in res["candidates"]}
+    assert set(cands) == {"derived:darts (derived)", "reference:ResNet-20 (CIFAR)",
+                          "reference:DARTS_V2 (published)"}
+    der = cands["derived:darts (derived)"]
+    assert der["accuracy"] == pytest.approx(100 * res["test_acc"])
+    assert der["latency_ms"]["predicted"] == res["predicted"]["latency_ms"]
+    assert der["latency_ms"]["measured"]["median"] == 1.0
+    assert der["params"] == res["params"]["torch"]
+    rn = cands["reference:ResNet-20 (CIFAR)"]
+    assert rn["params"] == 272_474            # ResNet-20 at 10 classes (He et al.: 0.27 M)
+    assert rn["latency_ms"]["predicted"] is None      # not in the DARTS space: no LUT value
+    assert rn["train_steps"] == cfg.train_max_steps and rn["space"] == "hand-designed"
+    dv = cands["reference:DARTS_V2 (published)"]
+    from nasbench.genotypes import DARTS_V2
+    from nasbench.search.cost import genotype_lut_cost
+    assert dv["latency_ms"]["predicted"] == pytest.approx(
+        genotype_lut_cost(LUT.load(cfg.lut), cfg.deploy(), DARTS_V2))
+    assert res["run_id"] == r.run_dir.name and res["dataset"] == "synthetic"
+    hist = json.loads((r.run_dir / "history.json").read_text())
+    assert hist[0]["ops"] == hist[0]["primitives"] and "latency" in hist[0]["expected_cost"]
+    assert 0.0 <= hist[0]["train_acc"] <= 100.0
+    # the report is written from this real run and shows every candidate
+    import csv
+    assert (r.run_dir / "report.html").is_file()
+    rows = list(csv.DictReader(open(r.run_dir / "report.csv")))
+    assert sorted(row["role"] for row in rows) == ["derived", "reference", "reference"]
+    # second run with the same budget reuses the references
+    r2 = search_architecture(cfg, quiet=True)
+    assert "reused" in (r2.run_dir / "search.log").read_text()
+    res2 = json.loads((r2.run_dir / "result.json").read_text())
+    assert [c["accuracy"] for c in res2["candidates"][1:]] == \
+        [c["accuracy"] for c in res["candidates"][1:]]
+
+
+def test_unknown_reference_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="unknown reference.*resnet99"):
+        DARTSConfig.from_preset("quick", references="resnet20,resnet99")
 
 
 def _runs(tmp_path):

@@ -12,7 +12,10 @@ CPU. Its budget, and why:
   C=16, 8 cells (``train_channels``/``train_layers``): the accuracy is that of this
   smaller copy, while cost (predicted and measured) is always that of the deploy network
   (``eval_channels``/``eval_layers``/``input_size``/``deploy_batch``, default the DARTS
-  evaluation network C=36, 20 cells, 32x32, batch 1).
+  evaluation network C=36, 20 cells, 32x32, batch 1);
+* four reference networks (ResNet-20, MobileNetV2, DARTS_V2, PC-DARTS) get the same
+  retrain budget and are measured on the same device, for the report's context
+  (cached: a second run with the same budget reuses them; ``references=""`` skips).
 
 ``paper`` is the DARTS paper's CIFAR-10 setting (Liu et al., 2019): C=16, 8 cells, 50
 epochs, batch 64, SGD lr 0.025 cosine to 0.001, momentum 0.9, wd 3e-4, Adam 3e-4
@@ -101,6 +104,9 @@ class DARTSConfig:
     out: str = "runs"
     threads: int | None = None
     measure: bool = True                  # measure the derived deploy network on device
+    # reference networks for the report (trained with the retrain budget, measured);
+    # comma-separated names of nasbench.references.REFERENCES, "" for none
+    references: str = "resnet20,mobilenetv2,darts_v2,pc_darts"
 
     # ---- presets ------------------------------------------------------------------------
 
@@ -119,7 +125,8 @@ class DARTSConfig:
                         learning_rate=0.025, learning_rate_min=0.001, arch_learning_rate=3e-4,
                         train_epochs=600, train_max_steps=None, train_batch_size=96,
                         train_channels=None, train_layers=None, auxiliary_weight=0.4,
-                        drop_path_prob=0.2, cutout=16, dataset="cifar10")
+                        drop_path_prob=0.2, cutout=16, dataset="cifar10",
+                        references="")  # 600-epoch retrains of references: opt in
             if method == "pcdarts":
                 base.update(partial_k=4, batch_size=256, learning_rate=0.1,
                             learning_rate_min=0.0, arch_learning_rate=6e-4, warmup_epochs=15)
@@ -178,6 +185,17 @@ class DARTSConfig:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise UserError("steps_per_epoch must be positive")
+        from ..references import REFERENCES
+        unknown = [r for r in self.reference_list if r not in REFERENCES]
+        if unknown:
+            raise UserError(f"unknown reference network(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(REFERENCES)} (or none)")
+
+    @property
+    def reference_list(self) -> list[str]:
+        """Returns the reference network names (empty for "" or "none")."""
+        names = [r.strip().lower() for r in (self.references or "").split(",") if r.strip()]
+        return [] if names in (["none"], ["off"]) else names
 
     @property
     def cost_metrics(self) -> list[str]:

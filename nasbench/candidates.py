@@ -1,0 +1,87 @@
+"""Candidate records: the per-architecture rows of ``result.json`` that reports plot.
+
+Every searcher (DARTS, PC-DARTS, ProxylessNAS) and the reference networks describe an
+architecture the same way, so a report treats them alike::
+
+    {"name", "role": "derived" | "reference", "space", "genotype", "genotype_summary",
+     "accuracy": % top-1, "accuracy_kind": "test", "train_epochs", "train_steps",
+     "latency_ms": {"measured": {median, p5, p95, cv, ...} | None, "predicted": ms | None},
+     "energy_j": {"measured": J | None, "predicted": J | None, "reason": str | None},
+     "memory_bytes": {"measured": B | None, "predicted": B | None, "method": str | None},
+     "params": int, "macs": int (conv + linear multiply-accumulates per forward)}
+
+Predicted values are LUT sums (estimates); measured values come from the same meters
+as the LUT. A missing value is None, never 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .genotypes import Genotype, genotype_to_dict, summarize
+
+
+def arch_dict(arch: Any) -> dict | None:
+    """Returns the JSON form of a DARTS Genotype or of any architecture object with
+    ``to_dict()`` (e.g. a ProxylessNAS block chain); None for None."""
+    if arch is None:
+        return None
+    if isinstance(arch, Genotype):
+        return genotype_to_dict(arch)
+    if isinstance(arch, dict):
+        return arch
+    return arch.to_dict()
+
+
+def arch_summary(arch: Any) -> str:
+    """Returns a one-line text of an architecture ('' for None)."""
+    if arch is None:
+        return ""
+    if isinstance(arch, Genotype):
+        return summarize(arch)
+    if isinstance(arch, dict):
+        return str(arch.get("summary", ""))
+    return arch.summary()
+
+
+def arch_space(arch: Any) -> str:
+    """Returns the search space name of an architecture object."""
+    if isinstance(arch, Genotype):
+        return "darts"
+    d = arch_dict(arch) or {}
+    return str(d.get("space") or ("proxyless" if "blocks" in d else ""))
+
+
+def candidate(name: str, role: str, *, arch: Any = None, space: str | None = None,
+              summary: str | None = None, test_acc: float | None = None,
+              predicted: dict | None = None, measured: dict | None = None,
+              params: dict | int | None = None, macs: dict | int | None = None,
+              train: dict | None = None) -> dict:
+    """Returns one candidate record (see the module doc; accuracy in %, latency in ms,
+    energy in J, memory in bytes). ``test_acc`` is a fraction; ``predicted`` is
+    :func:`nasbench.runner.predict_costs`'s dict, ``measured`` is
+    :func:`nasbench.profiling.measure_network`'s dict (or {"error": ...})."""
+    predicted = predicted or {}
+    measured = measured if measured and "latency_ms" in measured else None
+    p = params.get("torch") if isinstance(params, dict) else params
+    m = macs.get("conv_linear") if isinstance(macs, dict) else macs
+    return {
+        "name": name, "role": role,
+        "space": space or (arch_space(arch) if arch is not None else ""),
+        "genotype": arch_dict(arch),
+        "genotype_summary": summary if summary is not None else arch_summary(arch),
+        "accuracy": None if test_acc is None else 100.0 * test_acc,
+        "accuracy_kind": "test",
+        "train_epochs": (train or {}).get("epochs"),
+        "train_steps": (train or {}).get("steps"),
+        "latency_ms": {"measured": measured["latency_ms"] if measured else None,
+                       "predicted": predicted.get("latency_ms")},
+        "energy_j": {"measured": measured.get("energy_j") if measured else None,
+                     "predicted": predicted.get("energy_j"),
+                     "reason": measured.get("energy_reason") if measured else
+                     "not measured"},
+        "memory_bytes": {"measured": measured.get("memory_bytes") if measured else None,
+                         "predicted": predicted.get("memory_bytes"),
+                         "method": measured.get("memory_method") if measured else None},
+        "params": p, "macs": m,
+    }  # fmt: skip
