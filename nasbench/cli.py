@@ -334,6 +334,8 @@ def lut_calibrate(
     samples: int = typer.Option(12, help="Networks measured to fit the predictor (>= 4)."),
     seed: int = typer.Option(1000, help="Sampling seed (keep it apart from validate's)."),
     batch: int | None = typer.Option(None, help="Batch size (default: the LUT's first)."),
+    features: str = typer.Option("op", help="Predictor features: op (a scale per "
+                                 "candidate op) or group (per op family)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the file path."),
     json_out: bool = typer.Option(False, "--json", help="Print the calibration as JSON."),
 ):
@@ -352,14 +354,17 @@ def lut_calibrate(
     lut = _validation_inputs(lut_file, device, "darts", samples)
     if samples < 4:
         raise UserError("--samples must be at least 4")
+    if features not in ("op", "group"):
+        raise UserError(f"--features must be op or group, got {features!r}")
     deploy = deploy_from_lut(lut, batch)
     rng = random.Random(seed)
     gs = [sample_genotype(rng) for _ in range(samples)]
     with _progress("calibrating", quiet or json_out) as cb:
-        pts = measure_samples(lut, device, gs, deploy, cb)
+        pts = measure_samples(lut, device, gs, deploy, cb, features=features)
     calib = fit_calibration([p["group_sums_ms"] for p in pts],
-                            [p["measured_ms"] for p in pts], lut.sha256())
-    path = write_json(calibration_path(lut_file), calib.to_dict())
+                            [p["measured_ms"] for p in pts], lut.sha256(),
+                            deploy.batches[0], features)
+    path = write_json(calibration_path(lut_file, deploy.batches[0]), calib.to_dict())
     if json_out:
         print(json.dumps(calib.to_dict(), indent=1))
     elif quiet:

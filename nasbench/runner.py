@@ -293,7 +293,13 @@ def build_cost_model(lut: LUT, lut_path: Path, deploy: DeployConfig, metrics: li
     """Returns the CostModel of the objective's metrics; raises UserError naming the
     missing entries and the profile command that fills them."""
     from .search.cost import CostModel
+    from .validate import CalibratedLUT, load_calibration
+    calib = load_calibration(lut, deploy.batches[0])
     try:
+        if calib is not None:
+            # `nasbench lut calibrate` fitted a predictor for this very LUT file: the
+            # expected cost uses it (still a weighted sum, so still differentiable)
+            return CostModel.from_lut(CalibratedLUT(lut, calib), deploy, metrics)
         return CostModel.from_lut(lut, deploy, metrics)
     except KeyError as e:
         metric, missing = e.args
@@ -720,14 +726,23 @@ def _deploy_network(genotype: Genotype, deploy: DeployConfig):
 
 def predict_costs(lut: LUT, deploy: DeployConfig, genotype: Genotype) -> dict:
     """Returns the LUT prediction for the deploy network of ``genotype``:
-    ``{"latency_ms", "energy_j", "memory_bytes"}`` (None where the LUT has no value).
-    Latency and energy are sums over the op instances; memory is the sum of per-op
-    peaks, an upper-bound-style estimate, not the network's peak."""
+    ``{"latency_ms", "latency_plain_ms", "energy_j", "memory_bytes", "source"}`` (None
+    where the LUT has no value). ``latency_ms`` is the calibrated predictor's when
+    ``nasbench lut calibrate`` fitted one for this LUT (at this batch), else the plain
+    sum over the op instances (``latency_plain_ms``). Energy is a sum; memory is the sum
+    of per-op peaks, an upper-bound-style estimate, not the network's peak."""
     from .search.cost import genotype_lut_cost
-    return {"latency_ms": genotype_lut_cost(lut, deploy, genotype, "latency"),
+    from .validate import CalibratedLUT, load_calibration
+    plain = genotype_lut_cost(lut, deploy, genotype, "latency")
+    calib = load_calibration(lut, deploy.batches[0]) if isinstance(lut, LUT) else None
+    latency, source = plain, "LUT (sum over op instances; an estimate)"
+    if calib is not None and plain is not None:
+        latency = genotype_lut_cost(CalibratedLUT(lut, calib), deploy, genotype, "latency")
+        source = "LUT, calibrated predictor (lut calibrate; an estimate)"
+    return {"latency_ms": latency, "latency_plain_ms": plain,
             "energy_j": genotype_lut_cost(lut, deploy, genotype, "energy"),
             "memory_bytes": genotype_lut_cost(lut, deploy, genotype, "memory"),
-            "source": "LUT (sum over op instances; an estimate)"}
+            "source": source}
 
 
 def count_complexity(net, deploy: DeployConfig) -> tuple[dict, dict]:

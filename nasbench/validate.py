@@ -38,7 +38,10 @@ from .ops import PRIMITIVES
 from .spaces.darts import DeployConfig, cell_plan, edge_instance, network_fixed_instances
 
 GROUPS = ("sep_conv", "dil_conv", "pool", "skip", "fixed")
-CALIBRATION_SCHEMA = 1
+#: finer features: one per candidate op (the fixed parts stay one group)
+OP_FEATURES = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
+               "max_pool_3x3", "avg_pool_3x3", "skip_connect", "fixed")
+CALIBRATION_SCHEMA = 2
 
 
 def op_group(op: str) -> str:
@@ -52,6 +55,14 @@ def op_group(op: str) -> str:
     if op in ("skip_connect", "none"):
         return "skip"
     return "fixed"
+
+
+def op_feature(op: str) -> str:
+    """Returns the per-op calibration feature of a registered op name."""
+    return op if op in OP_FEATURES else "fixed"
+
+
+FEATURES = {"group": (GROUPS, op_group), "op": (OP_FEATURES, op_feature)}
 
 
 def sample_genotype(rng: random.Random, steps: int = 4) -> Genotype:
@@ -85,74 +96,88 @@ def deploy_from_lut(lut: LUT, batch: int | None = None) -> DeployConfig:
                         dtype=lut.provenance.get("dtype", "float32"))
 
 
-def group_sums(lut: LUT, deploy: DeployConfig, g: Genotype) -> dict[str, float]:
+def group_sums(lut: LUT, deploy: DeployConfig, g: Genotype,
+               features: str = "op") -> dict[str, float]:
     """Returns the plain LUT latency (ms) of the deploy network of ``g``, split by
-    :data:`GROUPS`; raises UserError naming a missing entry."""
+    feature (:data:`OP_FEATURES` for "op", :data:`GROUPS` for "group"); raises
+    UserError naming a missing entry."""
+    names, key_of = FEATURES[features]
     batch = deploy.batches[0]
     insts = list(network_fixed_instances(deploy))
     for cell in cell_plan(deploy.channels, deploy.layers, deploy.input_size,
                           deploy.multiplier, deploy.stem_multiplier):
         for op, j in (g.reduce if cell.reduction else g.normal):
             insts.append(edge_instance(cell, op, j))
-    sums = dict.fromkeys(GROUPS, 0.0)
+    sums = dict.fromkeys(names, 0.0)
     for inst in insts:
         v = lut.value(inst.key, batch, "latency", deploy.dtype)
         if v is None:
             raise UserError(f"LUT {lut.path} lacks {inst.key}/b{batch}/{deploy.dtype}")
-        sums[op_group(inst.op)] += v
+        sums[key_of(inst.op)] += v
     return sums
 
 
 @dataclass
 class Calibration:
-    """A fitted calibrated predictor: coefficients per group and intercept (ms)."""
+    """A fitted calibrated predictor for one LUT at one batch size: a scale per
+    feature (op or op group; the fixed parts keep scale 1) and an intercept (ms)."""
 
     coef: dict[str, float]
     intercept: float
     fit: dict
     lut_sha256: str
+    batch: int = 1
+    features: str = "op"
+
+    def feature_of(self, op: str) -> str:
+        """Returns the feature (coefficient name) of an op."""
+        return FEATURES[self.features][1](op)
 
     def predict(self, sums: dict[str, float]) -> float:
-        """Returns the calibrated latency (ms) of a network from its group sums."""
-        return self.intercept + sum(self.coef[g] * sums[g] for g in GROUPS)
+        """Returns the calibrated latency (ms) of a network from its feature sums."""
+        return self.intercept + sum(self.coef[g] * sums[g] for g in self.coef)
 
     def to_dict(self) -> dict:
         """Returns the JSON form stored beside the LUT."""
-        return {"schema": CALIBRATION_SCHEMA, "model": "linear, non-negative, per op group",
-                "groups": list(GROUPS), "coef": self.coef, "intercept_ms": self.intercept,
-                "lut_sha256": self.lut_sha256, "fit": self.fit}
+        return {"schema": CALIBRATION_SCHEMA,
+                "model": f"linear, non-negative, per {self.features}; fixed parts x1",
+                "features": self.features, "coef": self.coef, "intercept_ms": self.intercept,
+                "batch": self.batch, "lut_sha256": self.lut_sha256, "fit": self.fit}
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
         """Returns the Calibration stored by :meth:`to_dict`."""
-        return cls(d["coef"], d["intercept_ms"], d.get("fit", {}), d.get("lut_sha256", ""))
+        return cls(d["coef"], d["intercept_ms"], d.get("fit", {}), d.get("lut_sha256", ""),
+                   int(d.get("batch", 1)), d.get("features", "group"))
 
 
-def calibration_path(lut_path: Path) -> Path:
-    """Returns where the calibration of a LUT file is stored (beside it)."""
+def calibration_path(lut_path: Path, batch: int = 1) -> Path:
+    """Returns where the calibration of a LUT file at ``batch`` is stored (beside it)."""
     p = Path(lut_path)
-    return p.with_name(p.stem + ".calib.json")
+    return p.with_name(f"{p.stem}.calib-b{batch}.json")
 
 
-def load_calibration(lut: LUT) -> Calibration | None:
-    """Returns the calibration stored beside ``lut`` if it was fitted for this very file
-    (same SHA-256), else None."""
+def load_calibration(lut: LUT, batch: int | None = None) -> Calibration | None:
+    """Returns the calibration stored beside ``lut`` for ``batch`` (default: the LUT's
+    first batch) if it was fitted for this very file (same SHA-256), else None."""
     if lut.path is None:
         return None
-    p = calibration_path(lut.path)
+    if batch is None:
+        batch = lut.batches[0] if lut.batches else 1
+    p = calibration_path(lut.path, batch)
     if not p.is_file():
         return None
     try:
         c = Calibration.from_dict(json.loads(p.read_text()))
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, TypeError):
         return None
-    return c if c.lut_sha256 == lut.sha256() else None
+    return c if c.lut_sha256 == lut.sha256() and c.batch == batch else None
 
 
 class CalibratedLUT:
-    """A LUT view whose latency values are scaled by the calibration's group
-    coefficients; ``intercept`` (ms) is the per-network constant. Other metrics pass
-    through unchanged."""
+    """A LUT view whose latency values are scaled by the calibration's coefficients;
+    ``intercept`` (ms) is the per-network constant the cost model adds once. Other
+    metrics pass through unchanged."""
 
     def __init__(self, lut: LUT, calib: Calibration):
         self.lut, self.calib = lut, calib
@@ -165,7 +190,7 @@ class CalibratedLUT:
         v = self.lut.value(op_key, batch, metric, dtype)
         if v is None or metric != "latency":
             return v
-        return v * self.calib.coef[op_group(op_key.split("/")[0])]
+        return v * self.calib.coef.get(self.calib.feature_of(op_key.split("/")[0]), 1.0)
 
     def missing(self, *a, **k):
         """Returns the LUT's missing entries (see LUT.missing)."""
@@ -176,14 +201,20 @@ class CalibratedLUT:
 
 
 def fit_calibration(sums: list[dict[str, float]], measured: list[float],
-                    lut_sha256: str) -> Calibration:
-    """Returns the calibration fitted on (group sums, measured ms) pairs, with its
-    in-sample and leave-one-out figures in ``fit``."""
+                    lut_sha256: str, batch: int = 1, features: str = "op") -> Calibration:
+    """Returns the calibration fitted on (feature sums, measured ms) pairs, with its
+    in-sample and leave-one-out figures in ``fit``.
+
+    The fixed parts (stem, preprocessing, head) are the same in every network of a
+    deploy configuration, so their scale cannot be told apart from the intercept: they
+    keep scale 1 and the intercept takes the rest of the per-network overhead."""
     from sklearn.linear_model import LinearRegression
+    names = [g for g in FEATURES[features][0] if g != "fixed"]
     if len(measured) < 4:
         raise UserError("calibration needs at least 4 measured networks")
-    X = np.array([[s[g] for g in GROUPS] for s in sums])
-    y = np.array(measured)
+    X = np.array([[s[g] for g in names] for s in sums])
+    fixed = np.array([s.get("fixed", 0.0) for s in sums])
+    y = np.array(measured) - fixed
 
     def model():
         return LinearRegression(positive=True)
@@ -192,11 +223,12 @@ def fit_calibration(sums: list[dict[str, float]], measured: list[float],
     loo = []
     for i in range(len(y)):
         keep = np.arange(len(y)) != i
-        loo.append(float(model().fit(X[keep], y[keep]).predict(X[i:i + 1])[0]))
-    fit = {"samples": len(y), "in_sample": error_metrics(list(m.predict(X)), list(y)),
-           "leave_one_out": error_metrics(loo, list(y))}
-    return Calibration({g: float(c) for g, c in zip(GROUPS, m.coef_, strict=True)},
-                       float(m.intercept_), fit, lut_sha256)
+        loo.append(float(model().fit(X[keep], y[keep]).predict(X[i:i + 1])[0] + fixed[i]))
+    meas = list(np.array(measured, float))
+    fit = {"samples": len(y), "in_sample": error_metrics(list(m.predict(X) + fixed), meas),
+           "leave_one_out": error_metrics(loo, meas)}
+    coef = {g: float(c) for g, c in zip(names, m.coef_, strict=True)} | {"fixed": 1.0}
+    return Calibration(coef, float(m.intercept_), fit, lut_sha256, batch, features)
 
 
 def error_metrics(predicted: list[float], measured: list[float], worst: int = 0) -> dict:
@@ -223,7 +255,7 @@ def error_metrics(predicted: list[float], measured: list[float], worst: int = 0)
 
 
 def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: DeployConfig,
-                    progress=None) -> list[dict]:
+                    progress=None, features: str = "op") -> list[dict]:
     """Returns one point per genotype: group sums, plain prediction (ms), end-to-end
     measurement (latency stats in ms) with the LUT's meter settings and threads."""
     import torch
@@ -245,7 +277,7 @@ def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: De
         for i, g in enumerate(genotypes):
             if progress:
                 progress(i, len(genotypes), summarize(g)[:60])
-            sums = group_sums(lut, deploy, g)
+            sums = group_sums(lut, deploy, g, features)
             net = build_network_from_genotype(
                 g, C=deploy.channels, num_cells=deploy.layers, num_classes=deploy.num_classes,
                 in_channels=deploy.in_channels, input_size=deploy.input_size)
@@ -288,8 +320,11 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
            "lut_median_cv": float(np.median([e["latency_ms"]["cv"]
                                              for e in lut.entries.values()])),
            "plain": plain, "points": points}
-    calib = load_calibration(lut)
+    calib = load_calibration(lut, deploy.batches[0])
     if calib is not None:
+        if calib.features != "op":
+            for p, g in zip(points, gs, strict=True):
+                p["group_sums_ms"] = group_sums(lut, deploy, g, calib.features)
         for p in points:
             p["calibrated_ms"] = calib.predict(p["group_sums_ms"])
         out["calibrated"] = error_metrics([p["calibrated_ms"] for p in points], meas,

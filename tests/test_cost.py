@@ -185,3 +185,39 @@ def test_objective_and_latency_parsing():
     for bad in ("fast", "-1ms", "0"):
         with pytest.raises(UserError):
             parse_latency(bad)
+
+
+def test_search_cost_uses_the_fitted_calibration(tmp_path):
+    """When `lut calibrate` fitted a predictor for this LUT file and batch, the
+    expected cost, the derived network's prediction and the hard target use it."""
+    from nasbench.genotypes import DARTS_V2
+    from nasbench.runner import build_cost_model, predict_costs
+    from nasbench.search.config import DARTSConfig
+    from nasbench.validate import Calibration, calibration_path, write_json
+    from profilers.lut import LUT
+    from tests.test_runner import TINY, write_lut
+
+    cfg = DARTSConfig.from_preset("quick", **TINY)
+    deploy = cfg.deploy()
+    path = write_lut(tmp_path / "lut.json", cfg)
+    lut = LUT.load(path)
+    plain_cm = build_cost_model(lut, path, deploy, ["latency"], "cpu")
+    plain = plain_cm.genotype_cost(DARTS_V2)["latency"]
+    coef = {op: 0.5 for op in ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
+                               "dil_conv_5x5", "max_pool_3x3", "avg_pool_3x3",
+                               "skip_connect")} | {"fixed": 1.0}
+    write_json(calibration_path(path, 1),
+               Calibration(coef, 2.0, {}, lut.sha256(), 1, "op").to_dict())
+    cm = build_cost_model(lut, path, deploy, ["latency"], "cpu")
+    fixed = plain_cm.fixed["latency"]
+    # fixed parts keep scale 1, every edge op is halved, the intercept is added once
+    expect = fixed + 2.0 + 0.5 * (plain - fixed)
+    assert cm.genotype_cost(DARTS_V2)["latency"] == pytest.approx(expect)
+    pred = predict_costs(lut, deploy, DARTS_V2)
+    assert pred["latency_ms"] == pytest.approx(expect)
+    assert pred["latency_plain_ms"] == pytest.approx(plain)
+    assert "calibrated" in pred["source"]
+    # a calibration for another batch is not used
+    calibration_path(path, 1).rename(calibration_path(path, 32))
+    assert build_cost_model(lut, path, deploy, ["latency"], "cpu").genotype_cost(
+        DARTS_V2)["latency"] == pytest.approx(plain)

@@ -10,6 +10,7 @@ from nasbench.cli import main
 from nasbench.genotypes import validate_genotype
 from nasbench.validate import (
     GROUPS,
+    OP_FEATURES,
     CalibratedLUT,
     deploy_from_lut,
     error_metrics,
@@ -52,11 +53,13 @@ def test_calibration_recovers_known_overhead():
     the plain sum is biased, the calibrated predictor is not."""
     rng = random.Random(0)
     true = {"sep_conv": 0.8, "dil_conv": 0.8, "pool": 1.0, "skip": 1.0, "fixed": 1.0}
-    sums = [{g: rng.uniform(1, 10) for g in GROUPS} for _ in range(20)]
+    # the fixed parts are the same in every network of a deploy configuration
+    sums = [{g: 7.0 if g == "fixed" else rng.uniform(1, 10) for g in GROUPS}
+            for _ in range(20)]
     meas = [3.0 + sum(true[g] * s[g] for g in GROUPS) for s in sums]
-    c = fit_calibration(sums[:12], meas[:12], "sha")
+    c = fit_calibration(sums[:12], meas[:12], "sha", features="group")
     assert c.intercept == pytest.approx(3.0, abs=1e-6)
-    assert c.coef["sep_conv"] == pytest.approx(0.8, abs=1e-6)
+    assert c.coef["sep_conv"] == pytest.approx(0.8, abs=1e-6) and c.coef["fixed"] == 1.0
     plain = error_metrics([sum(s.values()) for s in sums[12:]], meas[12:])
     cal = error_metrics([c.predict(s) for s in sums[12:]], meas[12:])
     assert cal["mape_pct"] < 1e-6 < plain["mape_pct"]
@@ -66,12 +69,17 @@ def test_calibration_recovers_known_overhead():
 def test_calibrated_lut_scales_latency_only(tiny_lut):
     from nasbench.validate import Calibration
     c = Calibration({"sep_conv": 0.5, "dil_conv": 1, "pool": 2.0, "skip": 1, "fixed": 1},
-                    1.5, {}, "x")
+                    1.5, {}, "x", features="group")
     v = CalibratedLUT(tiny_lut, c)
     assert v.value("sep_conv_3x3/c8-8/h8w8/s1", 1) == pytest.approx(1.0)
     assert v.value("max_pool_3x3/c8-8/h8w8/s1", 1) == pytest.approx(1.0)
-    assert v.value("max_pool_3x3/c8-8/h8w8/s1", 1, "memory") == 1000
     assert v.intercept["latency"] == 1.5
+    per_op = Calibration({"sep_conv_3x3": 0.25, "max_pool_3x3": 3.0, "fixed": 1.0}, 0.0,
+                         {}, "x", features="op")
+    v = CalibratedLUT(tiny_lut, per_op)
+    assert v.value("sep_conv_3x3/c8-8/h8w8/s1", 1) == pytest.approx(0.5)
+    assert v.value("max_pool_3x3/c8-8/h8w8/s1", 1) == pytest.approx(1.5)
+    assert v.value("max_pool_3x3/c8-8/h8w8/s1", 1, "memory") == 1000
     assert op_group("factorized_reduce") == "fixed" and op_group("skip_connect") == "skip"
 
 
@@ -82,8 +90,9 @@ def test_validate_and_calibrate_end_to_end(tmp_path, capsys):
                  "--input", "8", "--time-cap", "0.05", "--min-repeats", "3",
                  "--max-repeats", "10"]) == 0
     assert main(["lut", "calibrate", "--lut", str(lut), "--samples", "5", "--quiet"]) == 0
-    calib = json.loads((tmp_path / "tiny.calib.json").read_text())
-    assert calib["schema"] == 1 and set(calib["coef"]) == set(GROUPS)
+    calib = json.loads((tmp_path / "tiny.calib-b1.json").read_text())
+    assert calib["schema"] == 2 and set(calib["coef"]) == set(OP_FEATURES)
+    assert calib["batch"] == 1 and calib["coef"]["fixed"] == 1.0
     out = tmp_path / "v.json"
     assert main(["lut", "validate", "--lut", str(lut), "--samples", "3", "--out", str(out),
                  "--quiet"]) == 0

@@ -107,7 +107,9 @@ class CostModel:
                                 t[kind][e, o] += val(edge_instance(cell, op, j).key)
                         e += 1
             cm.tables[m] = t
-            cm.fixed[m] = sum(val(i.key) for i in network_fixed_instances(deploy))
+            # a calibrated LUT view adds its per-network overhead (ms) to the fixed part
+            cm.fixed[m] = (sum(val(i.key) for i in network_fixed_instances(deploy))
+                           + getattr(lut, "intercept", {}).get(m, 0.0))
         cm.edge_factors = torch.tensor(
             [2.0 / (node + 2) for node in range(deploy.steps) for _ in range(node + 2)],
             dtype=torch.float64)
@@ -182,7 +184,7 @@ def genotype_lut_cost(lut, deploy: DeployConfig, genotype: Genotype, metric: str
     for cell in deploy_plan(deploy):
         for op, j in (genotype.reduce if cell.reduction else genotype.normal):
             insts.append(edge_instance(cell, op, j))
-    total = 0.0
+    total = getattr(lut, "intercept", {}).get(metric, 0.0)   # calibrated LUT views only
     for inst in insts:
         v = lut.value(inst.key, batch, metric, deploy.dtype)
         if v is None:
