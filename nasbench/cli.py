@@ -87,11 +87,19 @@ def devices(json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 def profile(
     device: str = typer.Option("cpu", "--device", "-d",
                                help="cpu, cuda[:N], rocm[:N], opencl[:P[:D]] or a preset."),
-    space: str = typer.Option("darts", help="Search space whose ops are enumerated."),
-    channels: int = typer.Option(36, help="Deploy network: initial channels C."),
-    layers: int = typer.Option(20, help="Deploy network: number of cells."),
-    input_size: int = typer.Option(32, "--input", help="Deploy network: input H = W."),
-    classes: int = typer.Option(10, help="Deploy network: number of classes."),
+    space: str = typer.Option("darts", help="Search space whose ops are enumerated: "
+                              "darts or proxyless."),
+    channels: int | None = typer.Option(None, help="DARTS deploy network: initial "
+                                           "channels C (default 36)."),
+    layers: int | None = typer.Option(None, help="DARTS deploy network: number of cells "
+                                         "(default 20)."),
+    config: str = typer.Option("cifar", "--config", help="Proxyless space layout: cifar "
+                               "(32x32, default) or imagenet (the paper's, 224x224)."),
+    width_mult: float = typer.Option(1.0, help="Proxyless space: width multiplier."),
+    input_size: int | None = typer.Option(None, "--input", help="Deploy network: input "
+                                             "H = W (default 32; proxyless: the layout's)."),
+    classes: int | None = typer.Option(None, help="Deploy network: number of classes "
+                                          "(default 10; proxyless: the layout's)."),
     batch: str = typer.Option("1", help="Batch sizes, comma-separated (e.g. 1,32)."),
     dtype: str = typer.Option("float32", help="float32 (float16 where supported)."),
     out_file: Path | None = typer.Option(None, "--out", "-o",

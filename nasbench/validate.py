@@ -306,15 +306,30 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
     gs = list(genotypes or []) + [sample_genotype(rng) for _ in range(samples)]
     if not gs:
         raise UserError("nothing to validate: --samples is 0 and no --from-run")
+    from profilers.machine import machine_state
     t0 = time.perf_counter()
     load0 = os.getloadavg()
+    state0 = machine_state()
     points = measure_samples(lut, device, gs, deploy, progress)
+    state1 = machine_state()
     meas = [p["measured_ms"] for p in points]
     plain = error_metrics([p["predicted_ms"] for p in points], meas, worst=3)
+    cvs = [p["measured"]["cv"] for p in points]
+    thr = LatencySettings(**lut.provenance["settings"]).cv_threshold \
+        if "settings" in lut.provenance else LatencySettings().cv_threshold
+    warnings = [w for w in (state0.warning(), state1.warning()) if w]
+    n_noisy = sum(c > thr for c in cvs)
+    if n_noisy:
+        warnings.append(f"{n_noisy} of {len(cvs)} end-to-end measurements are noisy "
+                        f"(CV above {thr}); their errors say as much about the machine as "
+                        f"about the LUT")
     out = {"schema": 1, "lut": str(lut.path), "lut_sha256": lut.sha256(), "device": device,
            "batch": deploy.batches[0], "seed": seed, "samples": len(points),
            "seconds": round(time.perf_counter() - t0, 1),
            "loadavg": {"start": load0, "end": os.getloadavg()},
+           "machine": {"start": state0.to_dict(), "end": state1.to_dict()},
+           "loaded": state0.loaded or state1.loaded, "noisy": n_noisy,
+           "warnings": list(dict.fromkeys(warnings)),
            "cv": {"median": float(np.median([p["measured"]["cv"] for p in points])),
                   "max": float(np.max([p["measured"]["cv"] for p in points]))},
            "lut_median_cv": float(np.median([e["latency_ms"]["cv"]

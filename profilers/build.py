@@ -12,6 +12,7 @@ import os
 import platform
 import socket
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,18 +124,54 @@ def energy_fields(meter, prepared) -> dict:
             "energy_calls": r.calls, "energy_seconds": r.seconds}
 
 
+def _stderr_warning(msg: str) -> None:
+    import sys
+    sys.stderr.write(f"warning: {msg}\n")
+
+
+#: share of noisy entries above which a finished profile warns
+NOISY_SHARE_WARN = 0.10
+
+
 def build_lut(items: list[ProfileItem], device: Device, backend: Backend, out: Path, *,
               settings: LatencySettings = LatencySettings(), provenance_extra: dict | None = None,
               resume: bool = False, threads: int | None = None, energy_meter=None,
-              progress: Callable[[int, int, str], None] | None = None) -> LUT:
+              progress: Callable[[int, int, str], None] | None = None,
+              warn: Callable[[str], None] | None = _stderr_warning,
+              pin: bool = True) -> LUT:
     """Measures every item and returns the LUT, written atomically to ``out`` after each
     entry. With ``resume``, entries already in ``out`` are kept and skipped (the file
-    must have been recorded for the same device and settings)."""
+    must have been recorded for the same device and settings).
+
+    The machine's state (load, busy processes, governor, clocks) is recorded at start
+    and end in the provenance; ``warn`` gets a line when the machine is loaded or more
+    than 10 % of the entries are noisy. With ``pin`` the threads are pinned to fixed
+    CPUs while measuring (recorded as ``affinity``)."""
+    from .machine import machine_state, pinned_threads
     if threads is not None:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     prov = base_provenance(device, backend, settings, threads)
     prov.update(provenance_extra or {})
+    state = machine_state()
+    prov["machine_at_start"] = state.to_dict()
+    if warn and state.warning():
+        warn(state.warning())
+    with (pinned_threads(threads) if pin and device.kind == "cpu"
+          else _no_pin()) as cpus:
+        prov["affinity"] = cpus
+        return _measure_all(items, device, backend, out, settings, prov, resume,
+                            energy_meter, progress, warn)
+
+
+@contextmanager
+def _no_pin():
+    yield None
+
+
+def _measure_all(items, device, backend, out, settings, prov, resume, energy_meter,
+                 progress, warn) -> LUT:
+    from .machine import machine_state
     lut = LUT(provenance=prov, entries={})
     out = Path(out)
     if resume and out.exists():
@@ -163,5 +200,15 @@ def build_lut(items: list[ProfileItem], device: Device, backend: Backend, out: P
         progress(done, len(items), "")
     lut.provenance["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(
         timespec="seconds")
+    end = machine_state()
+    lut.provenance["machine_at_end"] = end.to_dict()
+    noisy = [k for k, e in lut.entries.items() if e.get("noisy")]
+    lut.provenance["noisy_entries"] = len(noisy)
+    if warn and lut.entries and len(noisy) / len(lut.entries) > NOISY_SHARE_WARN:
+        warn(f"{len(noisy)} of {len(lut.entries)} entries are noisy (CV above "
+             f"{settings.cv_threshold}): see `nasbench lut show --noisy`, and "
+             f"profile again on a quiet machine")
+    if warn and end.warning():
+        warn("at the end of the profile " + end.warning())
     lut.save(out)
     return lut

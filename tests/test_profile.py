@@ -128,3 +128,23 @@ def test_rx580_absent_exits_2_listing_devices():
     import importlib.util
     if importlib.util.find_spec("pyopencl"):
         assert "opencl:0:0" in line
+
+
+def test_profile_records_machine_state_and_warns_when_busy(tmp_path, monkeypatch, capsys):
+    import json
+
+    import profilers.machine as machine
+    from nasbench.cli import main as cli_main
+    monkeypatch.setattr(machine, "busy_processes", lambda *a, **k: [
+        {"pid": 4242, "name": "hog", "cpu_percent": 97.0}])
+    out = tmp_path / "lut.json"
+    assert cli_main(["profile", "--out", str(out), "--quiet", "--channels", "4",
+                     "--layers", "3", "--input", "8", "--time-cap", "0.02",
+                     "--min-repeats", "3", "--max-repeats", "5"]) == 0
+    prov = json.loads(out.read_text())["provenance"]
+    assert prov["machine_at_start"]["loaded"] is True
+    assert prov["machine_at_start"]["busy"][0]["name"] == "hog"
+    assert "machine_at_end" in prov and "noisy_entries" in prov
+    assert prov["affinity"] and len(prov["affinity"]) == prov["threads"]
+    err = capsys.readouterr().err
+    assert "warning: the machine is busy" in err and "hog (pid 4242" in err

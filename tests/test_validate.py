@@ -122,3 +122,52 @@ def test_validate_and_calibrate_end_to_end(tmp_path, capsys):
 def test_validate_bad_input(args, msg, capsys):
     assert main(args) == 2
     assert msg in capsys.readouterr().err
+
+
+def _bounded_load(seconds: float, procs: int):
+    """Starts ``procs`` busy-loop processes that end by themselves after ``seconds``."""
+    import subprocess
+    import sys
+    code = f"import time\nt = time.time() + {seconds}\nwhile time.time() < t:\n    pass\n"
+    return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(procs)]
+
+
+def test_validate_under_concurrent_load_says_so(tmp_path, capsys):
+    """Under a concurrent CPU load (bounded to 20 s) validate still reports: the load,
+    the busy processes, the CVs and a warning; nothing silently wrong."""
+    import os
+    import time
+    lut = tmp_path / "tiny.json"
+    assert main(["profile", "--out", str(lut), "--quiet", "--channels", "4", "--layers", "3",
+                 "--input", "8", "--time-cap", "0.05", "--min-repeats", "3",
+                 "--max-repeats", "10"]) == 0
+    t0 = time.time()
+    load = _bounded_load(20.0, os.cpu_count() or 2)
+    try:
+        time.sleep(0.5)
+        out = tmp_path / "v.json"
+        rc = main(["lut", "validate", "--lut", str(lut), "--samples", "3", "--out",
+                   str(out), "--quiet"])
+    finally:
+        for p in load:
+            p.terminate()
+        for p in load:
+            p.wait(timeout=25)
+    assert time.time() - t0 < 60           # the load is bounded, and so is the test
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["loaded"] is True and res["machine"]["start"]["busy"]
+    assert any("busy" in w for w in res["warnings"])
+    assert all(p["measured"]["cv"] >= 0 for p in res["points"])
+    assert res["cv"]["max"] >= res["cv"]["median"]
+    assert "warning: the machine is busy" in capsys.readouterr().err
+
+
+def test_machine_state_fields():
+    from profilers.machine import machine_state
+    s = machine_state(0.05)
+    d = s.to_dict()
+    assert d["cores"] >= 1 and "loaded" in d
+    # every field is either known or has a reason
+    for k in ("governor", "freq_mhz", "gpu_clocks"):
+        assert d[k] is not None or k in d["unknown"]
