@@ -273,6 +273,8 @@ def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: De
     if threads:
         torch.set_num_threads(int(threads))
     points = []
+    from profilers.machine import LoadMonitor
+    monitor = LoadMonitor().__enter__()
     try:
         for i, g in enumerate(genotypes):
             if progress:
@@ -283,14 +285,18 @@ def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: De
                 in_channels=deploy.in_channels, input_size=deploy.input_size)
             shape = (deploy.batches[0], deploy.in_channels, deploy.input_size,
                      deploy.input_size)
+            t0 = time.monotonic()
             m = measure_network(net, shape, device, settings)
+            busy = monitor.busy_between(t0, time.monotonic())
             points.append({"genotype": genotype_to_dict(g), "summary": summarize(g),
                            "group_sums_ms": sums, "predicted_ms": sum(sums.values()),
                            "measured_ms": m["latency_ms"]["median"],
-                           "measured": m["latency_ms"], "threads": m["threads"]})
+                           "measured": m["latency_ms"], "threads": m["threads"],
+                           **({"under_load": busy[:3]} if busy else {})})
         if progress:
             progress(len(genotypes), len(genotypes), "")
     finally:
+        monitor.__exit__(None, None, None)
         torch.set_num_threads(old_threads)
     return points
 
@@ -318,6 +324,10 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
     thr = LatencySettings(**lut.provenance["settings"]).cv_threshold \
         if "settings" in lut.provenance else LatencySettings().cv_threshold
     warnings = [w for w in (state0.warning(), state1.warning()) if w]
+    n_loaded = sum(bool(p.get("under_load")) for p in points)
+    if n_loaded:
+        warnings.append(f"{n_loaded} of {len(points)} networks were measured while other "
+                        f"processes were busy (flagged `under_load` in the JSON)")
     n_noisy = sum(c > thr for c in cvs)
     if n_noisy:
         warnings.append(f"{n_noisy} of {len(cvs)} end-to-end measurements are noisy "
@@ -328,7 +338,8 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
            "seconds": round(time.perf_counter() - t0, 1),
            "loadavg": {"start": load0, "end": os.getloadavg()},
            "machine": {"start": state0.to_dict(), "end": state1.to_dict()},
-           "loaded": state0.loaded or state1.loaded, "noisy": n_noisy,
+           "loaded": state0.loaded or state1.loaded or n_loaded > 0,
+           "under_load": n_loaded, "noisy": n_noisy,
            "warnings": list(dict.fromkeys(warnings)),
            "cv": {"median": float(np.median([p["measured"]["cv"] for p in points])),
                   "max": float(np.max([p["measured"]["cv"] for p in points]))},

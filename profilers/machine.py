@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass, field
 
 #: a process using more than this share of one core (%) counts as busy
 BUSY_PERCENT = 20.0
-#: load average per core above which the machine counts as loaded
-LOAD_PER_CORE = 0.5
 
 
 @dataclass
@@ -38,10 +36,9 @@ class MachineState:
 
     @property
     def loaded(self) -> bool:
-        """True when other processes compete for the cores."""
-        if self.busy:
-            return True
-        return bool(self.loadavg and self.loadavg[0] / max(self.cores, 1) > LOAD_PER_CORE)
+        """True when other processes compete for the cores. (The load average is only
+        recorded: it counts this very process and the last minute's history.)"""
+        return bool(self.busy)
 
     def warning(self) -> str | None:
         """Returns a one-line warning when the machine is loaded, else None."""
@@ -192,3 +189,67 @@ def _set_all_threads(cpus) -> None:
             os.sched_setaffinity(tid, cpus)
         except ProcessLookupError:
             continue
+
+
+class LoadMonitor:
+    """Watches the other processes' CPU use in a background thread while measuring.
+
+    A snapshot at the start and end misses a competitor that runs for half a minute in
+    the middle; the monitor samples every ``interval_s`` seconds (cheap: psutil's
+    per-process counters since the last sample), so each measurement can be asked
+    whether anything else was busy while it ran (:meth:`busy_between`)."""
+
+    def __init__(self, interval_s: float = 1.0, threshold: float = BUSY_PERCENT):
+        import threading
+        self.interval_s, self.threshold = interval_s, threshold
+        self.samples: list[tuple[float, list[dict]]] = []   # (monotonic time, busy)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="load-monitor")
+        self._procs: dict = {}
+
+    def __enter__(self) -> LoadMonitor:
+        try:
+            import psutil  # noqa: F401
+        except ImportError:
+            return self
+        self._sample()                       # prime the per-process counters
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.samples.append((time.monotonic(), self._sample()))
+
+    def _sample(self) -> list[dict]:
+        import psutil
+        me, busy, seen = os.getpid(), [], set()
+        for p in psutil.process_iter(["pid", "name"]):
+            pid = p.info["pid"]
+            if pid == me:
+                continue
+            seen.add(pid)
+            proc = self._procs.setdefault(pid, p)
+            try:
+                c = proc.cpu_percent(None)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            if c > self.threshold:
+                busy.append({"pid": pid, "name": p.info["name"], "cpu_percent": c})
+        self._procs = {k: v for k, v in self._procs.items() if k in seen}
+        return busy
+
+    def busy_between(self, t0: float, t1: float) -> list[dict]:
+        """Returns the busy processes seen in samples taken in [t0, t1 + interval]
+        (monotonic seconds): the busiest observation of each pid."""
+        out: dict[int, dict] = {}
+        for t, busy in list(self.samples):
+            if t0 <= t <= t1 + self.interval_s:
+                for b in busy:
+                    if b["cpu_percent"] > out.get(b["pid"], {}).get("cpu_percent", -1):
+                        out[b["pid"]] = b
+        return sorted(out.values(), key=lambda b: -b["cpu_percent"])

@@ -148,3 +148,30 @@ def test_profile_records_machine_state_and_warns_when_busy(tmp_path, monkeypatch
     assert prov["affinity"] and len(prov["affinity"]) == prov["threads"]
     err = capsys.readouterr().err
     assert "warning: the machine is busy" in err and "hog (pid 4242" in err
+
+
+def test_entries_measured_under_load_are_flagged_and_remeasured(tmp_path, capsys):
+    """A competitor that runs through the whole profile (bounded to 30 s): every entry is
+    re-measured once, stays flagged `under_load`, and the profile warns."""
+    import time
+
+    from tests.test_validate import _bounded_load
+    out = tmp_path / "lut.json"
+    load = _bounded_load(30.0, 1)
+    t0 = time.time()
+    try:
+        time.sleep(1.5)                      # let the monitor see it from the start
+        rc = main(["profile", "--out", str(out), "--quiet", "--channels", "4",
+                   "--layers", "3", "--input", "8", "--time-cap", "0.05",
+                   "--min-repeats", "10", "--max-repeats", "20"])
+    finally:
+        load[0].terminate()
+        load[0].wait(timeout=35)
+    assert time.time() - t0 < 90
+    assert rc == 0
+    lut = json.loads(out.read_text())
+    flagged = [e for e in lut["entries"].values() if e.get("under_load")]
+    assert flagged and all(e.get("remeasured") for e in flagged)
+    assert lut["provenance"]["entries_under_load"] == len(flagged)
+    assert flagged[0]["under_load"][0]["cpu_percent"] > 20
+    assert "measured while other processes were busy" in capsys.readouterr().err
