@@ -255,10 +255,17 @@ def error_metrics(predicted: list[float], measured: list[float], worst: int = 0)
 
 
 def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: DeployConfig,
-                    progress=None, features: str = "op") -> list[dict]:
-    """Returns one point per genotype: group sums, plain prediction (ms), end-to-end
-    measurement (latency stats in ms) with the LUT's meter settings and threads."""
+                    progress=None, features: str = "op", rounds: int = 3) -> list[dict]:
+    """Returns one point per genotype: feature sums, plain prediction (ms), end-to-end
+    measurement (latency stats in ms) with the LUT's meter settings and threads.
+
+    Every network is measured in ``rounds`` rounds spread over the whole run (round r
+    of every network before round r + 1 of any); the round with the median latency is
+    kept and every round's median is stored, so a slow period of the machine cannot
+    make one network look slow (``round_spread`` shows how much the rounds differ)."""
     import torch
+
+    from profilers.machine import LoadMonitor
 
     from .models.network import build_network_from_genotype
     from .profiling import measure_network
@@ -266,38 +273,51 @@ def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: De
     settings = LatencySettings(**prov["settings"]) if "settings" in prov else \
         LatencySettings()
     # a whole network is ~100x an op: give the median as many samples as an op gets
-    settings = LatencySettings(**{**settings.to_dict(),
-                                  "time_cap_s": max(settings.time_cap_s, 3.0)})
+    settings = LatencySettings(**{**settings.to_dict(), "rounds": 1,
+                                  "time_cap_s": max(settings.time_cap_s, 3.0) / rounds})
     threads = prov.get("threads")
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
-    points = []
-    from profilers.machine import LoadMonitor
+    shape = (deploy.batches[0], deploy.in_channels, deploy.input_size, deploy.input_size)
+    runs: list[list[dict]] = [[] for _ in genotypes]
+    nets: dict[int, torch.nn.Module] = {}
     monitor = LoadMonitor().__enter__()
     try:
-        for i, g in enumerate(genotypes):
-            if progress:
-                progress(i, len(genotypes), summarize(g)[:60])
-            sums = group_sums(lut, deploy, g, features)
-            net = build_network_from_genotype(
-                g, C=deploy.channels, num_cells=deploy.layers, num_classes=deploy.num_classes,
-                in_channels=deploy.in_channels, input_size=deploy.input_size)
-            shape = (deploy.batches[0], deploy.in_channels, deploy.input_size,
-                     deploy.input_size)
-            t0 = time.monotonic()
-            m = measure_network(net, shape, device, settings)
-            busy = monitor.busy_between(t0, time.monotonic())
-            points.append({"genotype": genotype_to_dict(g), "summary": summarize(g),
-                           "group_sums_ms": sums, "predicted_ms": sum(sums.values()),
-                           "measured_ms": m["latency_ms"]["median"],
-                           "measured": m["latency_ms"], "threads": m["threads"],
-                           **({"under_load": busy[:3]} if busy else {})})
+        total = rounds * len(genotypes)
+        for r in range(rounds):
+            for i, g in enumerate(genotypes):
+                if progress:
+                    progress(r * len(genotypes) + i, total,
+                             f"round {r + 1}/{rounds}: {summarize(g)[:50]}")
+                if i not in nets:
+                    nets[i] = build_network_from_genotype(
+                        g, C=deploy.channels, num_cells=deploy.layers,
+                        num_classes=deploy.num_classes, in_channels=deploy.in_channels,
+                        input_size=deploy.input_size)
+                t0 = time.monotonic()
+                m = measure_network(nets[i], shape, device, settings)
+                busy = monitor.busy_between(t0, time.monotonic())
+                runs[i].append({"latency_ms": m["latency_ms"], "threads": m["threads"],
+                                "under_load": busy[:3]})
+                if r == rounds - 1:
+                    del nets[i]                  # the last round frees as it goes
         if progress:
-            progress(len(genotypes), len(genotypes), "")
+            progress(total, total, "")
     finally:
         monitor.__exit__(None, None, None)
         torch.set_num_threads(old_threads)
+    points = []
+    for g, rs in zip(genotypes, runs, strict=True):
+        sums = group_sums(lut, deploy, g, features)
+        keep = sorted(rs, key=lambda x: x["latency_ms"]["median"])[(len(rs) - 1) // 2]
+        meds = [x["latency_ms"]["median"] for x in rs]
+        points.append({"genotype": genotype_to_dict(g), "summary": summarize(g),
+                       "group_sums_ms": sums, "predicted_ms": sum(sums.values()),
+                       "measured_ms": keep["latency_ms"]["median"],
+                       "measured": keep["latency_ms"], "threads": keep["threads"],
+                       "rounds_ms": meds, "round_spread": max(meds) / min(meds) - 1.0,
+                       **({"under_load": keep["under_load"]} if keep["under_load"] else {})})
     return points
 
 

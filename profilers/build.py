@@ -169,6 +169,22 @@ def _no_pin():
     yield None
 
 
+def _combine_rounds(runs: list[dict], rounds: int) -> dict:
+    """Returns the entry of the round with the median latency, with every round's
+    median (``rounds_ms``) and their spread (max/min - 1) beside it."""
+    meds = [m for e in runs for m in e.get("rounds_ms", [e["latency_ms"]["median"]])]
+    flat = [e for e in runs]
+    keep = sorted(flat, key=lambda e: e["latency_ms"]["median"])[(len(flat) - 1) // 2]
+    out = dict(keep)
+    out["rounds_ms"] = meds
+    out["round_spread"] = (max(meds) / min(meds) - 1.0) if min(meds) > 0 else None
+    if rounds > 1 and len(meds) < rounds:
+        out["rounds_pending"] = rounds - len(meds)
+    else:
+        out.pop("rounds_pending", None)
+    return out
+
+
 def _watched(monitor, it, device, backend, settings, energy_meter) -> dict:
     """Measures one item; flags it ``under_load`` when the monitor saw another busy
     process meanwhile."""
@@ -200,26 +216,47 @@ def _measure_all(items, device, backend, out, settings, prov, resume, energy_met
         lut.provenance["resumed"] = prov["created"]
     elif out.exists() and not resume:
         pass  # overwritten atomically at the first entry
-    todo = [it for it in items if it.key not in lut.entries]
-    done = len(items) - len(todo)
+    R = settings.rounds
+    one = settings.per_round()
+
+    def rounds_of(key):
+        e = lut.entries.get(key)
+        return len(e.get("rounds_ms", [None])) if e else 0   # old entries: one round
+
+    todo = [it for it in items if rounds_of(it.key) < R]
+    done = sum(min(rounds_of(it.key), R) for it in items)
+    partial: dict[str, list[dict]] = {}
     with LoadMonitor() as monitor:
-        for it in todo:
-            if progress:
-                progress(done, len(items), it.key)
-            lut.entries[it.key] = _watched(monitor, it, device, backend, settings,
-                                           energy_meter)
-            done += 1
-            lut.save(out)
-        # an entry measured while another process was busy is re-measured once at the
-        # end; a second busy measurement keeps its `under_load` flag
+        # round-robin: round r of every entry before round r + 1 of any
+        for r in range(R):
+            for it in todo:
+                if rounds_of(it.key) > r:
+                    continue
+                if progress:
+                    progress(done // R, len(items),
+                             it.key + (f" (round {r + 1}/{R})" if R > 1 else ""))
+                e = _watched(monitor, it, device, backend, one if R > 1 else settings,
+                             energy_meter)
+                runs = partial.setdefault(it.key, [])
+                if not runs and it.key in lut.entries:      # resumed mid-rounds
+                    runs.append(lut.entries[it.key])
+                runs.append(e)
+                lut.entries[it.key] = _combine_rounds(runs, R)
+                done += 1
+                lut.save(out)
+        # an entry whose kept round ran while another process was busy is measured once
+        # more at the end; a second busy measurement keeps its `under_load` flag
         again = [it for it in todo if lut.entries[it.key].get("under_load")]
         for i, it in enumerate(again):
             if progress:
-                progress(done, len(items), f"re-measuring {it.key} ({i + 1}/{len(again)})")
+                progress(done // R, len(items),
+                         f"re-measuring {it.key} ({i + 1}/{len(again)})")
             first = lut.entries[it.key]
             e = _watched(monitor, it, device, backend, settings, energy_meter)
             e["remeasured"] = {"first_median_ms": first["latency_ms"]["median"],
                                "first_under_load": first["under_load"]}
+            if "rounds_ms" in first:
+                e["rounds_ms"], e["round_spread"] = first["rounds_ms"], first["round_spread"]
             lut.entries[it.key] = e
             lut.save(out)
     if progress:

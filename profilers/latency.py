@@ -28,12 +28,24 @@ class LatencySettings:
     time_cap_s: float = 1.0      # per measurement, after warm-up
     ci_target: float = 0.02      # relative half-width of the median's 95% CI
     cv_threshold: float = 0.10   # entries noisier than this are re-measured once
+    # a LUT entry is measured in this many rounds spread over the whole profile (each
+    # with time_cap_s / rounds); the round with the median latency is kept. A slow
+    # period of the machine (seconds long) then hits one round of an entry, not all of
+    # it: without rounds such an entry is stable, wrong, and its CV does not show it.
+    rounds: int = 1
 
     def __post_init__(self):
         if self.min_repeats < 3 or self.max_repeats < self.min_repeats:
             raise ValueError("need 3 <= min_repeats <= max_repeats")
         if self.time_cap_s <= 0 or self.ci_target <= 0 or self.cv_threshold <= 0:
             raise ValueError("time cap, CI target and CV threshold must be positive")
+        if self.rounds < 1:
+            raise ValueError("rounds must be at least 1")
+
+    def per_round(self) -> LatencySettings:
+        """Returns the settings of one round (time cap divided by the rounds)."""
+        import dataclasses
+        return dataclasses.replace(self, time_cap_s=self.time_cap_s / self.rounds, rounds=1)
 
     def to_dict(self) -> dict:
         """Returns the settings as a JSON-ready dict."""

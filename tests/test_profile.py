@@ -175,3 +175,29 @@ def test_entries_measured_under_load_are_flagged_and_remeasured(tmp_path, capsys
     assert lut["provenance"]["entries_under_load"] == len(flagged)
     assert flagged[0]["under_load"][0]["cpu_percent"] > 20
     assert "measured while other processes were busy" in capsys.readouterr().err
+
+
+def test_rounds_keep_the_median_round(tmp_path):
+    """With rounds=3 every entry is measured three times, round-robin over the whole
+    profile; the kept statistics are those of the median round."""
+    deploy = DeployConfig(channels=4, layers=3, input_size=8)
+    settings = LatencySettings(time_cap_s=0.03, min_repeats=3, max_repeats=10, rounds=3)
+    lut = run_profile(get_device("cpu"), deploy, tmp_path / "r.json", settings=settings)
+    for e in lut.entries.values():
+        assert len(e["rounds_ms"]) == 3 and "rounds_pending" not in e
+        if isinstance(e.get("remeasured"), dict):
+            continue      # measured again at the end: another process was busy
+        assert e["latency_ms"]["median"] == sorted(e["rounds_ms"])[1]
+        assert e["round_spread"] == pytest.approx(max(e["rounds_ms"]) / min(e["rounds_ms"])
+                                                  - 1)
+
+
+def test_combine_rounds_discards_one_slow_round():
+    from profilers.build import _combine_rounds
+
+    def entry(ms):
+        return {"latency_ms": {"median": ms, "cv": 0.01}}
+    e = _combine_rounds([entry(1.0), entry(1.9), entry(1.02)], 3)
+    assert e["latency_ms"]["median"] == 1.02 and e["rounds_ms"] == [1.0, 1.9, 1.02]
+    part = _combine_rounds([entry(1.0)], 3)
+    assert part["rounds_pending"] == 2
