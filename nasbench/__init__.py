@@ -2,10 +2,17 @@
 
 from .genotypes import DARTS_V1, DARTS_V2, PC_DARTS, Genotype
 from .models.network import build_network_from_genotype
+from .models.proxyless import build_proxyless_network
+from .proxyless_runner import search_proxyless
 from .runner import SearchResult, search_architecture
 from .search.config import DARTSConfig
+from .search.proxyless import ProxylessArch
+from .search.proxyless_config import ProxylessConfig
+from .spaces.proxyless import ProxylessDeployConfig
 
 __version__ = "0.1.0"
 
 __all__ = ["Genotype", "DARTS_V1", "DARTS_V2", "PC_DARTS", "build_network_from_genotype",
-           "DARTSConfig", "search_architecture", "SearchResult", "__version__"]
+           "DARTSConfig", "search_architecture", "SearchResult", "ProxylessArch",
+           "ProxylessConfig", "ProxylessDeployConfig", "build_proxyless_network",
+           "search_proxyless", "__version__"]

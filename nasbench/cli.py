@@ -113,6 +113,8 @@ def profile(
                                                "this fraction."),
     cv_threshold: float = typer.Option(0.10, help="Re-measure, then flag, entries with a "
                                                   "larger CV."),
+    rounds: int = typer.Option(3, help="Rounds per entry, spread round-robin over the "
+                               "profile (the median round is kept; --time-cap is split)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress, no table."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ):
@@ -122,26 +124,36 @@ def profile(
     from .profiling import cached_lut_path, get_device, run_profile
     from .progress import progress_bar
     from .spaces.darts import DeployConfig
-    if space != "darts":
-        raise UserError(f"unknown space {space!r} (available: darts)")
+    if space not in ("darts", "proxyless"):
+        raise UserError(f"unknown space {space!r} (available: darts, proxyless)")
     if dtype not in ("float32", "float16"):
         raise UserError(f"--dtype must be float32 or float16, got {dtype!r}")
     for name, v in (("--channels", channels), ("--layers", layers), ("--input", input_size),
                     ("--classes", classes)):
-        if v < 1:
+        if v is not None and v < 1:
             raise UserError(f"{name} must be positive, got {v}")
-    if layers < 3:
+    if space == "darts" and layers is not None and layers < 3:
         raise UserError("--layers must be at least 3 (two reduction cells)")
+    if space == "proxyless" and (channels is not None or layers is not None):
+        raise UserError("--channels/--layers describe the DARTS network; the proxyless "
+                        "space takes --config and --width-mult")
     if threads is not None and threads < 1:
         raise UserError("--threads must be positive")
     try:
         settings = LatencySettings(min_repeats=min_repeats, max_repeats=max_repeats,
                                    time_cap_s=time_cap, ci_target=ci_target,
-                                   cv_threshold=cv_threshold)
+                                   cv_threshold=cv_threshold, rounds=rounds)
     except ValueError as e:
         raise UserError(str(e)) from None
-    deploy = DeployConfig(channels=channels, layers=layers, input_size=input_size,
-                          num_classes=classes, batches=_parse_batches(batch), dtype=dtype)
+    if space == "proxyless":
+        from .spaces.proxyless import ProxylessDeployConfig
+        deploy = ProxylessDeployConfig.from_layout(
+            config, input_size=input_size, num_classes=classes, width_mult=width_mult,
+            batches=_parse_batches(batch), dtype=dtype)
+    else:
+        deploy = DeployConfig(channels=channels or 36, layers=layers or 20,
+                              input_size=input_size or 32, num_classes=classes or 10,
+                              batches=_parse_batches(batch), dtype=dtype)
     dev = get_device(device)
     path = out_file or cached_lut_path(dev, deploy)
     if resume and not path.exists():
@@ -433,9 +445,9 @@ def _print_validation(res: dict, path: Path, quiet: bool) -> None:
                       f"{m['mape_pct']:.1f}%", f"{m['rmse_ms']:.2f}", f"{m['bias_pct']:+.1f}%",
                       f"{m['spearman']:.3f}", f"{m['kendall']:.3f}")
         out.print(t)
-        if res["cv"]["max"] > 0.1:
-            err.print("[yellow]warning: some end-to-end measurements are noisy (CV > 0.10); "
-                      "is the machine busy?[/]")
+    # shown even with --quiet: a figure taken on a busy machine must say so
+    for w in res.get("warnings", []):
+        err.print(f"[yellow]warning: {w}[/]", highlight=False)
     best = rows[-1]
     out.print(f"{best[0]}: {best[1]['within_10pct']:.0%} within 10%, MAPE "
               f"{best[1]['mape_pct']:.1f}%, Spearman {best[1]['spearman']:.3f}; wrote {path}")

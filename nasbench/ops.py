@@ -273,3 +273,118 @@ def _head(c_in, c_out, stride, affine=True):
 
 
 PRIMITIVES = primitives("darts")
+
+
+# --------------------------------------------------------------------------------------
+# ProxylessNAS space (Cai et al., ICLR 2019)
+# --------------------------------------------------------------------------------------
+#
+# Every searchable block chooses among MBConv (inverted residual) with kernel 3/5/7 and
+# expansion 3/6, plus ``zero`` (skip the block) where the block has an identity
+# shortcut. The identity shortcut lives inside the registered module: an MBConv built
+# with stride 1 and c_in == c_out adds its input (and ``zero`` returns it), so the module
+# the LUT measures is the whole block, residual add included, exactly what the derived
+# network runs. This matches the ``idskip:1`` entries of the ProxylessNAS latency tables,
+# which time the block with its skip connection.
+
+from functools import partial  # noqa: E402
+
+from torchvision.ops.misc import Conv2dNormActivation  # noqa: E402
+
+#: registered MBConv op name -> (kernel size, expansion ratio)
+MBCONV_OPS: dict[str, tuple[int, int]] = {}
+
+
+def _bn(affine: bool):
+    return partial(nn.BatchNorm2d, affine=affine)
+
+
+class MBConv(nn.Module):
+    """Inverted residual block (MobileNetV2 / ProxylessNAS ``MBInvertedConvLayer``):
+    1x1 expand -> BN -> ReLU6 (absent when ``expand == 1``), kxk depthwise (stride) -> BN
+    -> ReLU6, 1x1 linear projection -> BN; the input is added to the output when the
+    block keeps its shape (stride 1 and c_in == c_out: the identity shortcut)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, expand: int,
+                 affine: bool = True):
+        super().__init__()
+        mid = round(c_in * expand)
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers.append(Conv2dNormActivation(c_in, mid, 1, norm_layer=_bn(affine),
+                                               activation_layer=nn.ReLU6))
+        layers.append(Conv2dNormActivation(mid, mid, kernel, stride, groups=mid,
+                                           norm_layer=_bn(affine), activation_layer=nn.ReLU6))
+        layers.append(Conv2dNormActivation(mid, c_out, 1, norm_layer=_bn(affine),
+                                           activation_layer=None))
+        self.conv = nn.Sequential(*layers)
+        self.kernel, self.stride, self.expand = kernel, stride, expand
+        self.identity = stride == 1 and c_in == c_out
+
+    def forward(self, x):
+        y = self.conv(x)
+        return x + y if self.identity else y
+
+
+class SkipBlock(nn.Module):
+    """The ProxylessNAS ``zero`` candidate: the block is skipped, its input passes through
+    (the identity shortcut alone). The space places it only where the shortcut exists
+    (stride 1, c_in == c_out); a strided copy subsamples, for completeness only."""
+
+    def __init__(self, stride: int = 1):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x):
+        return x if self.stride == 1 else x[:, :, :: self.stride, :: self.stride]
+
+
+def _register_mbconv(kernel: int, expand: int, kind: str = "primitive") -> None:
+    name = f"mb_k{kernel}_e{expand}"
+    MBCONV_OPS[name] = (kernel, expand)
+
+    def build(c_in, c_out, stride, affine=True):
+        return MBConv(c_in, c_out, kernel, stride, expand, affine=affine)
+
+    build.__doc__ = (f"MBConv: {kernel}x{kernel} depthwise, expansion {expand}, identity "
+                     f"shortcut when stride 1 and c_in == c_out.")
+    register_op(name, space="proxyless", kind=kind)(build)
+
+
+# candidate order is the ProxylessNAS code's: 3x3_MBConv3, 3x3_MBConv6, 5x5..., 7x7...
+for _k in (3, 5, 7):
+    for _e in (3, 6):
+        _register_mbconv(_k, _e)
+
+
+@register_op("zero", space="proxyless")
+def _zero_block(c_in, c_out, stride, affine=True):
+    """Zero: skip the block (only where it has an identity shortcut)."""
+    if c_in != c_out:
+        raise ValueError(f"'zero' needs c_in == c_out (the identity shortcut), got "
+                         f"{c_in} -> {c_out}")
+    return SkipBlock(stride)
+
+
+# ---- fixed parts of the ProxylessNAS networks ------------------------------------------
+
+
+@register_op("px_stem", space="proxyless", kind="fixed")
+def _px_stem(c_in, c_out, stride, affine=True):
+    """ProxylessNAS first conv: 3x3 conv (stride 2 at 224x224, 1 at 32x32) -> BN -> ReLU6."""
+    return Conv2dNormActivation(c_in, c_out, 3, stride, norm_layer=_bn(affine),
+                                activation_layer=nn.ReLU6)
+
+
+_register_mbconv(3, 1, kind="fixed")     # the first block: MBConv k3 e1, not searched
+
+
+@register_op("px_feature_mix", space="proxyless", kind="fixed")
+def _px_feature_mix(c_in, c_out, stride, affine=True):
+    """ProxylessNAS feature mix layer: 1x1 conv to the feature width -> BN -> ReLU6 (the
+    classifier after it is ``gap_linear``)."""
+    return Conv2dNormActivation(c_in, c_out, 1, stride, norm_layer=_bn(affine),
+                                activation_layer=nn.ReLU6)
+
+
+PROXYLESS_PRIMITIVES = primitives("proxyless")

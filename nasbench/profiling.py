@@ -41,10 +41,24 @@ def instance_item(inst: OpInstance, batch: int, dtype: str) -> ProfileItem:
                        (batch, inst.c_in, inst.h, inst.w))
 
 
+def space_of(deploy) -> str:
+    """Returns the search space a deploy config describes (``darts``, ``proxyless``)."""
+    return str(deploy.describe().get("space", "darts"))
+
+
+def space_instances(deploy) -> list[OpInstance]:
+    """Returns the distinct op instances of the deploy network of its search space."""
+    if space_of(deploy) == "proxyless":
+        from .spaces.proxyless import enumerate_instances as proxyless_instances
+        return proxyless_instances(deploy)
+    return enumerate_instances(deploy)
+
+
 def profile_items(deploy: DeployConfig, instances: list[OpInstance] | None = None
                   ) -> list[ProfileItem]:
-    """Returns every item of a LUT for the deploy network, for each batch size."""
-    instances = instances if instances is not None else enumerate_instances(deploy)
+    """Returns every item of a LUT for the deploy network (a DARTS DeployConfig or a
+    ProxylessDeployConfig), for each batch size."""
+    instances = instances if instances is not None else space_instances(deploy)
     return [instance_item(i, b, deploy.dtype) for b in deploy.batches for i in instances]
 
 
@@ -58,7 +72,8 @@ def get_device(spec: str) -> Device:
 
 def deploy_provenance(deploy: DeployConfig) -> dict:
     """Returns the LUT provenance fields that describe the deploy network."""
-    return {"space": "darts", "deploy": deploy.describe(), "batches": list(deploy.batches),
+    return {"space": space_of(deploy), "deploy": deploy.describe(),
+            "batches": list(deploy.batches),
             "dtype": deploy.dtype}
 
 
@@ -67,7 +82,7 @@ def cached_lut_path(device: Device, deploy: DeployConfig) -> Path:
     ident = json.dumps({"device": device.id, **deploy_provenance(deploy)}, sort_keys=True)
     h = hashlib.sha256(ident.encode()).hexdigest()[:12]
     slug = "".join(c if c.isalnum() else "-" for c in device.spec)
-    return cache_dir() / "luts" / f"{slug}-darts-{h}.json"
+    return cache_dir() / "luts" / f"{slug}-{space_of(deploy)}-{h}.json"
 
 
 def run_profile(device: Device, deploy: DeployConfig, out: Path, *,
@@ -101,7 +116,7 @@ def ensure_lut(device: str, deploy: DeployConfig, *, quiet: bool = False) -> Pat
     if path.exists():
         try:
             lut = LUT.load(path)
-            if not lut.missing([i.key for i in enumerate_instances(deploy)],
+            if not lut.missing([i.key for i in space_instances(deploy)],
                                deploy.batches[0]):
                 return path
         except LUTError:

@@ -1,4 +1,4 @@
-"""``nasbench search``: latency/energy/memory-aware DARTS and PC-DARTS."""
+"""``nasbench search``: latency/energy/memory-aware DARTS, PC-DARTS and ProxylessNAS."""
 
 from __future__ import annotations
 
@@ -13,16 +13,19 @@ from ..errors import UserError
 def search(
     objective: str = typer.Option("acc+latency", help="acc, acc+latency, acc+energy, "
                                   "acc+memory or sums (acc+latency+energy)."),
-    method: str = typer.Option("darts", help="darts or pcdarts (partial channels)."),
+    method: str = typer.Option("darts", help="darts, pcdarts (partial channels) or "
+                               "proxyless (binary gates, MBConv space)."),
     order: str = typer.Option("first", help="first or second (unrolled) order alpha step."),
     preset: str = typer.Option("quick", help="quick (minutes on a CPU) or paper (the "
-                               "DARTS / PC-DARTS paper's settings)."),
+                               "DARTS / PC-DARTS / ProxylessNAS paper's settings)."),
     lut: str | None = typer.Option(None, help="LUT file (default: this device's cached "
                                       "LUT, profiled first when absent)."),
     device: str = typer.Option("cpu", "--device", "-d", help="Device the cost is for "
                                "(cpu, cuda[:N], rocm[:N], opencl[:P[:D]], rx580...)."),
     cost_weight: float | None = typer.Option(None, help="Weight of the normalised cost "
-                                                "term (default 0.1; 1.0 with a target)."),
+                                                "term (default 0.1; 1.0 with a target). "
+                                                "proxyless: lambda of add#linear (0.1), "
+                                                "beta of mul#log (0.3)."),
     latency_target: str | None = typer.Option(None, help="Hard latency target for the "
                                                  "deploy network: 4ms, 4 (ms) or 0.004s."),
     soft_target: bool = typer.Option(False, help="Only penalise the excess; do not repair "
@@ -56,10 +59,53 @@ def search(
                                          "its last checkpoint."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or log echo."),
     json_out: bool = typer.Option(False, "--json", help="Print result.json to stdout."),
+    latency_loss: str | None = typer.Option(None, help="proxyless: add#linear (CE + lambda "
+                                               "(E[lat]-ref)/ref; quick's default) or "
+                                               "mul#log (alpha x CE x (log E[lat] / log "
+                                               "ref)^beta; paper's default). ref = "
+                                               "--latency-target."),
+    grad_estimator: str | None = typer.Option(None, help="proxyless: binary (two-path "
+                                                 "binary gates, default) or reinforce."),
+    space_config: str | None = typer.Option(None, help="proxyless: cifar (32x32, "
+                                               "default) or imagenet (the paper's layout)."),
+    width_mult: float | None = typer.Option(None, help="proxyless: width multiplier "
+                                               "(default 1.0)."),
+    warmup_epochs: int | None = typer.Option(None, help="proxyless: weight-only warm-up "
+                                                "epochs before the search epochs."),
 ):
     """Search an architecture for accuracy and device cost, retrain it, measure it."""
     from ..runner import search_architecture, summary_lines
     from ..search.config import DARTSConfig, parse_latency
+
+    proxyless_only = {"--latency-loss": latency_loss, "--grad-estimator": grad_estimator,
+                      "--space-config": space_config, "--width-mult": width_mult,
+                      "--warmup-epochs": warmup_epochs}
+    if resume is not None and _run_method(resume, out) == "proxyless":
+        method = "proxyless"
+    if method == "proxyless":
+        darts_only = {"--channels": channels, "--layers": layers,
+                      "--eval-channels": eval_channels, "--eval-layers": eval_layers}
+        given = [k for k, v in darts_only.items() if v is not None]
+        if given:
+            raise UserError(f"{', '.join(given)} describe the DARTS networks; --method "
+                            f"proxyless searches the deploy network itself (use "
+                            f"--space-config and --width-mult)")
+        return _search_proxyless(
+            resume=resume, quiet=quiet, json_out=json_out,
+            overrides=dict(
+                objective=objective, lut=lut, device=device,
+                latency_target_ms=parse_latency(latency_target),
+                hard_target=False if soft_target else None, input_size=input_size,
+                deploy_batch=batch, dataset=dataset, data_dir=data_dir,
+                download=download or None, epochs=epochs, train_epochs=train_epochs,
+                batch_size=batch_size, seed=seed, threads=threads, out=out,
+                latency_loss=latency_loss, grad_estimator=grad_estimator,
+                space_config=space_config, width_mult=width_mult,
+                warmup_epochs=warmup_epochs),
+            preset=preset, cost_weight=cost_weight, steps_per_epoch=steps_per_epoch)
+    given = [k for k, v in proxyless_only.items() if v is not None]
+    if given:
+        raise UserError(f"{', '.join(given)} apply to --method proxyless only")
 
     if resume is None:
         spe = steps_per_epoch
@@ -89,6 +135,52 @@ def search(
         from ..progress import console
         console.rule("nasbench search")
         for line in summary_lines(result):
+            console.print(line, highlight=False, markup=False)
+    if result.status == "interrupted":
+        raise typer.Exit(130)
+    return result
+
+
+def _run_method(resume: str, out: str) -> str | None:
+    """Returns the method recorded in a run directory's config.json (None if unreadable)."""
+    from pathlib import Path
+    for d in (Path(resume), Path(out) / str(resume)):
+        try:
+            return json.loads((d / "config.json").read_text()).get("method")
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def _search_proxyless(*, resume, quiet, json_out, overrides: dict, preset: str,
+                      cost_weight: float | None, steps_per_epoch: int | None):
+    """Runs ``--method proxyless``; returns the SearchResult (exit 130 if interrupted)."""
+    from ..proxyless_runner import proxyless_summary_lines, search_proxyless
+    from ..search.proxyless_config import ProxylessConfig
+
+    if resume is None:
+        if overrides.get("dataset") is None and overrides.get("data_dir") is not None:
+            overrides["dataset"] = "cifar10"
+        if cost_weight is not None:
+            if cost_weight < 0:
+                raise UserError(f"--cost-weight must be >= 0, got {cost_weight}")
+            form = overrides.get("latency_loss") or ("mul#log" if preset == "paper"
+                                                     else "add#linear")
+            overrides["loss_beta" if form == "mul#log" else "loss_lambda"] = cost_weight
+        cfg = ProxylessConfig.from_preset(preset, **overrides)
+        if steps_per_epoch is not None:
+            if steps_per_epoch < 0:
+                raise UserError(f"--steps-per-epoch must be >= 0, got {steps_per_epoch}")
+            cfg = cfg.replace(steps_per_epoch=steps_per_epoch or None)
+        result = search_proxyless(cfg, quiet=quiet or json_out)
+    else:
+        result = search_proxyless(None, resume=resume, quiet=quiet or json_out)
+    if json_out:
+        sys.stdout.write(json.dumps(result.to_dict(), default=str, indent=1) + "\n")
+    elif not quiet:
+        from ..progress import console
+        console.rule("nasbench search")
+        for line in proxyless_summary_lines(result):
             console.print(line, highlight=False, markup=False)
     if result.status == "interrupted":
         raise typer.Exit(130)
