@@ -218,7 +218,7 @@ def test_expected_latency_against_a_hand_computation(net):
             p = math.exp(float(alphas.detach()[b, PROXYLESS_PRIMITIVES.index(c)])) / z
             want += p * op_cost(block_instance(g, c))
     got = cm.expected(alphas)["latency"]
-    assert abs(float(got) - want) < 1e-9
+    assert abs(float(got.detach()) - want) < 1e-9
     got.backward()
     assert alphas.grad is not None and alphas.grad.abs().sum() > 0
     # the masked 'zero' alpha of a shortcut-free block gets no gradient

@@ -57,6 +57,11 @@ def search(
     out: str = typer.Option("runs", help="Folder that receives the run directory."),
     resume: str | None = typer.Option(None, help="Continue the run directory RUN from "
                                          "its last checkpoint."),
+    references: str | None = typer.Option(None, help="Reference networks trained with the "
+                                             "same budget and measured, for the report: "
+                                             "comma-separated resnet20, mobilenetv2, "
+                                             "darts_v2, pc_darts, or none (default: all "
+                                             "four with --preset quick)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or log echo."),
     json_out: bool = typer.Option(False, "--json", help="Print result.json to stdout."),
     latency_loss: str | None = typer.Option(None, help="proxyless: add#linear (CE + lambda "
@@ -117,7 +122,7 @@ def search(
             deploy_batch=batch, dataset=dataset, data_dir=data_dir,
             download=download or None, epochs=epochs, train_epochs=train_epochs,
             batch_size=batch_size, channels=channels, layers=layers, seed=seed,
-            threads=threads, out=out)
+            threads=threads, out=out, references=references)
         if dataset is None and data_dir is not None:
             overrides["dataset"] = "cifar10"
         cfg = DARTSConfig.from_preset(preset, method, **overrides)
