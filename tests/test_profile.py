@@ -163,18 +163,23 @@ def test_entries_measured_under_load_are_flagged_and_remeasured(tmp_path, capsys
         time.sleep(1.5)                      # let the monitor see it from the start
         rc = main(["profile", "--out", str(out), "--quiet", "--channels", "4",
                    "--layers", "3", "--input", "8", "--time-cap", "0.05",
-                   "--min-repeats", "10", "--max-repeats", "20"])
+                   "--min-repeats", "10", "--max-repeats", "20", "--rounds", "1"])
     finally:
         load[0].terminate()
         load[0].wait(timeout=35)
     assert time.time() - t0 < 90
     assert rc == 0
     lut = json.loads(out.read_text())
+    # every entry measured under load was measured again at the end; those still under
+    # load then keep the flag (the load may have ended by the time of the re-measure)
+    seen = [e for e in lut["entries"].values() if isinstance(e.get("remeasured"), dict)]
+    assert seen and all(e["remeasured"]["first_under_load"][0]["cpu_percent"] > 20
+                        for e in seen)
     flagged = [e for e in lut["entries"].values() if e.get("under_load")]
-    assert flagged and all(e.get("remeasured") for e in flagged)
+    assert all(isinstance(e.get("remeasured"), dict) for e in flagged)
     assert lut["provenance"]["entries_under_load"] == len(flagged)
-    assert flagged[0]["under_load"][0]["cpu_percent"] > 20
-    assert "measured while other processes were busy" in capsys.readouterr().err
+    if flagged:
+        assert "measured while other processes were busy" in capsys.readouterr().err
 
 
 def test_rounds_keep_the_median_round(tmp_path):

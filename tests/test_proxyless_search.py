@@ -244,13 +244,13 @@ def test_both_loss_forms_against_the_papers_formulas():
     e = torch.tensor(4.0, dtype=torch.float64, requires_grad=True)
     mul = ProxylessObjective(cm, "mul#log", alpha=0.2, beta=0.3, latency_target_ms=3.0)
     got = mul.loss(ce, {"latency": e})
-    assert abs(float(got) - 0.2 * 2.0 * (math.log(4.0) / math.log(3.0)) ** 0.3) < 1e-6
+    assert abs(got.item() - 0.2 * 2.0 * (math.log(4.0) / math.log(3.0)) ** 0.3) < 1e-6
     got.backward()
     assert e.grad > 0 and ce.grad > 0           # slower or less accurate: higher loss
     e.grad = None
     add = ProxylessObjective(cm, "add#linear", lam=0.1, latency_target_ms=3.0)
     got = add.loss(ce, {"latency": e})
-    assert abs(float(got) - (2.0 + 0.1 * (4.0 - 3.0) / 3.0)) < 1e-6
+    assert abs(got.item() - (2.0 + 0.1 * (4.0 - 3.0) / 3.0)) < 1e-6
     got.backward()
     assert abs(float(e.grad) - 0.1 / 3.0) < 1e-9
     # without a target the reference is E[latency] under uniform alphas
@@ -266,7 +266,7 @@ def test_both_loss_forms_against_the_papers_formulas():
     assert list(obj.refs) == ["energy"]
     ex = cme.expected(torch.zeros(len(block_plan(TINY)), 7))
     assert abs(ex["energy"].item() - 1e-3 * ex["latency"].item()) < 1e-12
-    assert abs(float(obj.loss(ce, ex)) - 2.0) < 1e-9          # uniform alphas: E = ref
+    assert abs(obj.loss(ce, ex).item() - 2.0) < 1e-9          # uniform alphas: E = ref
 
 
 def test_the_target_steers_add_linear_and_only_scales_mul_log():
@@ -303,10 +303,10 @@ def test_latency_loss_steers_the_alphas_to_cheaper_blocks(net):
     obj = ProxylessObjective(cm, "add#linear", lam=20.0)
     opt = torch.optim.Adam(net.arch_parameters(), 0.1, betas=(0.0, 0.999))
     x, y = torch.randn(8, 3, 8, 8), torch.randint(0, 10, (8,))
-    e0 = float(cm.expected(net.alphas)["latency"])
-    for _ in range(15):
+    e0 = float(cm.expected(net.alphas.detach())["latency"])
+    for _ in range(10):
         binary_arch_step(net, obj, opt, x, y)
-    assert float(cm.expected(net.alphas)["latency"]) < 0.9 * e0
+    assert float(cm.expected(net.alphas.detach())["latency"]) < 0.9 * e0
 
 
 def test_reinforce_step_moves_towards_higher_reward(net):
@@ -317,11 +317,11 @@ def test_reinforce_step_moves_towards_higher_reward(net):
     opt = torch.optim.Adam(net.arch_parameters(), 0.1, betas=(0.0, 0.999))
     x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,))
     baseline = {"value": None}
-    e0 = float(cm.expected(net.alphas)["latency"])
-    for _ in range(15):
-        info = reinforce_arch_step(net, obj, opt, x, y, 4, baseline, 0.99)
+    e0 = float(cm.expected(net.alphas.detach())["latency"])
+    for _ in range(10):
+        info = reinforce_arch_step(net, obj, opt, x, y, 3, baseline, 0.99)
     assert baseline["value"] is not None and math.isfinite(info["loss"])
-    assert float(cm.expected(net.alphas)["latency"]) < e0
+    assert float(cm.expected(net.alphas.detach())["latency"]) < e0
     # the real reward: acc x (ref / lat)^tradeoff
     real = ProxylessObjective(cm, "mul#log", latency_target_ms=2.0, tradeoff=0.1)
     assert abs(real.reward(0.5, {"latency": 4.0}) - 0.5 * 0.5 ** 0.1) < 1e-12
