@@ -453,6 +453,8 @@ def search_proxyless(config: ProxylessConfig | None = None, *,
         result.params, result.macs = count_complexity(deploy_net, deploy)
         if cfg.measure:
             result.measured = measure_deploy(deploy_net, deploy, cfg.device, log)
+        if cfg.reference_list:
+            result.references = _references(cfg, data, deploy, lut_obj, log, quiet)
     except KeyboardInterrupt:
         log(f"interrupted: continue with: nasbench search --resume {run_dir}")
         result.durations_s = dict(state["durations"])
@@ -551,3 +553,24 @@ def proxyless_summary_lines(r: SearchResult) -> list[str]:
 
 __all__ = ["search_proxyless", "resolve_proxyless_lut", "build_proxyless_cost_model",
            "predict_arch_costs", "profile_command_proxyless", "proxyless_summary_lines"]
+
+
+def _references(cfg: ProxylessConfig, data, deploy, lut, log, quiet) -> list[dict]:
+    """Returns the reference candidates, trained with this run's retrain budget and
+    measured on its device ([] when they fail: the run is complete without them)."""
+    from .progress import progress_bar
+    from .references import RetrainBudget, run_references
+    budget = RetrainBudget(epochs=cfg.train_epochs, max_steps=cfg.train_max_steps,
+                           batch_size=cfg.train_batch_size,
+                           learning_rate=cfg.train_learning_rate, momentum=cfg.momentum,
+                           weight_decay=cfg.train_weight_decay,
+                           grad_clip=cfg.grad_clip or 0.0, cutout=cfg.cutout, seed=cfg.seed)
+    try:
+        with progress_bar("reference networks", quiet=quiet) as cb:
+            return run_references(cfg.reference_list, data, deploy, budget, cfg.device,
+                                  lut=lut, measure=cfg.measure, log=log, progress=cb)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - context for the report, not the result
+        log(f"reference networks failed: {e.__class__.__name__}: {e}")
+        return []

@@ -244,8 +244,12 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
                 net = build_reference(name, size="train", channels=budget.channels,
                                       layers=budget.layers, **dshape)
             tr = train_reference(net, data, budget, cl)
-            deploy_net = build_reference(name, size="deploy", channels=deploy.channels,
-                                         layers=deploy.layers, **dshape).eval()
+            # DARTS-space references at the deploy size of a DARTS run, else at the
+            # DARTS evaluation size (C=36, 20 cells)
+            deploy_net = build_reference(name, size="deploy",
+                                         channels=getattr(deploy, "channels", 36),
+                                         layers=getattr(deploy, "layers", 20),
+                                         **dshape).eval()
             params, macs = count_complexity(deploy_net, deploy)
             measured = measure_deploy(deploy_net, deploy, device, log) if measure else None
             rec = {"key": name, "train": tr, "params": params, "macs": macs,
@@ -256,7 +260,8 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
             log(f"reference {ref.label}: reused from {cache}")
         store.append(rec)
         predicted = {}
-        if ref.genotype is not None and lut is not None:
+        if (ref.genotype is not None and lut is not None
+                and deploy.describe().get("space", "darts") == "darts"):
             predicted = predict_costs(lut, deploy, ref.genotype)
         c = candidate(ref.label, "reference", arch=ref.genotype,
                       space="darts" if ref.genotype is not None else "hand-designed",

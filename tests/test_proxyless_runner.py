@@ -18,7 +18,7 @@ from tests.test_proxyless_search import proxyless_lut
 
 TINY = dict(dataset="synthetic", input_size=8, width_mult=0.25, warmup_epochs=1, epochs=2,
             steps_per_epoch=3, batch_size=8, train_epochs=1, train_max_steps=2,
-            train_batch_size=16, threads=1, seed=3)
+            train_batch_size=16, threads=1, seed=3, references="")
 
 
 @pytest.fixture
@@ -168,3 +168,20 @@ def test_cli_resume_dispatches_to_the_proxyless_runner(tmp_path, fake_measure, c
     res = json.loads(capsys.readouterr().out)
     assert res["status"] == "complete" and res["run_dir"] == str(part.run_dir)
     assert len(json.loads((part.run_dir / "history.json").read_text())) == 2
+
+
+def test_proxyless_run_lists_reference_networks(tmp_path, monkeypatch):
+    """References get the proxyless run's retrain budget; a DARTS-space reference has no
+    prediction from a proxyless LUT (None, not 0)."""
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = config(tmp_path, references="resnet20,darts_v2")
+    r = search_proxyless(cfg, quiet=True)
+    res = json.loads((r.run_dir / "result.json").read_text())
+    roles = {c["name"]: c for c in res["candidates"]}
+    assert roles["proxyless (derived)"]["role"] == "derived"
+    assert roles["proxyless (derived)"]["genotype"]["blocks"]
+    for name in ("ResNet-20 (CIFAR)", "DARTS_V2 (published)"):
+        c = roles[name]
+        assert c["role"] == "reference" and c["train_steps"] == cfg.train_max_steps
+        assert c["latency_ms"]["predicted"] is None
+        assert c["latency_ms"]["measured"]["median"] > 0

@@ -106,7 +106,7 @@ def search(
                 batch_size=batch_size, seed=seed, threads=threads, out=out,
                 latency_loss=latency_loss, grad_estimator=grad_estimator,
                 space_config=space_config, width_mult=width_mult,
-                warmup_epochs=warmup_epochs),
+                warmup_epochs=warmup_epochs, references=references),
             preset=preset, cost_weight=cost_weight, steps_per_epoch=steps_per_epoch)
     given = [k for k, v in proxyless_only.items() if v is not None]
     if given:

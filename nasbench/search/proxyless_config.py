@@ -118,6 +118,14 @@ class ProxylessConfig:
     out: str = "runs"
     threads: int | None = None
     measure: bool = True
+    # reference networks for the report (nasbench.references), "" or "none" for none
+    references: str = "resnet20,mobilenetv2,darts_v2,pc_darts"
+
+    @property
+    def reference_list(self) -> list[str]:
+        """Returns the reference network names (empty for "" or "none")."""
+        names = [r.strip().lower() for r in (self.references or "").split(",") if r.strip()]
+        return [] if names in (["none"], ["off"]) else names
 
     # ---- presets ------------------------------------------------------------------------
 
@@ -135,7 +143,7 @@ class ProxylessConfig:
                         learning_rate_min=0.0, label_smoothing=0.1, grad_clip=None,
                         arch_learning_rate=1e-3, arch_update_every=5, rl_samples=10,
                         train_epochs=300, train_max_steps=None, train_batch_size=256,
-                        train_learning_rate=0.05, dataset="cifar10")
+                        train_learning_rate=0.05, dataset="cifar10", references="")
         names = {f.name for f in fields(cls)}
         for k, v in overrides.items():
             if k not in names:
@@ -198,6 +206,11 @@ class ProxylessConfig:
             raise UserError("steps_per_epoch must be positive")
         if self.train_max_steps is not None and self.train_max_steps < 1:
             raise UserError("train_max_steps must be positive")
+        from ..references import REFERENCES
+        unknown = [r for r in self.reference_list if r not in REFERENCES]
+        if unknown:
+            raise UserError(f"unknown reference network(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(REFERENCES)} (or none)")
         if self.latency_target_ms is not None:
             if not self.latency_target_ms > 0:
                 raise UserError(f"--latency-target must be positive, got "
