@@ -34,6 +34,7 @@ from .runner import (
     Progress,
     SearchResult,
     atomic_torch_save,
+    complete_run,
     count_complexity,
     measure_deploy,
     new_run_dir,
@@ -454,28 +455,19 @@ def search_proxyless(config: ProxylessConfig | None = None, *,
         if cfg.measure:
             result.measured = measure_deploy(deploy_net, deploy, cfg.device, log)
         if cfg.reference_list:
-            result.references = _references(cfg, data, deploy, lut_obj, log, quiet)
+            from .references import reference_candidates
+            result.references = reference_candidates(
+                cfg.reference_list, data, deploy, _retrain_budget(cfg), cfg.device,
+                lut=lut_obj, measure=cfg.measure, log=log, quiet=quiet)
     except KeyboardInterrupt:
         log(f"interrupted: continue with: nasbench search --resume {run_dir}")
         result.durations_s = dict(state["durations"])
         write_json(run_dir / "result.json", result.to_dict())
         return result
-    result.status = "complete"
     state["durations"]["evaluate"] = time.time() - t_eval
-    result.durations_s = {**state["durations"], "total": time.time() - t_start}
-    write_json(run_dir / "result.json", result.to_dict())
     save_checkpoint({"phase": "done"})
-    try:
-        from reports import build_report
-    except ImportError:
-        build_report = None
-    if build_report is not None:
-        try:
-            build_report([run_dir], run_dir / "report.html", lut=lut_path)
-            log(f"report: {run_dir / 'report.html'}")
-        except Exception as e:  # noqa: BLE001 - the run is complete without its report
-            log(f"report builder failed: {e.__class__.__name__}: {e}")
-    return result
+    return complete_run(result, {**state["durations"], "total": time.time() - t_start},
+                        lut_path, log)
 
 
 def _epoch_record(epoch: int, warm: bool, acc: dict, model: ProxylessSupernet,
@@ -555,22 +547,11 @@ __all__ = ["search_proxyless", "resolve_proxyless_lut", "build_proxyless_cost_mo
            "predict_arch_costs", "profile_command_proxyless", "proxyless_summary_lines"]
 
 
-def _references(cfg: ProxylessConfig, data, deploy, lut, log, quiet) -> list[dict]:
-    """Returns the reference candidates, trained with this run's retrain budget and
-    measured on its device ([] when they fail: the run is complete without them)."""
-    from .progress import progress_bar
-    from .references import RetrainBudget, run_references
-    budget = RetrainBudget(epochs=cfg.train_epochs, max_steps=cfg.train_max_steps,
-                           batch_size=cfg.train_batch_size,
-                           learning_rate=cfg.train_learning_rate, momentum=cfg.momentum,
-                           weight_decay=cfg.train_weight_decay,
-                           grad_clip=cfg.grad_clip or 0.0, cutout=cfg.cutout, seed=cfg.seed)
-    try:
-        with progress_bar("reference networks", quiet=quiet) as cb:
-            return run_references(cfg.reference_list, data, deploy, budget, cfg.device,
-                                  lut=lut, measure=cfg.measure, log=log, progress=cb)
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001 - context for the report, not the result
-        log(f"reference networks failed: {e.__class__.__name__}: {e}")
-        return []
+def _retrain_budget(cfg: ProxylessConfig):
+    """Returns this run's retrain budget, which the reference networks get too."""
+    from .references import RetrainBudget
+    return RetrainBudget(epochs=cfg.train_epochs, max_steps=cfg.train_max_steps,
+                         batch_size=cfg.train_batch_size,
+                         learning_rate=cfg.train_learning_rate, momentum=cfg.momentum,
+                         weight_decay=cfg.train_weight_decay,
+                         grad_clip=cfg.grad_clip or 0.0, cutout=cfg.cutout, seed=cfg.seed)

@@ -160,6 +160,38 @@ register_reference("pc_darts", "PC-DARTS (published)", PC_DARTS)(_darts_builder(
 DEFAULT_REFERENCES = ("resnet20", "mobilenetv2", "darts_v2", "pc_darts")
 
 
+def parse_references(text: str | None) -> list[str]:
+    """Returns the reference names of a comma-separated list ("" / "none" / "off": none);
+    raises UserError (one line) naming unknown ones."""
+    names = [r.strip().lower() for r in (text or "").split(",") if r.strip()]
+    if names in (["none"], ["off"]):
+        return []
+    unknown = [n for n in names if n not in REFERENCES]
+    if unknown:
+        from .errors import UserError
+        raise UserError(f"unknown reference network(s) {', '.join(unknown)}; known: "
+                        f"{', '.join(REFERENCES)} (or none)")
+    return names
+
+
+def reference_candidates(names, data, deploy, budget: RetrainBudget, device: str, *,
+                         lut=None, measure: bool = True, log=print,
+                         quiet: bool = False) -> list[dict]:
+    """Returns :func:`run_references` with a progress bar, or [] when training or
+    measuring them fails (a search run is complete without its references)."""
+    from .errors import UserError
+    from .progress import progress_bar
+    try:
+        with progress_bar("reference networks", quiet=quiet) as cb:
+            return run_references(names, data, deploy, budget, device, lut=lut,
+                                  measure=measure, log=log, progress=cb)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - context for the report, not the result
+        log(f"reference networks failed: {e.__class__.__name__}: {e}")
+        return []
+
+
 def build_reference(name: str, *, num_classes: int, in_channels: int, input_size: int,
                     size: str, channels: int = 36, layers: int = 20) -> nn.Module:
     """Returns the module of reference ``name`` at ``size`` ("train" or "deploy");
@@ -215,12 +247,7 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
     the same data, budget, device and deploy size are reused (the LUT prediction is
     always recomputed)."""
     from .runner import count_complexity, measure_deploy, predict_costs
-    names = list(names)
-    unknown = [n for n in names if n not in REFERENCES]
-    if unknown:
-        from .errors import UserError
-        raise UserError(f"unknown reference network(s) {', '.join(unknown)}; "
-                        f"known: {', '.join(REFERENCES)}")
+    names = parse_references(",".join(names))
     deploy_desc = deploy.describe() | {"batch": deploy.batches[0]}
     cache = _cache_file(names, data.describe(), budget, deploy_desc, device)
     cached = {}

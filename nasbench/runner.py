@@ -36,7 +36,7 @@ from profilers.lut import LUT, LUTError, atomic_write_text
 from .candidates import arch_dict, arch_summary, candidate
 from .errors import UserError
 from .genotypes import Genotype, genotype_from_dict, genotype_to_dict, summarize
-from .references import RetrainBudget
+from .references import RetrainBudget, reference_candidates
 from .search.config import DARTSConfig
 from .spaces.darts import DeployConfig
 
@@ -605,29 +605,37 @@ def search_architecture(config: DARTSConfig | None = None, *, resume: str | Path
         if cfg.measure:
             result.measured = measure_deploy(deploy_net, deploy, cfg.device, log)
         if cfg.reference_list:
-            result.references = _references(cfg, data, deploy, lut_obj, log, quiet)
+            result.references = reference_candidates(
+                cfg.reference_list, data, deploy, retrain_budget(cfg), cfg.device,
+                lut=lut_obj, measure=cfg.measure, log=log, quiet=quiet)
     except KeyboardInterrupt:
         # the last checkpoint (retrain done) stays; resuming redoes only this part
         log(f"interrupted: continue with: nasbench search --resume {run_dir}")
         result.durations_s = dict(state["durations"])
         write_json(run_dir / "result.json", result.to_dict())
         return result
-    result.status = "complete"
-    result.finished = _now()
     state["durations"]["evaluate"] = time.time() - t_eval
-    result.durations_s = {**state["durations"], "total": time.time() - t_start}
-    write_json(run_dir / "result.json", result.to_dict())
     save_checkpoint({"phase": "done"})
+    return complete_run(result, {**state["durations"], "total": time.time() - t_start},
+                        lut_path, log)
+
+
+def complete_run(result: SearchResult, durations_s: dict, lut_path: Path, log
+                 ) -> SearchResult:
+    """Marks ``result`` complete, writes its result.json and the run's report.html (the
+    run is complete without its report when the builder fails); returns ``result``."""
+    result.status, result.finished = "complete", _now()
+    result.durations_s = durations_s
+    write_json(result.run_dir / "result.json", result.to_dict())
     try:
         from reports import build_report
     except ImportError:
-        build_report = None
-    if build_report is not None:
-        try:
-            build_report([run_dir], run_dir / "report.html", lut=lut_path)
-            log(f"report: {run_dir / 'report.html'}")
-        except Exception as e:  # noqa: BLE001 - the run is complete without its report
-            log(f"report builder failed: {e.__class__.__name__}: {e}")
+        return result
+    try:
+        build_report([result.run_dir], result.run_dir / "report.html", lut=lut_path)
+        log(f"report: {result.run_dir / 'report.html'}")
+    except Exception as e:  # noqa: BLE001 - the run is complete without its report
+        log(f"report builder failed: {e.__class__.__name__}: {e}")
     return result
 
 
@@ -645,23 +653,6 @@ def retrain_budget(cfg: DARTSConfig) -> RetrainBudget:
                          cutout=cfg.cutout, seed=cfg.seed,
                          channels=cfg.train_channels or cfg.eval_channels,
                          layers=cfg.train_layers or cfg.eval_layers)
-
-
-def _references(cfg, data, deploy, lut, log, quiet) -> list[dict]:
-    """Returns the reference candidates (trained with the run's retrain budget and
-    measured on its device), or [] when they fail (the run is complete without them)."""
-    from .progress import progress_bar
-    from .references import run_references
-    try:
-        with progress_bar("reference networks", quiet=quiet) as cb:
-            return run_references(cfg.reference_list, data, deploy, retrain_budget(cfg),
-                                  cfg.device, lut=lut, measure=cfg.measure, log=log,
-                                  progress=cb)
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001 - context for the report, not the result
-        log(f"reference networks failed: {e.__class__.__name__}: {e}")
-        return []
 
 
 def _epoch_record(epoch, lr, acc, model, cost_model, objective, latency_model) -> dict:

@@ -282,30 +282,29 @@ def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: De
     shape = (deploy.batches[0], deploy.in_channels, deploy.input_size, deploy.input_size)
     runs: list[list[dict]] = [[] for _ in genotypes]
     nets: dict[int, torch.nn.Module] = {}
-    monitor = LoadMonitor().__enter__()
+    total = rounds * len(genotypes)
     try:
-        total = rounds * len(genotypes)
-        for r in range(rounds):
-            for i, g in enumerate(genotypes):
-                if progress:
-                    progress(r * len(genotypes) + i, total,
-                             f"round {r + 1}/{rounds}: {summarize(g)[:50]}")
-                if i not in nets:
-                    nets[i] = build_network_from_genotype(
-                        g, C=deploy.channels, num_cells=deploy.layers,
-                        num_classes=deploy.num_classes, in_channels=deploy.in_channels,
-                        input_size=deploy.input_size)
-                t0 = time.monotonic()
-                m = measure_network(nets[i], shape, device, settings)
-                busy = monitor.busy_between(t0, time.monotonic())
-                runs[i].append({"latency_ms": m["latency_ms"], "threads": m["threads"],
-                                "under_load": busy[:3]})
-                if r == rounds - 1:
-                    del nets[i]                  # the last round frees as it goes
+        with LoadMonitor() as monitor:
+            for r in range(rounds):
+                for i, g in enumerate(genotypes):
+                    if progress:
+                        progress(r * len(genotypes) + i, total,
+                                 f"round {r + 1}/{rounds}: {summarize(g)[:50]}")
+                    if i not in nets:
+                        nets[i] = build_network_from_genotype(
+                            g, C=deploy.channels, num_cells=deploy.layers,
+                            num_classes=deploy.num_classes, in_channels=deploy.in_channels,
+                            input_size=deploy.input_size)
+                    t0 = time.monotonic()
+                    m = measure_network(nets[i], shape, device, settings)
+                    busy = monitor.busy_between(t0, time.monotonic())
+                    runs[i].append({"latency_ms": m["latency_ms"], "threads": m["threads"],
+                                    "under_load": busy[:3]})
+                    if r == rounds - 1:
+                        del nets[i]              # the last round frees as it goes
         if progress:
             progress(total, total, "")
     finally:
-        monitor.__exit__(None, None, None)
         torch.set_num_threads(old_threads)
     points = []
     for g, rs in zip(genotypes, runs, strict=True):

@@ -173,8 +173,7 @@ def _combine_rounds(runs: list[dict], rounds: int) -> dict:
     """Returns the entry of the round with the median latency, with every round's
     median (``rounds_ms``) and their spread (max/min - 1) beside it."""
     meds = [m for e in runs for m in e.get("rounds_ms", [e["latency_ms"]["median"]])]
-    flat = [e for e in runs]
-    keep = sorted(flat, key=lambda e: e["latency_ms"]["median"])[(len(flat) - 1) // 2]
+    keep = sorted(runs, key=lambda e: e["latency_ms"]["median"])[(len(runs) - 1) // 2]
     out = dict(keep)
     out["rounds_ms"] = meds
     out["round_spread"] = (max(meds) / min(meds) - 1.0) if min(meds) > 0 else None

@@ -41,8 +41,32 @@ DATASETS = ("cifar10", "digits", "synthetic")
 COST_METRICS = ("latency", "energy", "memory")
 
 
+class DictConfig:
+    """JSON round trip and copies for the search config dataclasses (tuple fields are
+    stored as lists)."""
+
+    def to_dict(self) -> dict:
+        """Returns every setting as a JSON-ready dict."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Returns the config stored by :meth:`to_dict` (unknown keys are ignored)."""
+        kw = {}
+        for f in fields(cls):
+            if f.name in d:
+                v = d[f.name]
+                kw[f.name] = tuple(v) if isinstance(v, list) and "tuple" in str(f.type) \
+                    else v
+        return cls(**kw)
+
+    def replace(self, **changes):
+        """Returns a copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass
-class DARTSConfig:
+class DARTSConfig(DictConfig):
     """Every setting of a DARTS / PC-DARTS search, the retrain and the cost objective.
 
     Units: learning rates per step, ``latency_target_ms`` in milliseconds, sizes in
@@ -185,17 +209,13 @@ class DARTSConfig:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise UserError("steps_per_epoch must be positive")
-        from ..references import REFERENCES
-        unknown = [r for r in self.reference_list if r not in REFERENCES]
-        if unknown:
-            raise UserError(f"unknown reference network(s) {', '.join(unknown)}; known: "
-                            f"{', '.join(REFERENCES)} (or none)")
+        self.reference_list  # noqa: B018 - raises UserError for unknown names
 
     @property
     def reference_list(self) -> list[str]:
         """Returns the reference network names (empty for "" or "none")."""
-        names = [r.strip().lower() for r in (self.references or "").split(",") if r.strip()]
-        return [] if names in (["none"], ["off"]) else names
+        from ..references import parse_references
+        return parse_references(self.references)
 
     @property
     def cost_metrics(self) -> list[str]:
@@ -223,25 +243,6 @@ class DARTSConfig:
                             num_classes=num_classes, steps=self.steps,
                             multiplier=self.multiplier, stem_multiplier=self.stem_multiplier,
                             batches=(self.deploy_batch,))
-
-    def to_dict(self) -> dict:
-        """Returns every setting as a JSON-ready dict."""
-        d = asdict(self)
-        d["arch_betas"] = list(self.arch_betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DARTSConfig:
-        """Returns the config stored by :meth:`to_dict` (unknown keys are ignored)."""
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
-        if "arch_betas" in kw:
-            kw["arch_betas"] = tuple(kw["arch_betas"])
-        return cls(**kw)
-
-    def replace(self, **changes) -> DARTSConfig:
-        """Returns a copy with ``changes``."""
-        return dataclasses.replace(self, **changes)
 
 
 def parse_objective(text: str) -> list[str]:

@@ -42,11 +42,10 @@ Every field can be overridden: ``ProxylessConfig.from_preset("quick", epochs=5)`
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 from ..errors import UserError
-from .config import DATASETS, parse_objective
+from .config import DATASETS, DictConfig, parse_objective
 
 PRESETS = ("quick", "paper")
 LOSS_FORMS = ("mul#log", "add#linear")
@@ -55,7 +54,7 @@ LAYOUT_NAMES = ("cifar", "imagenet")
 
 
 @dataclass
-class ProxylessConfig:
+class ProxylessConfig(DictConfig):
     """Every setting of a ProxylessNAS search, the retrain and the cost objective.
 
     Units: learning rates per step, ``latency_target_ms`` in milliseconds (the ``ref`` of
@@ -124,8 +123,8 @@ class ProxylessConfig:
     @property
     def reference_list(self) -> list[str]:
         """Returns the reference network names (empty for "" or "none")."""
-        names = [r.strip().lower() for r in (self.references or "").split(",") if r.strip()]
-        return [] if names in (["none"], ["off"]) else names
+        from ..references import parse_references
+        return parse_references(self.references)
 
     # ---- presets ------------------------------------------------------------------------
 
@@ -206,11 +205,7 @@ class ProxylessConfig:
             raise UserError("steps_per_epoch must be positive")
         if self.train_max_steps is not None and self.train_max_steps < 1:
             raise UserError("train_max_steps must be positive")
-        from ..references import REFERENCES
-        unknown = [r for r in self.reference_list if r not in REFERENCES]
-        if unknown:
-            raise UserError(f"unknown reference network(s) {', '.join(unknown)}; known: "
-                            f"{', '.join(REFERENCES)} (or none)")
+        self.reference_list  # noqa: B018 - raises UserError for unknown names
         if self.latency_target_ms is not None:
             if not self.latency_target_ms > 0:
                 raise UserError(f"--latency-target must be positive, got "
@@ -242,21 +237,3 @@ class ProxylessConfig:
         from ..spaces.proxyless import LAYOUTS
         return self.input_size or LAYOUTS[self.space_config]["input_size"]
 
-    def to_dict(self) -> dict:
-        """Returns every setting as a JSON-ready dict."""
-        d = asdict(self)
-        d["arch_betas"] = list(self.arch_betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ProxylessConfig:
-        """Returns the config stored by :meth:`to_dict` (unknown keys are ignored)."""
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
-        if "arch_betas" in kw:
-            kw["arch_betas"] = tuple(kw["arch_betas"])
-        return cls(**kw)
-
-    def replace(self, **changes) -> ProxylessConfig:
-        """Returns a copy with ``changes``."""
-        return dataclasses.replace(self, **changes)
