@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from profilers.latency import DEFAULT_ROUNDS
+
 from .errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -113,7 +115,7 @@ def profile(
                                                "this fraction."),
     cv_threshold: float = typer.Option(0.10, help="Re-measure, then flag, entries with a "
                                                   "larger CV."),
-    rounds: int = typer.Option(3, help="Rounds per entry, spread round-robin over the "
+    rounds: int = typer.Option(DEFAULT_ROUNDS, help="Rounds per entry, spread round-robin over the "
                                "profile (the median round is kept; --time-cap is split)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress, no table."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),

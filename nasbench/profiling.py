@@ -15,7 +15,7 @@ from torch import nn
 from profilers.backends import backend_for
 from profilers.build import ProfileItem, build_lut
 from profilers.devices import Device, DeviceError, resolve_device
-from profilers.latency import LatencySettings, measure_latency
+from profilers.latency import DEFAULT_ROUNDS, LatencySettings, measure_latency
 from profilers.lut import LUT, LUTError, full_key
 
 from .errors import UserError
@@ -123,7 +123,9 @@ def ensure_lut(device: str, deploy: DeployConfig, *, quiet: bool = False) -> Pat
             pass
     from .progress import progress_bar
     with progress_bar(f"profiling {dev.spec} ({dev.name})", quiet=quiet) as cb:
-        run_profile(dev, deploy, path, resume=path.exists(), progress=cb)
+        # the same rounds as `nasbench profile` (its --rounds default)
+        run_profile(dev, deploy, path, resume=path.exists(), progress=cb,
+                    settings=LatencySettings(rounds=DEFAULT_ROUNDS))
     return path
 
 

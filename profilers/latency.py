@@ -16,6 +16,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+#: rounds per LUT entry of `nasbench profile` and of the search's automatic profile
+DEFAULT_ROUNDS = 3
+
 
 @dataclass(frozen=True)
 class LatencySettings:
