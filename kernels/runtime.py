@@ -24,6 +24,10 @@ class OpenCLUnavailableError(RuntimeError):
     """Raised when no OpenCL platform or the requested device does not exist."""
 
 
+class KernelBuildError(RuntimeError):
+    """The device's OpenCL compiler did not produce a kernel the executor needs."""
+
+
 def _platforms() -> list:
     try:
         return cl.get_platforms()
@@ -207,7 +211,15 @@ class Runtime:
         once and the kernel enqueued many times)."""
         src = read_source("common.h.cl") + "\n" + read_source(file)
         opts = f"{DEFAULT_BUILD_OPTIONS} {format_defines(defines)}".strip()
-        return cl.Kernel(self.program(src, opts), name)
+        prg = self.program(src, opts)
+        # some driver compilers (PoCL 3.0 on AVX-512 CPUs) report success yet drop a
+        # kernel; say which one instead of pyopencl's bare INVALID_KERNEL_NAME
+        names = prg.get_info(cl.program_info.KERNEL_NAMES).split(";")
+        if name not in names:
+            raise KernelBuildError(
+                f"the OpenCL compiler of {self.device.name!r} built {file} with "
+                f"{defines or {}} but produced no kernel {name!r} (a driver defect)")
+        return cl.Kernel(prg, name)
 
     # ---- memory -----------------------------------------------------------------------
 

@@ -166,6 +166,9 @@ def test_pool_dart_shapes_and_strided_views(rt, hw):
 
     check(nn.MaxPool2d(3, 2, 1), (1, 8, hw, hw), rt)
     check(nn.AvgPool2d(3, 1, 1, count_include_pad=False), (1, 8, hw, hw), rt)
+    # count_include_pad at 16 lanes (hw 32) and 8 lanes: the padded-count arithmetic
+    check(nn.AvgPool2d(3, 2, 1), (1, 8, hw, hw), rt)
+    check(nn.AvgPool2d(3, 1, 1), (1, 8, hw, hw), rt)
     cm = check(Strided(), (1, 4, hw, 2 * hw), rt)
     assert set(kernel_names(cm)) == {"pool2d", "conv_dw"}
 
@@ -251,3 +254,11 @@ def test_roofline(rt):
     from kernels.roofline import measure_copy_gbps, measure_gemm_gflops
     assert measure_gemm_gflops(rt, 64, 64, 1024, repeats=1) > 0
     assert measure_copy_gbps(rt, 1 << 20, repeats=1) > 0
+
+
+def test_missing_kernel_is_named(rt):
+    # a program that builds but lacks the kernel (what PoCL 3.0's cache returned for a
+    # 16-wide pool on an AVX-512 host) must say which kernel and why, not INVALID_KERNEL_NAME
+    with pytest.raises(R.KernelBuildError, match="no kernel 'no_such_kernel'"):
+        rt.kernel("pool.cl", "no_such_kernel",
+                  {"IS_MAX": 0, "KH": 3, "KW": 3, "SW": 2, "DW": 1, "VW": 16})

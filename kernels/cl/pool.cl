@@ -57,11 +57,12 @@ __kernel void pool2d(__global const float *x, int x_off, int x_sn, int x_sc, int
 #define VI CAT2(int, VW)
 #define VLOAD(o, p) CAT2(LD, VW)(p)
 #define VSTORE(v, o, p) CAT2(ST, VW)(v, p)
-#define CONVERT_VT CAT2(convert_float, VW)
 #if VW == 16
 #define LANES ((VI)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+#define LANES_F ((VT)(0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f, 9.f, 10.f, 11.f, 12.f, 13.f, 14.f, 15.f))
 #else
 #define LANES ((VI)(0, 1, 2, 3, 4, 5, 6, 7))
+#define LANES_F ((VT)(0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f))
 #endif
 
 __kernel void pool2d_vec(__global const float *x, int x_off, int x_sn, int x_sc, int x_sh,
@@ -108,8 +109,12 @@ __kernel void pool2d_vec(__global const float *x, int x_off, int x_sn, int x_sc,
 #if !IS_MAX
   if (count_include_pad) {
     const int he = min(h0 + KH, H + pad_h);
-    const VI we = lane_w + KW < W + pad_w ? lane_w + KW : (VI)(W + pad_w);
-    cnt = CONVERT_VT((he - h0) * (we - lane_w));
+    /* in float, without vector builtins: PoCL 3.0 on AVX-512 hosts compiles 16-wide
+       builtin calls with an ABI warning and its kernel cache then loses the kernel */
+    const VT lane_wf = (VT)((float)iw0) + LANES_F * (float)SW;
+    const VT w_end = (VT)((float)(W + pad_w));
+    const VT we = lane_wf + (float)KW < w_end ? lane_wf + (float)KW : w_end;
+    cnt = (VT)((float)(he - h0)) * (we - lane_wf);
   }
   acc = acc / (cnt > 1.0f ? cnt : 1.0f);
 #endif
