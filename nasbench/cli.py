@@ -117,6 +117,9 @@ def profile(
                                                   "larger CV."),
     rounds: int = typer.Option(DEFAULT_ROUNDS, help="Rounds per entry, spread round-robin over the "
                                "profile (the median round is kept; --time-cap is split)."),
+    anchor: bool = typer.Option(True, "--anchor/--no-anchor",
+                                help="Time a fixed anchor op before every call and store "
+                                     "drift-corrected latencies (raw ones beside them)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress, no table."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ):
@@ -144,7 +147,8 @@ def profile(
     try:
         settings = LatencySettings(min_repeats=min_repeats, max_repeats=max_repeats,
                                    time_cap_s=time_cap, ci_target=ci_target,
-                                   cv_threshold=cv_threshold, rounds=rounds)
+                                   cv_threshold=cv_threshold, rounds=rounds,
+                                   anchor=anchor)
     except ValueError as e:
         raise UserError(str(e)) from None
     if space == "proxyless":
@@ -175,6 +179,12 @@ def profile(
                   f"{dev.name} ({lut.provenance['backend']}, {lut.provenance['threads']} "
                   f"threads) in {elapsed:.1f} s; median CV {summary['median_cv']:.3f}, "
                   f"{summary['noisy']} noisy; energy: {summary['energy']}")
+        if summary.get("anchor"):
+            a = summary["anchor"]
+            out.print(f"drift anchor {a['key']}: {a['ref_ms']:.3g} ms typical, its "
+                      f"medians spread {a['spread']:.0%} over the profile (latencies are "
+                      f"corrected for it; raw_latency_ms keeps the measured ones)",
+                      highlight=False)
 
 
 def _lut_summary(lut) -> dict:
@@ -184,6 +194,8 @@ def _lut_summary(lut) -> dict:
     return {"entries": len(lut.entries), "device": lut.device_name,
             "median_cv": statistics.median(cvs) if cvs else None,
             "noisy": sum(bool(e.get("noisy")) for e in lut.entries.values()),
+            "anchor": {k: lut.provenance["anchor"].get(k) for k in ("key", "ref_ms", "spread")}
+            if lut.provenance.get("anchor", {}).get("ref_ms") else None,
             "energy": ("measured" if not reasons else "not measured: " +
                        "; ".join(sorted(str(r) for r in reasons)))}
 
@@ -435,7 +447,15 @@ def _print_validation(res: dict, path: Path, quiet: bool) -> None:
     rows = [("plain sum", res["plain"])]
     if "calibrated" in res:
         rows.append(("calibrated", res["calibrated"]))
+    anchor = res.get("anchor")
     if not quiet:
+        if anchor:
+            out.print(f"drift anchor {anchor['key']}: {anchor['median_ms']:.3g} ms now vs "
+                      f"{anchor['ref_ms']:.3g} ms in the profile ({anchor['drift']:+.1%}); "
+                      f"measured latencies are drift-corrected (uncorrected: plain sum "
+                      f"{res['plain_raw']['within_10pct']:.0%} within 10%, MAPE "
+                      f"{res['plain_raw']['mape_pct']:.1f}%, Spearman "
+                      f"{res['plain_raw']['spearman']:.3f})", highlight=False)
         t = Table(title=f"{res['samples']} networks, batch {res['batch']}, "
                         f"{res['device']} (end-to-end CV median {res['cv']['median']:.3f}, "
                         f"max {res['cv']['max']:.3f}; load {res['loadavg']['start'][0]:.1f})")

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from profilers.backends import backend_for
-from profilers.build import ProfileItem, build_lut
+from profilers.build import ProfileItem, anchored_fields, build_lut
 from profilers.devices import Device, DeviceError, resolve_device
 from profilers.latency import DEFAULT_ROUNDS, LatencySettings, measure_latency
 from profilers.lut import LUT, LUTError, full_key
@@ -52,6 +52,21 @@ def space_instances(deploy) -> list[OpInstance]:
         from .spaces.proxyless import enumerate_instances as proxyless_instances
         return proxyless_instances(deploy)
     return enumerate_instances(deploy)
+
+
+def space_anchor(deploy) -> OpInstance:
+    """Returns the drift-anchor op instance of the deploy network's search space."""
+    if space_of(deploy) == "proxyless":
+        from .spaces.proxyless import anchor_instance as proxyless_anchor
+        return proxyless_anchor(deploy)
+    from .spaces.darts import anchor_instance
+    return anchor_instance(deploy)
+
+
+def anchor_item(deploy) -> ProfileItem:
+    """Returns the ProfileItem of the drift anchor (always at batch 1: cheap beside
+    every measurement)."""
+    return instance_item(space_anchor(deploy), 1, deploy.dtype)
 
 
 def profile_items(deploy: DeployConfig, instances: list[OpInstance] | None = None
@@ -96,7 +111,8 @@ def run_profile(device: Device, deploy: DeployConfig, out: Path, *,
     try:
         return build_lut(profile_items(deploy), device, backend, out, settings=settings,
                          provenance_extra=deploy_provenance(deploy), resume=resume,
-                         threads=threads, energy_meter=energy, progress=progress)
+                         threads=threads, energy_meter=energy, progress=progress,
+                         anchor=anchor_item(deploy) if settings.anchor else None)
     except LUTError as e:
         raise UserError(str(e)) from None
 
@@ -130,18 +146,23 @@ def ensure_lut(device: str, deploy: DeployConfig, *, quiet: bool = False) -> Pat
 
 
 def measure_network(module: nn.Module, input_shape: tuple, device: str = "cpu",
-                    settings: LatencySettings = LatencySettings(time_cap_s=3.0)) -> dict:
+                    settings: LatencySettings = LatencySettings(time_cap_s=3.0),
+                    anchor=None) -> dict:
     """Measures a whole network on ``device`` with the LUT's meters and returns
     ``{"latency_ms": stats, "wall_ms": stats, "memory_bytes", "memory_method",
-    "energy_j", "energy_reason", "device"}`` (ms, bytes, J per forward)."""
+    "energy_j", "energy_reason", "device"}`` (ms, bytes, J per forward); with ``anchor``
+    (a prepared op of the same backend, see :func:`anchor_item`) also ``"anchored"``:
+    the ratio network / anchor and the anchor's timings."""
     from profilers.build import energy_fields, memory_fields
     from profilers.energy import energy_meter_for
     dev = get_device(device)
     backend = backend_for(dev, tuning_dir=cache_dir() / "tuning")
     prepared = backend.prepare(module, tuple(input_shape))
     try:
-        m = measure_latency(prepared.run, prepared.sync, settings)
+        m = measure_latency(prepared.run, prepared.sync, settings,
+                            anchor=(anchor.run, anchor.sync) if anchor else None)
         out = {"latency_ms": m.primary.to_dict(), "wall_ms": m.wall.to_dict(),
+               **({"anchored": anchored_fields(m)} if m.ratio else {}),
                "latency_source": "device-events" if m.device is not None else "wall-clock",
                "threads": torch.get_num_threads(), "device": dev.to_dict()}
         out.update(memory_fields(dev, prepared))

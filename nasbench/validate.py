@@ -270,6 +270,7 @@ def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: De
     from .models.network import build_network_from_genotype
     from .profiling import measure_network
     prov = lut.provenance
+    anchor = _prepare_anchor(lut, device, deploy)
     settings = LatencySettings(**prov["settings"]) if "settings" in prov else \
         LatencySettings()
     # a whole network is ~100x an op: give the median as many samples as an op gets
@@ -296,28 +297,71 @@ def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: De
                             num_classes=deploy.num_classes, in_channels=deploy.in_channels,
                             input_size=deploy.input_size)
                     t0 = time.monotonic()
-                    m = measure_network(nets[i], shape, device, settings)
+                    m = measure_network(nets[i], shape, device, settings, anchor)
                     busy = monitor.busy_between(t0, time.monotonic())
                     runs[i].append({"latency_ms": m["latency_ms"], "threads": m["threads"],
-                                    "under_load": busy[:3]})
+                                    "under_load": busy[:3], "anchored": m.get("anchored")})
                     if r == rounds - 1:
                         del nets[i]              # the last round frees as it goes
         if progress:
             progress(total, total, "")
     finally:
         torch.set_num_threads(old_threads)
+        if anchor is not None:
+            anchor.release()
+    ref = prov["anchor"]["ref_ms"] if anchor is not None else None
     points = []
     for g, rs in zip(genotypes, runs, strict=True):
         sums = group_sums(lut, deploy, g, features)
-        keep = sorted(rs, key=lambda x: x["latency_ms"]["median"])[(len(rs) - 1) // 2]
+        # drift-corrected: the ratio to the anchor in the LUT's time base (see
+        # profilers.build.finalize_anchor); else the measured median
+        val = [x["anchored"]["ratio"] * ref if ref else x["latency_ms"]["median"]
+               for x in rs]
+        k = sorted(range(len(rs)), key=val.__getitem__)[(len(rs) - 1) // 2]
+        keep = rs[k]
         meds = [x["latency_ms"]["median"] for x in rs]
-        points.append({"genotype": genotype_to_dict(g), "summary": summarize(g),
-                       "group_sums_ms": sums, "predicted_ms": sum(sums.values()),
-                       "measured_ms": keep["latency_ms"]["median"],
-                       "measured": keep["latency_ms"], "threads": keep["threads"],
-                       "rounds_ms": meds, "round_spread": max(meds) / min(meds) - 1.0,
-                       **({"under_load": keep["under_load"]} if keep["under_load"] else {})})
+        spread = max(val) / min(val) - 1.0
+        point = {"genotype": genotype_to_dict(g), "summary": summarize(g),
+                 "group_sums_ms": sums, "predicted_ms": sum(sums.values()),
+                 "measured_ms": val[k], "raw_measured_ms": keep["latency_ms"]["median"],
+                 "measured": keep["latency_ms"], "threads": keep["threads"],
+                 "rounds_ms": meds, "round_spread": spread,
+                 **({"under_load": keep["under_load"]} if keep["under_load"] else {})}
+        if ref:
+            point["anchored"] = keep["anchored"]
+            point["rounds_corrected_ms"] = val
+        points.append(point)
     return points
+
+
+def _prepare_anchor(lut: LUT, device: str, deploy: DeployConfig):
+    """Returns the LUT's drift anchor prepared on ``device`` (None when the LUT was
+    profiled without one); raises UserError when the LUT's anchor is not this space's."""
+    info = lut.provenance.get("anchor")
+    if not info or not info.get("ref_ms"):
+        return None
+    from profilers.backends import backend_for
+
+    from .profiling import anchor_item, cache_dir, get_device
+    item = anchor_item(deploy)
+    if item.key != info.get("key"):
+        raise UserError(f"LUT {lut.path} was anchored on {info.get('key')}, not on this "
+                        f"network's anchor {item.key}; profile it again")
+    backend = backend_for(get_device(device), tuning_dir=cache_dir() / "tuning")
+    return backend.prepare(item.make_module(), item.input_shape, deploy.dtype)
+
+
+def _anchor_summary(lut: LUT, points: list[dict]) -> dict | None:
+    """Returns the drift anchor's figures of a validation (None without an anchor):
+    the LUT's reference time, this run's median anchor time (ms) and their ratio - 1."""
+    if not points or "anchored" not in points[0]:
+        return None
+    ref = lut.provenance["anchor"]["ref_ms"]
+    a = [p["anchored"]["anchor_ms"]["median"] for p in points]
+    med = float(np.median(a))
+    return {"key": lut.provenance["anchor"]["key"], "ref_ms": ref, "median_ms": med,
+            "drift": med / ref - 1.0, "spread": max(a) / min(a) - 1.0,
+            "method": lut.provenance["anchor"].get("method", "")}
 
 
 def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
@@ -339,6 +383,7 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
     state1 = machine_state()
     meas = [p["measured_ms"] for p in points]
     plain = error_metrics([p["predicted_ms"] for p in points], meas, worst=3)
+    anchor = _anchor_summary(lut, points)
     cvs = [p["measured"]["cv"] for p in points]
     thr = LatencySettings(**lut.provenance["settings"]).cv_threshold \
         if "settings" in lut.provenance else LatencySettings().cv_threshold
@@ -352,7 +397,7 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
         warnings.append(f"{n_noisy} of {len(cvs)} end-to-end measurements are noisy "
                         f"(CV above {thr}); their errors say as much about the machine as "
                         f"about the LUT")
-    out = {"schema": 1, "lut": str(lut.path), "lut_sha256": lut.sha256(), "device": device,
+    out = {"schema": 2, "lut": str(lut.path), "lut_sha256": lut.sha256(), "device": device,
            "batch": deploy.batches[0], "seed": seed, "samples": len(points),
            "seconds": round(time.perf_counter() - t0, 1),
            "loadavg": {"start": load0, "end": os.getloadavg()},
@@ -365,6 +410,18 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
            "lut_median_cv": float(np.median([e["latency_ms"]["cv"]
                                              for e in lut.entries.values()])),
            "plain": plain, "points": points}
+    if anchor:
+        # the same prediction against the measured (uncorrected) medians, for honesty
+        out["anchor"] = anchor
+        out["plain_raw"] = error_metrics([p["predicted_ms"] for p in points],
+                                         [p["raw_measured_ms"] for p in points])
+        if abs(anchor["drift"]) > 0.10:
+            way = "slower" if anchor["drift"] > 0 else "faster"
+            warnings.append(f"the machine ran {abs(anchor['drift']):.0%} {way} than during "
+                            f"the profile (anchor {anchor['median_ms']:.3g} ms vs "
+                            f"{anchor['ref_ms']:.3g} ms); the corrected figures take it out, "
+                            f"`plain_raw` shows it")
+        out["warnings"] = list(dict.fromkeys(warnings))
     calib = load_calibration(lut, deploy.batches[0])
     if calib is not None:
         if calib.features != "op":

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -68,27 +69,41 @@ def base_provenance(device: Device, backend: Backend, settings: LatencySettings,
     }
 
 
+def anchored_fields(m) -> dict:
+    """Returns the ``anchored`` block of an anchored Measurement: the ratio of medians
+    op / anchor (unitless) and the anchor's own timings (ms)."""
+    return {"ratio": m.ratio, "anchor_ms": m.anchor.to_dict()}
+
+
+def _cv(m) -> float:
+    return m.primary.cv
+
+
 def measure_item(item: ProfileItem, device: Device, backend: Backend,
-                 settings: LatencySettings, energy_meter=None) -> dict:
+                 settings: LatencySettings, energy_meter=None, anchor=None) -> dict:
     """Returns the LUT entry of one item: latency statistics (ms; device time where the
     backend reports it, with the host wall time beside it), peak memory (bytes), energy
-    (J per call or null with the reason), and a ``noisy`` flag."""
+    (J per call or null with the reason), and a ``noisy`` flag. With ``anchor`` (a
+    Prepared reference op) also ``anchored``: see :func:`finalize_anchor`."""
     prepared = backend.prepare(item.make_module(), item.input_shape, item.fields.get(
         "dtype", "float32"))
+    pair = (anchor.run, anchor.sync) if anchor is not None else None
     try:
-        m = measure_latency(prepared.run, prepared.sync, settings)
+        m = measure_latency(prepared.run, prepared.sync, settings, anchor=pair)
         remeasured = False
-        if m.primary.cv > settings.cv_threshold:
+        if _cv(m) > settings.cv_threshold:
             # one more try: a transient (another process, frequency change) often passes
-            m2 = measure_latency(prepared.run, prepared.sync, settings)
+            m2 = measure_latency(prepared.run, prepared.sync, settings, anchor=pair)
             remeasured = True
-            if m2.primary.cv < m.primary.cv:
+            if _cv(m2) < _cv(m):
                 m = m2
         entry = dict(item.fields)
         entry["latency_ms"] = m.primary.to_dict()
         entry["latency_source"] = "device-events" if m.device is not None else "wall-clock"
         entry["wall_ms"] = m.wall.to_dict()
-        entry["noisy"] = m.primary.cv > settings.cv_threshold
+        if m.ratio is not None:
+            entry["anchored"] = anchored_fields(m)
+        entry["noisy"] = _cv(m) > settings.cv_threshold
         entry["remeasured"] = remeasured
         entry.update(memory_fields(device, prepared))
         entry.update(energy_fields(energy_meter, prepared))
@@ -138,7 +153,7 @@ def build_lut(items: list[ProfileItem], device: Device, backend: Backend, out: P
               resume: bool = False, threads: int | None = None, energy_meter=None,
               progress: Callable[[int, int, str], None] | None = None,
               warn: Callable[[str], None] | None = _stderr_warning,
-              pin: bool = True) -> LUT:
+              pin: bool = True, anchor: ProfileItem | None = None) -> LUT:
     """Measures every item and returns the LUT, written atomically to ``out`` after each
     entry. With ``resume``, entries already in ``out`` are kept and skipped (the file
     must have been recorded for the same device and settings).
@@ -146,7 +161,9 @@ def build_lut(items: list[ProfileItem], device: Device, backend: Backend, out: P
     The machine's state (load, busy processes, governor, clocks) is recorded at start
     and end in the provenance; ``warn`` gets a line when the machine is loaded or more
     than 10 % of the entries are noisy. With ``pin`` the threads are pinned to fixed
-    CPUs while measuring (recorded as ``affinity``)."""
+    CPUs while measuring (recorded as ``affinity``). With ``anchor``, that op is timed
+    before every call of every entry and the entries store drift-corrected latencies
+    (:func:`finalize_anchor`)."""
     from .machine import machine_state, pinned_threads
     if threads is not None:
         torch.set_num_threads(threads)
@@ -160,8 +177,17 @@ def build_lut(items: list[ProfileItem], device: Device, backend: Backend, out: P
     with (pinned_threads(threads) if pin and device.kind == "cpu"
           else _no_pin()) as cpus:
         prov["affinity"] = cpus
-        return _measure_all(items, device, backend, out, settings, prov, resume,
-                            energy_meter, progress, warn)
+        prepared = None
+        if anchor is not None:
+            prov["anchor"] = {"key": anchor.key, "fields": anchor.fields}
+            prepared = backend.prepare(anchor.make_module(), anchor.input_shape,
+                                       anchor.fields.get("dtype", "float32"))
+        try:
+            return _measure_all(items, device, backend, out, settings, prov, resume,
+                                energy_meter, progress, warn, prepared)
+        finally:
+            if prepared is not None:
+                prepared.release()
 
 
 @contextmanager
@@ -169,14 +195,31 @@ def _no_pin():
     yield None
 
 
+def _raw(e: dict) -> dict:
+    """Returns the latency statistics an entry measured (before any anchor correction)."""
+    return e.get("raw_latency_ms", e["latency_ms"])
+
+
+def _rank_value(e: dict) -> float:
+    """Returns what rounds are compared by: the ratio to the anchor, else the median."""
+    return e["anchored"]["ratio"] if "anchored" in e else _raw(e)["median"]
+
+
 def _combine_rounds(runs: list[dict], rounds: int) -> dict:
-    """Returns the entry of the round with the median latency, with every round's
-    median (``rounds_ms``) and their spread (max/min - 1) beside it."""
-    meds = [m for e in runs for m in e.get("rounds_ms", [e["latency_ms"]["median"]])]
-    keep = sorted(runs, key=lambda e: e["latency_ms"]["median"])[(len(runs) - 1) // 2]
+    """Returns the entry of the round with the median latency (median ratio to the
+    anchor when anchored), with every round's median (``rounds_ms``; ``rounds_ratio``)
+    and their spread (max/min - 1) beside it."""
+    meds = [m for e in runs for m in e.get("rounds_ms", [_raw(e)["median"]])]
+    keep = sorted(runs, key=_rank_value)[(len(runs) - 1) // 2]
     out = dict(keep)
     out["rounds_ms"] = meds
-    out["round_spread"] = (max(meds) / min(meds) - 1.0) if min(meds) > 0 else None
+    spread_of = meds
+    if all("anchored" in e for e in runs):
+        ratios = [r for e in runs
+                  for r in e.get("rounds_ratio", [e["anchored"]["ratio"]])]
+        out["rounds_ratio"] = spread_of = ratios
+    out["round_spread"] = (max(spread_of) / min(spread_of) - 1.0) \
+        if min(spread_of) > 0 else None
     if rounds > 1 and len(meds) < rounds:
         out["rounds_pending"] = rounds - len(meds)
     else:
@@ -184,12 +227,41 @@ def _combine_rounds(runs: list[dict], rounds: int) -> dict:
     return out
 
 
-def _watched(monitor, it, device, backend, settings, energy_meter) -> dict:
+def finalize_anchor(lut: LUT) -> None:
+    """Turns the anchored entries of ``lut`` into drift-corrected latencies, in place.
+
+    The anchor's reference time ``ref_ms`` is the median of its timings over the whole
+    profile (the machine's typical speed during the profile). Each anchored entry's
+    ``latency_ms`` is its measured statistics scaled by ``ref_ms`` / the anchor's median
+    over the same calls, i.e. median = ratio x ref_ms (the CV is unchanged); what was
+    measured stays in ``raw_latency_ms``.
+    Idempotent, so a resumed profile can finalize again."""
+    anchored = [e for e in lut.entries.values() if "anchored" in e]
+    info = lut.provenance.get("anchor")
+    if not anchored or info is None:
+        return
+    meds = [e["anchored"]["anchor_ms"]["median"] for e in anchored]
+    ref = float(np.median(meds))
+    info.update({"ref_ms": ref, "spread": max(meds) / min(meds) - 1.0 if min(meds) > 0
+                 else None, "entries": len(anchored),
+                 "method": "latency_ms = median(op) / median(anchor) x ref_ms over "
+                           "interleaved calls; ref_ms = the anchor's median over the "
+                           "profile; measured values in raw_latency_ms"})
+    for e in anchored:
+        raw = _raw(e)
+        scale = ref / e["anchored"]["anchor_ms"]["median"]
+        e["raw_latency_ms"] = raw
+        e["latency_ms"] = {**raw, **{k: round(raw[k] * scale, 6) for k in
+                                     ("median", "mean", "p5", "p95")}}
+        e["latency_correction"] = "anchor"
+
+
+def _watched(monitor, it, device, backend, settings, energy_meter, anchor=None) -> dict:
     """Measures one item; flags it ``under_load`` when the monitor saw another busy
     process meanwhile."""
     import time
     t0 = time.monotonic()
-    e = measure_item(it, device, backend, settings, energy_meter)
+    e = measure_item(it, device, backend, settings, energy_meter, anchor)
     busy = monitor.busy_between(t0, time.monotonic())
     if busy:
         e["under_load"] = busy[:3]
@@ -197,7 +269,7 @@ def _watched(monitor, it, device, backend, settings, energy_meter) -> dict:
 
 
 def _measure_all(items, device, backend, out, settings, prov, resume, energy_meter,
-                 progress, warn) -> LUT:
+                 progress, warn, anchor=None) -> LUT:
     from .machine import LoadMonitor, machine_state
     lut = LUT(provenance=prov, entries={})
     out = Path(out)
@@ -209,6 +281,10 @@ def _measure_all(items, device, backend, out, settings, prov, resume, energy_met
         for k in ("deploy", "dtype"):
             if k in prov and old.provenance.get(k) != prov.get(k):
                 raise LUTError(f"cannot resume {out}: its {k} differs from this profile's")
+        if bool(old.provenance.get("anchor")) != bool(prov.get("anchor")):
+            raise LUTError(f"cannot resume {out}: it was measured "
+                           f"{'with' if old.provenance.get('anchor') else 'without'} a drift "
+                           f"anchor and this profile is not")
         wanted = {it.key for it in items}
         lut.entries = {k: v for k, v in old.entries.items() if k in wanted}
         lut.provenance["created"] = old.provenance.get("created", prov["created"])
@@ -235,7 +311,7 @@ def _measure_all(items, device, backend, out, settings, prov, resume, energy_met
                     progress(done // R, len(items),
                              it.key + (f" (round {r + 1}/{R})" if R > 1 else ""))
                 e = _watched(monitor, it, device, backend, one if R > 1 else settings,
-                             energy_meter)
+                             energy_meter, anchor)
                 runs = partial.setdefault(it.key, [])
                 if not runs and it.key in lut.entries:      # resumed mid-rounds
                     runs.append(lut.entries[it.key])
@@ -251,15 +327,16 @@ def _measure_all(items, device, backend, out, settings, prov, resume, energy_met
                 progress(done // R, len(items),
                          f"re-measuring {it.key} ({i + 1}/{len(again)})")
             first = lut.entries[it.key]
-            e = _watched(monitor, it, device, backend, settings, energy_meter)
-            e["remeasured"] = {"first_median_ms": first["latency_ms"]["median"],
+            e = _watched(monitor, it, device, backend, settings, energy_meter, anchor)
+            e["remeasured"] = {"first_median_ms": _raw(first)["median"],
                                "first_under_load": first["under_load"]}
-            if "rounds_ms" in first:
-                e["rounds_ms"], e["round_spread"] = first["rounds_ms"], first["round_spread"]
+            for k in ("rounds_ms", "rounds_ratio", "round_spread"):
+                if k in first:
+                    e[k] = first[k]
             lut.entries[it.key] = e
             lut.save(out)
     if progress:
-        progress(done, len(items), "")
+        progress(done // R, len(items), "")
     loaded = [k for k, e in lut.entries.items() if e.get("under_load")]
     lut.provenance["entries_under_load"] = len(loaded)
     if warn and loaded:
@@ -267,6 +344,7 @@ def _measure_all(items, device, backend, out, settings, prov, resume, energy_met
         warn(f"{len(loaded)} of {len(lut.entries)} entries were measured while other "
              f"processes were busy ({', '.join(sorted(who))}), even after re-measuring: "
              f"they are flagged `under_load`; profile again on a quiet machine")
+    finalize_anchor(lut)
     lut.provenance["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(
         timespec="seconds")
     end = machine_state()

@@ -36,6 +36,10 @@ class LatencySettings:
     # period of the machine (seconds long) then hits one round of an entry, not all of
     # it: without rounds such an entry is stable, wrong, and its CV does not show it.
     rounds: int = 1
+    # time a fixed anchor op right before every call and keep the ratio: the VM this
+    # was built on changes speed by +-20 % within seconds, which the ratio cancels
+    # (see `Measurement.ratio` and `profilers.build.finalize_anchor`)
+    anchor: bool = True
 
     def __post_init__(self):
         if self.min_repeats < 3 or self.max_repeats < self.min_repeats:
@@ -108,10 +112,21 @@ def summarize(samples_ms: list[float], stable: bool | None = None) -> LatencySta
 @dataclass(frozen=True)
 class Measurement:
     """Wall-clock statistics and, where the backend reports it, device-side statistics
-    (e.g. OpenCL kernel time from profiling events)."""
+    (e.g. OpenCL kernel time from profiling events). With an anchor, ``anchor`` holds the
+    anchor's timings (ms), each taken right before a timing of the op."""
 
     wall: LatencyStats
     device: LatencyStats | None
+    anchor: LatencyStats | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        """Returns median(op) / median(anchor) over the same interleaved calls (None
+        without an anchor): the op's cost in units of the anchor, which the machine's
+        speed changes cancel out of."""
+        if self.anchor is None or self.anchor.median <= 0:
+            return None
+        return self.primary.median / self.anchor.median
 
     @property
     def primary(self) -> LatencyStats:
@@ -122,16 +137,29 @@ class Measurement:
 
 def measure_latency(run: Callable[[], float | None], sync: Callable[[], None] | None = None,
                     settings: LatencySettings = LatencySettings(),
-                    clock: Callable[[], float] = time.perf_counter) -> Measurement:
+                    clock: Callable[[], float] = time.perf_counter,
+                    anchor: tuple[Callable[[], float | None], Callable[[], None]] | None = None
+                    ) -> Measurement:
     """Times ``run`` and returns its Measurement (ms).
 
     ``run()`` executes the op once and may return its device-side time in seconds;
-    ``sync()`` blocks until the device is idle, so a wall timing covers the whole op."""
+    ``sync()`` blocks until the device is idle, so a wall timing covers the whole op.
+    ``anchor`` is the ``(run, sync)`` of a fixed reference op: it is timed right before
+    every call of ``run``, and the stopping rule then waits for both medians."""
     sync = sync or (lambda: None)
+
+    def timed(fn, fsync) -> float:
+        t0 = clock()
+        d = fn()
+        fsync()
+        return d * 1e3 if d is not None else (clock() - t0) * 1e3   # device time first
+
     # warm-up: allocator caches, lazy compilation, first-touch page faults
     t_end = clock() + settings.warmup_s
     i = 0
     while i < settings.warmup or clock() < t_end:
+        if anchor:
+            timed(*anchor)
         run()
         sync()
         i += 1
@@ -139,21 +167,30 @@ def measure_latency(run: Callable[[], float | None], sync: Callable[[], None] | 
             break
     wall: list[float] = []
     dev: list[float] = []
+    anc: list[float] = []
     stable = False
     t_cap = clock() + settings.time_cap_s
     while len(wall) < settings.max_repeats:
+        if anchor:
+            a = timed(*anchor)
         t0 = clock()
         d = run()
         sync()
         wall.append((clock() - t0) * 1e3)
         if d is not None:
             dev.append(d * 1e3)
+        if anchor:
+            anc.append(a)
         if len(wall) >= settings.min_repeats:
             primary = dev if len(dev) == len(wall) else wall
-            if median_ci_rel(sorted(primary)) <= settings.ci_target:
+            ci = median_ci_rel(sorted(primary))
+            if anchor:
+                ci = max(ci, median_ci_rel(sorted(anc)))
+            if ci <= settings.ci_target:
                 stable = True
                 break
             if clock() >= t_cap:
                 break
     return Measurement(summarize(wall, stable),
-                       summarize(dev, stable) if len(dev) == len(wall) and dev else None)
+                       summarize(dev, stable) if len(dev) == len(wall) and dev else None,
+                       summarize(anc, stable) if anc else None)

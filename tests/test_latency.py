@@ -92,3 +92,29 @@ def test_sync_called_each_run():
 def test_bad_settings_rejected(kw):
     with pytest.raises(ValueError):
         LatencySettings(**kw)
+
+
+def test_anchor_cancels_a_speed_change():
+    """The machine halves its speed mid-measurement: the op's median is then whichever
+    half has more calls, but the ratio to an anchor timed right before each call is the
+    true 3:1."""
+    clock = FakeClock([])
+    calls = {"n": 0}
+
+    def speed():            # 1x for the first 40 calls of the op, then 2x slower
+        return 1.0 if calls["n"] < 40 else 2.0
+
+    def op():
+        calls["n"] += 1
+        clock.t += 0.003 * speed()
+
+    def anchor():
+        clock.t += 0.001 * speed()
+
+    s = LatencySettings(warmup=0, warmup_s=0.0, min_repeats=100, max_repeats=100)
+    m = measure_latency(op, None, s, clock=clock, anchor=(anchor, lambda: None))
+    assert m.primary.median == pytest.approx(6.0)   # 60 of 100 calls ran slow
+    assert m.anchor.repeats == 100 and m.anchor.median == pytest.approx(2.0)
+    assert m.ratio == pytest.approx(3.0)
+    plain = measure_latency(op, None, s, clock=clock)
+    assert plain.anchor is None and plain.ratio is None

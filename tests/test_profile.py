@@ -60,8 +60,9 @@ def test_resume_keeps_measured_entries(tmp_path):
     assert len(partial.entries) == 3
     lut = run_profile(get_device("cpu"), TINY, out, settings=FAST, resume=True)
     assert len(lut.entries) == 2 * len(enumerate_instances(TINY))
-    for k, v in partial.entries.items():
-        assert lut.entries[k] == v  # not measured again
+    for k, v in partial.entries.items():  # not measured again (only drift-corrected)
+        e = lut.entries[k]
+        assert e["raw_latency_ms"] == v["latency_ms"] and e["anchored"] == v["anchored"]
     assert "resumed" in lut.provenance
 
 
@@ -192,9 +193,17 @@ def test_rounds_keep_the_median_round(tmp_path):
         assert len(e["rounds_ms"]) == 3 and "rounds_pending" not in e
         if isinstance(e.get("remeasured"), dict):
             continue      # measured again at the end: another process was busy
-        assert e["latency_ms"]["median"] == sorted(e["rounds_ms"])[1]
-        assert e["round_spread"] == pytest.approx(max(e["rounds_ms"]) / min(e["rounds_ms"])
-                                                  - 1)
+        # the median round by ratio to the drift anchor; its measured median is kept raw
+        assert e["anchored"]["ratio"] == sorted(e["rounds_ratio"])[1]
+        assert e["raw_latency_ms"]["median"] in e["rounds_ms"]
+        assert e["round_spread"] == pytest.approx(max(e["rounds_ratio"]) /
+                                                  min(e["rounds_ratio"]) - 1)
+    plain = run_profile(get_device("cpu"), deploy, tmp_path / "p.json",
+                        settings=LatencySettings(time_cap_s=0.03, min_repeats=3,
+                                                 max_repeats=10, rounds=3, anchor=False))
+    for e in plain.entries.values():
+        if not isinstance(e.get("remeasured"), dict):
+            assert e["latency_ms"]["median"] == sorted(e["rounds_ms"])[1]
 
 
 def test_combine_rounds_discards_one_slow_round():

@@ -104,6 +104,12 @@ def test_validate_and_calibrate_end_to_end(tmp_path, capsys):
     assert p["predicted_ms"] == pytest.approx(sum(p["group_sums_ms"].values()))
     assert p["measured_ms"] > 0 and p["measured"]["repeats"] >= 3
     assert res["cv"]["max"] >= res["cv"]["median"] >= 0
+    # drift-corrected: the ratio to the LUT's anchor in the LUT's time base
+    ref = res["anchor"]["ref_ms"]
+    assert p["measured_ms"] == pytest.approx(p["anchored"]["ratio"] * ref)
+    assert p["raw_measured_ms"] == p["measured"]["median"]
+    assert res["anchor"]["drift"] == pytest.approx(res["anchor"]["median_ms"] / ref - 1)
+    assert "mape_pct" in res["plain_raw"] and res["schema"] == 2
     from profilers.lut import LUT
     loaded = LUT.load(lut)
     assert load_calibration(loaded) is not None

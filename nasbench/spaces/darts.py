@@ -171,3 +171,13 @@ def enumerate_instances(cfg: DeployConfig) -> list[OpInstance]:
     for inst in network_fixed_instances(cfg) + network_edge_instances(cfg):
         seen.setdefault(inst.key, inst)
     return list(seen.values())
+
+
+def anchor_instance(cfg: DeployConfig) -> OpInstance:
+    """Returns the drift anchor of this deploy network: the first cell's sep_conv_3x3,
+    measured at batch 1 beside every LUT entry and every end-to-end network (see
+    ``LatencySettings.anchor``). A real op of the network, so it slows down with the
+    machine the way the network's ops do."""
+    first = cell_plan(cfg.channels, cfg.layers, cfg.input_size, cfg.multiplier,
+                      cfg.stem_multiplier)[0]
+    return edge_instance(first, "sep_conv_3x3", 0)

@@ -319,3 +319,9 @@ __all__ = ["ProxylessDeployConfig", "BlockGeometry", "LAYOUTS", "block_plan",
            "block_instance", "network_fixed_instances", "block_candidate_instances",
            "arch_instances", "enumerate_instances", "paper_key", "make_divisible",
            "stem_instances", "head_instances", "count_blocks"]
+
+
+def anchor_instance(cfg: ProxylessDeployConfig) -> OpInstance:
+    """Returns the drift anchor of this deploy network (its first, fixed MBConv block;
+    see ``nasbench.spaces.darts.anchor_instance``)."""
+    return stem_instances(cfg)[1]

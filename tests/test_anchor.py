@@ -1,0 +1,64 @@
+"""The drift anchor of a profile: finalize_anchor's arithmetic and a real profile."""
+
+import json
+
+import pytest
+
+from nasbench.cli import main
+from profilers.build import finalize_anchor
+from profilers.lut import LUT, full_key
+
+
+def _entry(raw_ms: float, anchor_ms: float) -> dict:
+    stats = {"median": raw_ms, "mean": raw_ms, "p5": raw_ms * 0.9, "p95": raw_ms * 1.1,
+             "cv": 0.05, "repeats": 10, "ci_rel": 0.01, "stable": True}
+    return {"op": "x", "batch": 1, "latency_ms": dict(stats),
+            "anchored": {"ratio": raw_ms / anchor_ms,
+                         "anchor_ms": {**stats, "median": anchor_ms}}}
+
+
+def test_finalize_anchor_hand_computed():
+    # the machine ran at 1x, 2x and 1x its typical anchor time while measuring a, b, c
+    lut = LUT(provenance={"anchor": {"key": "k"}},
+              entries={full_key(k, 1): _entry(ms, anc)
+                       for k, ms, anc in (("a", 2.0, 1.0), ("b", 8.0, 2.0), ("c", 3.0, 1.0))})
+    finalize_anchor(lut)
+    a = lut.provenance["anchor"]
+    assert a["ref_ms"] == 1.0 and a["spread"] == pytest.approx(1.0) and a["entries"] == 3
+    b = lut.entries[full_key("b", 1)]
+    assert b["latency_ms"]["median"] == pytest.approx(4.0)     # 8 ms x (1 / 2)
+    assert b["latency_ms"]["p95"] == pytest.approx(4.4)
+    assert b["latency_ms"]["cv"] == 0.05                     # scaling keeps the CV
+    assert b["raw_latency_ms"]["median"] == 8.0 and b["latency_correction"] == "anchor"
+    assert lut.value("b", 1) == pytest.approx(4.0)
+    finalize_anchor(lut)                                     # idempotent (resume)
+    assert lut.value("b", 1) == pytest.approx(4.0) and lut.value("a", 1) == 2.0
+
+
+def test_finalize_anchor_leaves_unanchored_luts_alone():
+    e = _entry(2.0, 1.0)
+    del e["anchored"]
+    lut = LUT(provenance={}, entries={full_key("a", 1): e})
+    finalize_anchor(lut)
+    assert lut.value("a", 1) == 2.0 and "raw_latency_ms" not in lut.entries[full_key("a", 1)]
+
+
+def test_profile_records_anchor_and_no_anchor_opts_out(tmp_path):
+    args = ["profile", "--quiet", "--channels", "4", "--layers", "3", "--input", "8",
+            "--time-cap", "0.05", "--min-repeats", "3", "--max-repeats", "10",
+            "--rounds", "1"]
+    assert main(args + ["--out", str(tmp_path / "a.json")]) == 0
+    d = json.loads((tmp_path / "a.json").read_text())
+    anchor = d["provenance"]["anchor"]
+    assert anchor["key"] == "sep_conv_3x3/c4-4/h8w8/s1/b1/float32" and anchor["ref_ms"] > 0
+    for e in d["entries"].values():
+        assert e["latency_correction"] == "anchor"
+        scale = anchor["ref_ms"] / e["anchored"]["anchor_ms"]["median"]
+        assert e["latency_ms"]["median"] == pytest.approx(
+            e["raw_latency_ms"]["median"] * scale, rel=1e-4)
+    assert main(args + ["--no-anchor", "--out", str(tmp_path / "b.json")]) == 0
+    d = json.loads((tmp_path / "b.json").read_text())
+    assert "anchor" not in d["provenance"]
+    assert not any("anchored" in e for e in d["entries"].values())
+    # a LUT profiled without the anchor cannot be resumed with it (mixed time bases)
+    assert main(args + ["--resume", "--out", str(tmp_path / "b.json")]) == 2
