@@ -342,16 +342,22 @@ def lut_validate(
     batch: int | None = typer.Option(None, help="Batch size (default: the LUT's first)."),
     from_run: list[Path] | None = typer.Option(None, "--from-run",
                                                   help="Also the architectures of a run."),
+    rounds: int = typer.Option(3, help="Rounds per network, spread over the run (the "
+                               "median round is kept)."),
+    min_repeats: int | None = typer.Option(None, help="Timed forwards per round at least "
+                                           "(default: the LUT's; 3 suits slow networks)."),
     out_file: Path | None = typer.Option(None, "--out", "-o", help="JSON output file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdict."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ):
     """Measure sampled architectures end to end and compare with the LUT's prediction."""
     from .validate import run_validation, write_json
+    _check_rounds(rounds, min_repeats)
     vals = _validation_inputs(lut_file, device, space, samples)
     genotypes = [_run_genotype(r) for r in (from_run or [])]
     with _progress("validating", quiet or json_out) as cb:
-        res = run_validation(vals, device, samples, seed, batch, genotypes, progress=cb)
+        res = run_validation(vals, device, samples, seed, batch, genotypes, progress=cb,
+                             rounds=rounds, min_repeats=min_repeats)
     path = out_file or lut_file.with_name(lut_file.stem + f".validate-b{res['batch']}.json")
     write_json(path, res)
     if json_out:
@@ -370,6 +376,10 @@ def lut_calibrate(
     batch: int | None = typer.Option(None, help="Batch size (default: the LUT's first)."),
     features: str = typer.Option("op", help="Predictor features: op (a scale per "
                                  "candidate op) or group (per op family)."),
+    rounds: int = typer.Option(3, help="Rounds per network, spread over the run (the "
+                               "median round is kept)."),
+    min_repeats: int | None = typer.Option(None, help="Timed forwards per round at least "
+                                           "(default: the LUT's; 3 suits slow networks)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the file path."),
     json_out: bool = typer.Option(False, "--json", help="Print the calibration as JSON."),
 ):
@@ -385,6 +395,7 @@ def lut_calibrate(
         sample_genotype,
         write_json,
     )
+    _check_rounds(rounds, min_repeats)
     lut = _validation_inputs(lut_file, device, "darts", samples)
     if samples < 4:
         raise UserError("--samples must be at least 4")
@@ -394,7 +405,8 @@ def lut_calibrate(
     rng = random.Random(seed)
     gs = [sample_genotype(rng) for _ in range(samples)]
     with _progress("calibrating", quiet or json_out) as cb:
-        pts = measure_samples(lut, device, gs, deploy, cb, features=features)
+        pts = measure_samples(lut, device, gs, deploy, cb, features=features, rounds=rounds,
+                              min_repeats=min_repeats)
     calib = fit_calibration([p["group_sums_ms"] for p in pts],
                             [p["measured_ms"] for p in pts], lut.sha256(),
                             deploy.batches[0], features)
@@ -409,6 +421,13 @@ def lut_calibrate(
         out.print(f"wrote {path}: latency = {calib.intercept:.2f} ms + {coef}; "
                   f"leave-one-out: {f['within_10pct']:.0%} within 10%, "
                   f"MAPE {f['mape_pct']:.1f}%")
+
+
+def _check_rounds(rounds: int, min_repeats: int | None) -> None:
+    if rounds < 1:
+        raise UserError("--rounds must be at least 1")
+    if min_repeats is not None and min_repeats < 3:
+        raise UserError("--min-repeats must be at least 3")
 
 
 def _validation_inputs(lut_file: Path, device: str, space: str, samples: int):
@@ -467,6 +486,12 @@ def _print_validation(res: dict, path: Path, quiet: bool) -> None:
                       f"{m['mape_pct']:.1f}%", f"{m['rmse_ms']:.2f}", f"{m['bias_pct']:+.1f}%",
                       f"{m['spearman']:.3f}", f"{m['kendall']:.3f}")
         out.print(t)
+        nf = res.get("noise_floor")
+        if nf:
+            out.print(f"noise floor: the other rounds of the same networks agree with the "
+                      f"kept one {nf['within_10pct']:.0%} within 10% (mean deviation "
+                      f"{nf['mad_pct']:.1f}%): no predictor can be checked closer than "
+                      f"that here", highlight=False)
     # shown even with --quiet: a figure taken on a busy machine must say so
     for w in res.get("warnings", []):
         err.print(f"[yellow]warning: {w}[/]", highlight=False)

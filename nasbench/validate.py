@@ -255,7 +255,8 @@ def error_metrics(predicted: list[float], measured: list[float], worst: int = 0)
 
 
 def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: DeployConfig,
-                    progress=None, features: str = "op", rounds: int = 3) -> list[dict]:
+                    progress=None, features: str = "op", rounds: int = 3,
+                    min_repeats: int | None = None) -> list[dict]:
     """Returns one point per genotype: feature sums, plain prediction (ms), end-to-end
     measurement (latency stats in ms) with the LUT's meter settings and threads.
 
@@ -274,8 +275,14 @@ def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: De
     settings = LatencySettings(**prov["settings"]) if "settings" in prov else \
         LatencySettings()
     # a whole network is ~100x an op: give the median as many samples as an op gets
+    # (min_repeats: fewer for networks of seconds, e.g. large batches)
     settings = LatencySettings(**{**settings.to_dict(), "rounds": 1,
-                                  "time_cap_s": max(settings.time_cap_s, 3.0) / rounds})
+                                  "time_cap_s": max(settings.time_cap_s, 3.0) / rounds,
+                                  "min_repeats": min_repeats or settings.min_repeats,
+                                  # a network of seconds is warm after one call
+                                  "warmup": 1 if min_repeats else settings.warmup,
+                                  "max_repeats": max(settings.max_repeats,
+                                                     min_repeats or 0)})
     threads = prov.get("threads")
     old_threads = torch.get_num_threads()
     if threads:
@@ -351,6 +358,25 @@ def _prepare_anchor(lut: LUT, device: str, deploy: DeployConfig):
     return backend.prepare(item.make_module(), item.input_shape, deploy.dtype)
 
 
+def noise_floor(points: list[dict]) -> dict | None:
+    """Returns how well the measurement agrees with itself: every other round of a
+    network against the kept one, as the share within +-5 % / +-10 % and the mean
+    absolute deviation (%). A perfect predictor scores about this, not better."""
+    rel = []
+    for p in points:
+        rounds = p.get("rounds_corrected_ms") or p.get("rounds_ms") or []
+        if len(rounds) < 2:
+            continue
+        rest = list(rounds)
+        rest.remove(min(rounds, key=lambda v: abs(v - p["measured_ms"])))
+        rel += [v / p["measured_ms"] - 1.0 for v in rest]
+    if not rel:
+        return None
+    r = np.abs(np.array(rel))
+    return {"n": len(rel), "within_5pct": float(np.mean(r <= 0.05)),
+            "within_10pct": float(np.mean(r <= 0.10)), "mad_pct": float(np.mean(r) * 100)}
+
+
 def _anchor_summary(lut: LUT, points: list[dict]) -> dict | None:
     """Returns the drift anchor's figures of a validation (None without an anchor):
     the LUT's reference time, this run's median anchor time (ms) and their ratio - 1."""
@@ -366,7 +392,7 @@ def _anchor_summary(lut: LUT, points: list[dict]) -> dict | None:
 
 def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
                    batch: int | None = None, genotypes: list[Genotype] | None = None,
-                   progress=None) -> dict:
+                   progress=None, rounds: int = 3, min_repeats: int | None = None) -> dict:
     """Returns the validation report: points, metrics of the plain sum and (when fitted)
     of the calibrated predictor, noise (CVs, load) and provenance."""
     import os
@@ -379,7 +405,8 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
     t0 = time.perf_counter()
     load0 = os.getloadavg()
     state0 = machine_state()
-    points = measure_samples(lut, device, gs, deploy, progress)
+    points = measure_samples(lut, device, gs, deploy, progress, rounds=rounds,
+                             min_repeats=min_repeats)
     state1 = machine_state()
     meas = [p["measured_ms"] for p in points]
     plain = error_metrics([p["predicted_ms"] for p in points], meas, worst=3)
@@ -399,6 +426,7 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
                         f"about the LUT")
     out = {"schema": 2, "lut": str(lut.path), "lut_sha256": lut.sha256(), "device": device,
            "batch": deploy.batches[0], "seed": seed, "samples": len(points),
+           "rounds": rounds,
            "seconds": round(time.perf_counter() - t0, 1),
            "loadavg": {"start": load0, "end": os.getloadavg()},
            "machine": {"start": state0.to_dict(), "end": state1.to_dict()},
@@ -409,7 +437,7 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
                   "max": float(np.max([p["measured"]["cv"] for p in points]))},
            "lut_median_cv": float(np.median([e["latency_ms"]["cv"]
                                              for e in lut.entries.values()])),
-           "plain": plain, "points": points}
+           "plain": plain, "noise_floor": noise_floor(points), "points": points}
     if anchor:
         # the same prediction against the measured (uncorrected) medians, for honesty
         out["anchor"] = anchor

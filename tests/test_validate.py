@@ -124,6 +124,8 @@ def test_validate_and_calibrate_end_to_end(tmp_path, capsys):
     (["lut", "validate", "--lut", "/nope.json"], "not found"),
     (["lut", "validate", "--lut", "x.json", "--space", "nas101"], "unknown space"),
     (["lut", "calibrate", "--lut", "/nope.json"], "not found"),
+    (["lut", "validate", "--lut", "x.json", "--rounds", "0"], "--rounds"),
+    (["lut", "calibrate", "--lut", "x.json", "--min-repeats", "2"], "--min-repeats"),
 ])
 def test_validate_bad_input(args, msg, capsys):
     assert main(args) == 2
@@ -177,3 +179,17 @@ def test_machine_state_fields():
     # every field is either known or has a reason
     for k in ("governor", "freq_mhz", "gpu_clocks"):
         assert d[k] is not None or k in d["unknown"]
+
+
+def test_noise_floor_hand_computed():
+    from nasbench.validate import noise_floor
+    pts = [{"measured_ms": 10.0, "rounds_corrected_ms": [9.0, 10.0, 10.4]},
+           {"measured_ms": 20.0, "rounds_ms": [20.0, 23.0, 19.2]},
+           {"measured_ms": 5.0, "rounds_ms": [5.0]}]           # one round: no evidence
+    nf = noise_floor(pts)
+    # deviations of the other rounds: -10 %, +4 %, +15 %, -4 %
+    assert nf["n"] == 4
+    assert nf["within_5pct"] == pytest.approx(2 / 4)
+    assert nf["within_10pct"] == pytest.approx(3 / 4)
+    assert nf["mad_pct"] == pytest.approx((10 + 4 + 15 + 4) / 4)
+    assert noise_floor([{"measured_ms": 1.0, "rounds_ms": [1.0]}]) is None
