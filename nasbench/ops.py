@@ -148,7 +148,9 @@ class OpSpec:
     ``build(c_in, c_out, stride, affine=True)`` returns the module; ``shape(c_in, c_out,
     h, w, stride)`` returns the output (C, H, W) for an input (c_in, h, w). ``kind`` is
     ``"primitive"`` for candidate ops a searcher chooses between and ``"fixed"`` for the
-    parts every network of the space carries (stem, preprocessing, head).
+    parts every network of the space carries (stem, preprocessing, head). ``add_epilogue``
+    says the op ends in a convolution + BatchNorm, into which a fusing backend (the
+    OpenCL executor) folds the sum the op's output feeds.
     """
 
     name: str
@@ -157,13 +159,14 @@ class OpSpec:
     build: Callable[..., nn.Module]
     shape: Callable[[int, int, int, int, int], tuple[int, int, int]] = same_or_strided
     description: str = ""
+    add_epilogue: bool = False
 
 
 OPS: dict[str, OpSpec] = {}
 
 
 def register_op(name: str, *, space: str, kind: str = "primitive",
-                shape: Callable = same_or_strided):
+                shape: Callable = same_or_strided, add_epilogue: bool = False):
     """Decorator that registers a builder under ``name``; returns the builder unchanged."""
 
     if kind not in ("primitive", "fixed"):
@@ -172,7 +175,8 @@ def register_op(name: str, *, space: str, kind: str = "primitive",
     def decorate(fn):
         if name in OPS:
             raise ValueError(f"operation {name!r} is already registered")
-        OPS[name] = OpSpec(name, space, kind, fn, shape, (fn.__doc__ or "").strip())
+        OPS[name] = OpSpec(name, space, kind, fn, shape, (fn.__doc__ or "").strip(),
+                           add_epilogue)
         return fn
 
     return decorate
@@ -219,25 +223,25 @@ def _skip_connect(c_in, c_out, stride, affine=True):
     return Identity() if stride == 1 else FactorizedReduce(c_in, c_out, affine=affine)
 
 
-@register_op("sep_conv_3x3", space="darts")
+@register_op("sep_conv_3x3", space="darts", add_epilogue=True)
 def _sep_conv_3x3(c_in, c_out, stride, affine=True):
     """Separable 3x3 convolution applied twice."""
     return SepConv(c_in, c_out, 3, stride, 1, affine=affine)
 
 
-@register_op("sep_conv_5x5", space="darts")
+@register_op("sep_conv_5x5", space="darts", add_epilogue=True)
 def _sep_conv_5x5(c_in, c_out, stride, affine=True):
     """Separable 5x5 convolution applied twice."""
     return SepConv(c_in, c_out, 5, stride, 2, affine=affine)
 
 
-@register_op("dil_conv_3x3", space="darts")
+@register_op("dil_conv_3x3", space="darts", add_epilogue=True)
 def _dil_conv_3x3(c_in, c_out, stride, affine=True):
     """Dilated (2) separable 3x3 convolution (5x5 receptive field)."""
     return DilConv(c_in, c_out, 3, stride, 2, 2, affine=affine)
 
 
-@register_op("dil_conv_5x5", space="darts")
+@register_op("dil_conv_5x5", space="darts", add_epilogue=True)
 def _dil_conv_5x5(c_in, c_out, stride, affine=True):
     """Dilated (2) separable 5x5 convolution (9x9 receptive field)."""
     return DilConv(c_in, c_out, 5, stride, 4, 2, affine=affine)
@@ -264,6 +268,25 @@ def _preprocess(c_in, c_out, stride, affine=True):
 def _factorized_reduce(c_in, c_out, stride, affine=True):
     """Cell input preprocessing after a reduction cell: halves H and W."""
     return FactorizedReduce(c_in, c_out, affine=affine)
+
+
+class NodeSum(nn.Module):
+    """A cell node's sum ``h1 + h2``, measurable on its own: its input stacks the two
+    operands on the channel axis (two distinct tensors, as in the cell)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.c = c
+
+    def forward(self, x):
+        return x[:, :self.c] + x[:, self.c:]
+
+
+@register_op("node_add", space="darts", kind="fixed",
+             shape=lambda c_in, c_out, h, w, s: (c_out, h, w))
+def _node_add(c_in, c_out, stride, affine=True):
+    """A cell node's sum of its two edges (c_in = 2 c_out: both operands stacked)."""
+    return NodeSum(c_out)
 
 
 @register_op("gap_linear", space="darts", kind="fixed", shape=pooled_to_vector)

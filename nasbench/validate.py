@@ -35,7 +35,7 @@ from profilers.lut import LUT, atomic_write_text
 from .errors import UserError
 from .genotypes import Genotype, genotype_to_dict, summarize
 from .ops import PRIMITIVES
-from .spaces.darts import DeployConfig, cell_plan, edge_instance, network_fixed_instances
+from .spaces.darts import DeployConfig, network_instances, node_add_rule
 
 GROUPS = ("sep_conv", "dil_conv", "pool", "skip", "fixed")
 #: finer features: one per candidate op (the fixed parts stay one group)
@@ -99,15 +99,13 @@ def deploy_from_lut(lut: LUT, batch: int | None = None) -> DeployConfig:
 def group_sums(lut: LUT, deploy: DeployConfig, g: Genotype,
                features: str = "op") -> dict[str, float]:
     """Returns the plain LUT latency (ms) of the deploy network of ``g``, split by
-    feature (:data:`OP_FEATURES` for "op", :data:`GROUPS` for "group"); raises
-    UserError naming a missing entry."""
+    feature (:data:`OP_FEATURES` for "op", :data:`GROUPS` for "group"; node sums count
+    as fixed, those the backend fuses into a conv not at all); raises UserError naming
+    a missing entry."""
     names, key_of = FEATURES[features]
     batch = deploy.batches[0]
-    insts = list(network_fixed_instances(deploy))
-    for cell in cell_plan(deploy.channels, deploy.layers, deploy.input_size,
-                          deploy.multiplier, deploy.stem_multiplier):
-        for op, j in (g.reduce if cell.reduction else g.normal):
-            insts.append(edge_instance(cell, op, j))
+    adds, fused = node_add_rule(lut)
+    insts = network_instances(deploy, g, node_adds=adds, fused_adds=fused)
     sums = dict.fromkeys(names, 0.0)
     for inst in insts:
         v = lut.value(inst.key, batch, "latency", deploy.dtype)

@@ -58,7 +58,9 @@ class OpenCLBackend:
         """Returns the device's identity and capabilities: platform_name, name, vendor,
         version, driver_version, compute_units, max_clock_mhz (MHz), global_mem_bytes,
         local_mem_bytes (bytes), is_cpu, fp16, plus backend="opencl"."""
-        return {"backend": self.name, **self.runtime.info}
+        # what the executor fuses across ops (kernels/fusion.py): predictors read it
+        return {"backend": self.name, **self.runtime.info,
+                "fuses": ["bn_fold", "relu", "add_epilogue", "concat_slices"]}
 
     def prepare(self, module: torch.nn.Module, input_shape: tuple[int, ...],
                 dtype: str = "float32") -> Prepared:

@@ -23,6 +23,7 @@ from nasbench.spaces.darts import (
     edge_instance,
     enumerate_instances,
     network_fixed_instances,
+    node_add_instance,
 )
 from profilers.lut import LUT, full_key
 from tests.conftest import make_entry
@@ -54,6 +55,7 @@ def hand_expected(alphas_n, alphas_r):
     """E[latency] computed the slow way: loop over cells, edges, ops."""
     total = sum(inst_cost(i) for i in network_fixed_instances(DEPLOY))
     for cell in cell_plan(4, 3, 8, 2, 3):
+        total += 2 * inst_cost(node_add_instance(cell))   # 2 nodes, eager: unfused sums
         a = alphas_r if cell.reduction else alphas_n
         e = 0
         for node in range(2):

@@ -47,6 +47,12 @@ def observed_instances(cfg: DeployConfig):
                 else "relu_conv_bn_1x1"
             pre0.register_forward_hook(hook_for(name0, 2 if name0 == "factorized_reduce" else 1))
             cell.preprocess1.register_forward_hook(hook_for("relu_conv_bn_1x1", 1))
+
+            def sums(mod, inp, out):  # each node adds two C-channel tensors at the output size
+                c = out.shape[1] // len(mod._concat)
+                seen[("node_add", 2 * c, c, out.shape[2], out.shape[3], 1)] = \
+                    (c, out.shape[2], out.shape[3])
+            cell.register_forward_hook(sums)
         net.stem.register_forward_hook(hook_for("stem", 1))
         net.head.register_forward_hook(
             lambda m, i, o: seen.__setitem__(("gap_linear", i[0].shape[1], o.shape[1],
@@ -75,7 +81,7 @@ def test_default_deploy_network_counts():
     prims = [i for i in insts if OPS[i.op].kind == "primitive"]
     # 8 primitives at 3 normal shapes + 2 stride-2 reduction shapes
     assert len(prims) == 8 * 5
-    assert len(insts) == 50
+    assert len(insts) == 53           # + one node sum per cell geometry
     # with repetitions: 20 cells x 14 edges x 8 ops, and stem + 2 per cell + head
     assert len(network_edge_instances(cfg)) == 20 * 14 * 8
     assert len(network_fixed_instances(cfg)) == 1 + 2 * 20 + 1
@@ -92,7 +98,7 @@ def test_cell_plan_matches_darts_stacking():
 def test_registry_builds_every_op_with_declared_shape():
     for name, spec in OPS.items():
         c_out = 10 if name == "gap_linear" else 16
-        c_in = 3 if name == "stem" else 16
+        c_in = {"stem": 3, "node_add": 32}.get(name, 16)   # node_add: two stacked operands
         for stride in ((1, 2) if spec.kind == "primitive" else (1,)):
             m = spec.build(c_in, c_out, stride).eval()
             y = m(torch.randn(2, c_in, 8, 8))

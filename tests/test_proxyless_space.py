@@ -205,7 +205,7 @@ def test_cli_profile_proxyless(tmp_path, monkeypatch, capsys):
     replaced by a stub, the real loop is tests/test_profile.py's."""
     import profilers.build
 
-    def fake_measure(item, device, backend, settings, energy_meter=None):
+    def fake_measure(item, device, backend, settings, energy_meter=None, anchor=None):
         return {**item.fields, "latency_ms": {"median": 0.1, "mean": 0.1, "p5": 0.1,
                                               "p95": 0.1, "cv": 0.0, "repeats": 3},
                 "noisy": False, "memory_bytes": 1, "energy_j": None, "energy_reason": "x"}

@@ -40,7 +40,15 @@ import torch
 
 from ..genotypes import Genotype
 from ..ops import PRIMITIVES
-from ..spaces.darts import DeployConfig, cell_plan, edge_instance, network_fixed_instances
+from ..spaces.darts import (
+    DeployConfig,
+    cell_plan,
+    edge_instance,
+    network_fixed_instances,
+    network_instances,
+    node_add_instance,
+    node_add_rule,
+)
 from .supernet import node_softmax, num_edges
 
 UNITS = {"latency": "ms", "energy": "J", "memory": "B"}
@@ -109,6 +117,7 @@ class CostModel:
             cm.tables[m] = t
             # a calibrated LUT view adds its per-network overhead (ms) to the fixed part
             cm.fixed[m] = (sum(val(i.key) for i in network_fixed_instances(deploy))
+                           + node_sums(lut, deploy, val)
                            + getattr(lut, "intercept", {}).get(m, 0.0))
         cm.edge_factors = torch.tensor(
             [2.0 / (node + 2) for node in range(deploy.steps) for _ in range(node + 2)],
@@ -174,16 +183,29 @@ def _edge_index(node: int, input_index: int) -> int:
     return sum(2 + i for i in range(node)) + input_index
 
 
+def node_sums(lut, deploy: DeployConfig, val) -> float:
+    """Returns the cost of the deploy network's node sums where they are kernels of
+    their own whatever the architecture (backends that fuse no add), else 0: with a
+    fusing backend a sum costs only when neither of its ops ends in a conv, which the
+    expected cost leaves out (a few small kernels)."""
+    adds, fused = node_add_rule(lut)
+    if not adds or fused:
+        return 0.0
+    total = 0.0
+    for cell in deploy_plan(deploy):
+        v = val(node_add_instance(cell).key)
+        total += deploy.steps * (v or 0.0)
+    return total
+
+
 def genotype_lut_cost(lut, deploy: DeployConfig, genotype: Genotype, metric: str = "latency",
                       batch: int | None = None) -> float | None:
     """Returns the LUT cost (ms, J or B) of the deploy network of ``genotype``: the sum of
     ``lut.value`` over its op instances, fixed parts included; None when an entry has no
     value for ``metric``."""
     batch = batch or deploy.batches[0]
-    insts = list(network_fixed_instances(deploy))
-    for cell in deploy_plan(deploy):
-        for op, j in (genotype.reduce if cell.reduction else genotype.normal):
-            insts.append(edge_instance(cell, op, j))
+    adds, fused = node_add_rule(lut)
+    insts = network_instances(deploy, genotype, node_adds=adds, fused_adds=fused)
     total = getattr(lut, "intercept", {}).get(metric, 0.0)   # calibrated LUT views only
     for inst in insts:
         v = lut.value(inst.key, batch, metric, deploy.dtype)

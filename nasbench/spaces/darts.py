@@ -136,6 +136,11 @@ def cell_fixed_instances(cell: CellGeometry) -> list[OpInstance]:
     return [pre0, pre1]
 
 
+def node_add_instance(cell: CellGeometry) -> OpInstance:
+    """Returns the sum of a node of ``cell`` (both operands at the cell's output size)."""
+    return OpInstance("node_add", 2 * cell.c, cell.c, cell.h_out, cell.h_out, 1)
+
+
 def network_fixed_instances(cfg: DeployConfig) -> list[OpInstance]:
     """Returns every architecture-independent op instance of the deploy network, with
     repetitions (stem, each cell's preprocessing, head)."""
@@ -168,7 +173,9 @@ def enumerate_instances(cfg: DeployConfig) -> list[OpInstance]:
     """Returns the distinct op instances the DARTS space can place in the deploy network
     (every primitive at every edge shape, plus the fixed parts), in first-use order."""
     seen: dict[str, OpInstance] = {}
-    for inst in network_fixed_instances(cfg) + network_edge_instances(cfg):
+    adds = [node_add_instance(c) for c in cell_plan(cfg.channels, cfg.layers, cfg.input_size,
+                                                     cfg.multiplier, cfg.stem_multiplier)]
+    for inst in network_fixed_instances(cfg) + network_edge_instances(cfg) + adds:
         seen.setdefault(inst.key, inst)
     return list(seen.values())
 
@@ -181,3 +188,35 @@ def anchor_instance(cfg: DeployConfig) -> OpInstance:
     first = cell_plan(cfg.channels, cfg.layers, cfg.input_size, cfg.multiplier,
                       cfg.stem_multiplier)[0]
     return edge_instance(first, "sep_conv_3x3", 0)
+
+
+def node_add_rule(lut) -> tuple[bool, bool]:
+    """Returns ``(node_adds, fused_adds)`` for predicting from ``lut``: whether it holds
+    node sums (LUTs profiled before they were measured do not) and whether its backend
+    folds a sum into the epilogue of the convolution feeding it (``"add_epilogue"`` in
+    the backend's ``fuses``, e.g. the OpenCL executor)."""
+    entries = getattr(lut, "entries", {})
+    node_adds = any(e.get("op") == "node_add" for e in entries.values())
+    fuses = lut.provenance.get("backend_details", {}).get("fuses", [])
+    return node_adds, "add_epilogue" in fuses
+
+
+def network_instances(cfg: DeployConfig, genotype, *, node_adds: bool = True,
+                      fused_adds: bool = False) -> list[OpInstance]:
+    """Returns every op instance the deploy network of ``genotype`` runs, with
+    repetitions: the fixed parts, the cells' edges and, with ``node_adds``, each node's
+    sum. With ``fused_adds`` a sum is left out when one of its two ops ends in conv + BN
+    (``add_epilogue`` in the registry): the backend computes it in that conv's epilogue,
+    with no kernel of its own. The one rule the predictors (validate, the search's cost)
+    share."""
+    out = list(network_fixed_instances(cfg))
+    for cell in cell_plan(cfg.channels, cfg.layers, cfg.input_size, cfg.multiplier,
+                          cfg.stem_multiplier):
+        edges = genotype.reduce if cell.reduction else genotype.normal
+        out += [edge_instance(cell, op, j) for op, j in edges]
+        if not node_adds:
+            continue
+        for (a, _), (b, _) in zip(edges[::2], edges[1::2], strict=True):
+            if not (fused_adds and (OPS[a].add_epilogue or OPS[b].add_epilogue)):
+                out.append(node_add_instance(cell))
+    return out
