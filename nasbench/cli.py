@@ -462,6 +462,13 @@ def _progress(label: str, quiet: bool):
     return progress_bar(label, quiet=quiet)
 
 
+def _round_levels(nf: dict) -> str:
+    levels = nf.get("round_levels")
+    if not levels:
+        return ""
+    return "; round levels (median round / kept) " + ", ".join(f"{v:.2f}" for v in levels)
+
+
 def _print_validation(res: dict, path: Path, quiet: bool) -> None:
     rows = [("plain sum", res["plain"])]
     if "calibrated" in res:
@@ -491,7 +498,7 @@ def _print_validation(res: dict, path: Path, quiet: bool) -> None:
             out.print(f"noise floor: the other rounds of the same networks agree with the "
                       f"kept one {nf['within_10pct']:.0%} within 10% (mean deviation "
                       f"{nf['mad_pct']:.1f}%): no predictor can be checked closer than "
-                      f"that here", highlight=False)
+                      f"that here" + _round_levels(nf), highlight=False)
     # shown even with --quiet: a figure taken on a busy machine must say so
     for w in res.get("warnings", []):
         err.print(f"[yellow]warning: {w}[/]", highlight=False)

@@ -359,7 +359,8 @@ def _prepare_anchor(lut: LUT, device: str, deploy: DeployConfig):
 def noise_floor(points: list[dict]) -> dict | None:
     """Returns how well the measurement agrees with itself: every other round of a
     network against the kept one, as the share within +-5 % / +-10 % and the mean
-    absolute deviation (%). A perfect predictor scores about this, not better."""
+    absolute deviation (%), and ``round_levels``, each round's median of round / kept
+    over all networks. A perfect predictor scores about this, not better."""
     rel = []
     for p in points:
         rounds = p.get("rounds_corrected_ms") or p.get("rounds_ms") or []
@@ -371,8 +372,15 @@ def noise_floor(points: list[dict]) -> dict | None:
     if not rel:
         return None
     r = np.abs(np.array(rel))
-    return {"n": len(rel), "within_5pct": float(np.mean(r <= 0.05)),
-            "within_10pct": float(np.mean(r <= 0.10)), "mad_pct": float(np.mean(r) * 100)}
+    out = {"n": len(rel), "within_5pct": float(np.mean(r <= 0.05)),
+           "within_10pct": float(np.mean(r <= 0.10)), "mad_pct": float(np.mean(r) * 100)}
+    # round r of every network ran in the same stretch of time: a level common to a
+    # round is the machine (or the anchor's tracking of it) moving, not the networks
+    rows = [p.get("rounds_corrected_ms") or p.get("rounds_ms") for p in points]
+    if len({len(x or []) for x in rows}) == 1 and len(rows[0] or []) > 1:
+        out["round_levels"] = [float(v) for v in np.median(
+            np.array(rows) / np.array([p["measured_ms"] for p in points])[:, None], axis=0)]
+    return out
 
 
 def _anchor_summary(lut: LUT, points: list[dict]) -> dict | None:

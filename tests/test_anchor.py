@@ -62,3 +62,10 @@ def test_profile_records_anchor_and_no_anchor_opts_out(tmp_path):
     assert not any("anchored" in e for e in d["entries"].values())
     # a LUT profiled without the anchor cannot be resumed with it (mixed time bases)
     assert main(args + ["--resume", "--out", str(tmp_path / "b.json")]) == 2
+    # validating an unanchored LUT measures the networks plainly
+    v = tmp_path / "v.json"
+    assert main(["lut", "validate", "--lut", str(tmp_path / "b.json"), "--samples", "2",
+                 "--rounds", "1", "--out", str(v), "--quiet"]) == 0
+    res = json.loads(v.read_text())
+    assert "anchor" not in res and "plain_raw" not in res
+    assert all(p["measured_ms"] == p["raw_measured_ms"] for p in res["points"])

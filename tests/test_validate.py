@@ -192,4 +192,8 @@ def test_noise_floor_hand_computed():
     assert nf["within_5pct"] == pytest.approx(2 / 4)
     assert nf["within_10pct"] == pytest.approx(3 / 4)
     assert nf["mad_pct"] == pytest.approx((10 + 4 + 15 + 4) / 4)
+    assert "round_levels" not in nf                          # rounds of unequal count
+    nf = noise_floor(pts[:2] + [{"measured_ms": 4.0, "rounds_ms": [4.0, 4.4, 3.0]}])
+    # per round, median over the networks of round / kept
+    assert nf["round_levels"] == pytest.approx([1.0, 1.1, 0.96])
     assert noise_floor([{"measured_ms": 1.0, "rounds_ms": [1.0]}]) is None
