@@ -59,6 +59,11 @@ class LatencySettings:
         return asdict(self)
 
 
+#: anchor time per call of the op, as a share of the op's time (at least one anchor call)
+ANCHOR_SHARE = 0.03
+ANCHOR_MAX_PER_CALL = 30
+
+
 @dataclass(frozen=True)
 class LatencyStats:
     """Robust statistics of repeated timings, in milliseconds (cv is a ratio)."""
@@ -145,7 +150,9 @@ def measure_latency(run: Callable[[], float | None], sync: Callable[[], None] | 
     ``run()`` executes the op once and may return its device-side time in seconds;
     ``sync()`` blocks until the device is idle, so a wall timing covers the whole op.
     ``anchor`` is the ``(run, sync)`` of a fixed reference op: it is timed right before
-    every call of ``run``, and the stopping rule then waits for both medians."""
+    every call of ``run`` (several times before a call that lasts much longer, so that
+    its median is as well sampled as the op's: :data:`ANCHOR_SHARE`), and the stopping
+    rule then waits for both medians."""
     sync = sync or (lambda: None)
 
     def timed(fn, fsync) -> float:
@@ -170,9 +177,10 @@ def measure_latency(run: Callable[[], float | None], sync: Callable[[], None] | 
     anc: list[float] = []
     stable = False
     t_cap = clock() + settings.time_cap_s
+    per_call = 1
     while len(wall) < settings.max_repeats:
         if anchor:
-            a = timed(*anchor)
+            a = [timed(*anchor) for _ in range(per_call)]
         t0 = clock()
         d = run()
         sync()
@@ -180,7 +188,11 @@ def measure_latency(run: Callable[[], float | None], sync: Callable[[], None] | 
         if d is not None:
             dev.append(d * 1e3)
         if anchor:
-            anc.append(a)
+            anc += a
+            # one anchor call is a snapshot of ~1 ms; beside a call of a second it would
+            # sample the machine's speed far more thinly than the call averages it
+            per_call = max(1, min(ANCHOR_MAX_PER_CALL,
+                                  round(ANCHOR_SHARE * wall[-1] / max(min(a), 1e-6))))
         if len(wall) >= settings.min_repeats:
             primary = dev if len(dev) == len(wall) else wall
             ci = median_ci_rel(sorted(primary))

@@ -118,3 +118,22 @@ def test_anchor_cancels_a_speed_change():
     assert m.ratio == pytest.approx(3.0)
     plain = measure_latency(op, None, s, clock=clock)
     assert plain.anchor is None and plain.ratio is None
+
+
+def test_anchor_sampled_more_beside_a_long_call():
+    """Beside an op 100x longer than the anchor, the anchor runs ANCHOR_SHARE x 100
+    times per call (3), so its median is not a handful of snapshots."""
+    from profilers.latency import ANCHOR_SHARE
+    clock = FakeClock([])
+
+    def op():
+        clock.t += 0.100
+
+    def anchor():
+        clock.t += 0.001
+
+    s = LatencySettings(warmup=0, warmup_s=0.0, min_repeats=5, max_repeats=5)
+    m = measure_latency(op, None, s, clock=clock, anchor=(anchor, lambda: None))
+    per_call = round(ANCHOR_SHARE * 100)
+    assert m.primary.repeats == 5 and m.anchor.repeats == 1 + 4 * per_call
+    assert m.ratio == pytest.approx(100.0)
