@@ -376,6 +376,10 @@ def lut_calibrate(
     batch: int | None = typer.Option(None, help="Batch size (default: the LUT's first)."),
     features: str = typer.Option("op", help="Predictor features: op (a scale per "
                                  "candidate op) or group (per op family)."),
+    from_validation: Path | None = typer.Option(
+        None, "--from-validation", help="Fit on the networks a `lut validate` of this LUT "
+        "measured (its JSON) instead of measuring new ones; its leave-one-out figures are "
+        "then out-of-sample figures on those networks."),
     rounds: int = typer.Option(3, help="Rounds per network, spread over the run (the "
                                "median round is kept)."),
     min_repeats: int | None = typer.Option(None, help="Timed forwards per round at least "
@@ -384,7 +388,8 @@ def lut_calibrate(
     json_out: bool = typer.Option(False, "--json", help="Print the calibration as JSON."),
 ):
     """Fit the calibrated predictor (per-op-group scale + per-network overhead) from a
-    few end-to-end measurements; stores it beside the LUT as <lut>.calib.json."""
+    few end-to-end measurements (or those of a validation); stores it beside the LUT as
+    <lut>.calib-b<batch>.json."""
     import random
 
     from .validate import (
@@ -404,9 +409,13 @@ def lut_calibrate(
     deploy = deploy_from_lut(lut, batch)
     rng = random.Random(seed)
     gs = [sample_genotype(rng) for _ in range(samples)]
-    with _progress("calibrating", quiet or json_out) as cb:
-        pts = measure_samples(lut, device, gs, deploy, cb, features=features, rounds=rounds,
-                              min_repeats=min_repeats)
+    if from_validation is not None:
+        pts = _validation_points(from_validation, lut, features)
+        deploy = deploy_from_lut(lut, pts[0]["batch"])
+    else:
+        with _progress("calibrating", quiet or json_out) as cb:
+            pts = measure_samples(lut, device, gs, deploy, cb, features=features,
+                                  rounds=rounds, min_repeats=min_repeats)
     calib = fit_calibration([p["group_sums_ms"] for p in pts],
                             [p["measured_ms"] for p in pts], lut.sha256(),
                             deploy.batches[0], features)
@@ -421,6 +430,23 @@ def lut_calibrate(
         out.print(f"wrote {path}: latency = {calib.intercept:.2f} ms + {coef}; "
                   f"leave-one-out: {f['within_10pct']:.0%} within 10%, "
                   f"MAPE {f['mape_pct']:.1f}%")
+
+
+def _validation_points(path: Path, lut, features: str) -> list[dict]:
+    from .genotypes import genotype_from_dict
+    from .validate import deploy_from_lut, group_sums
+    try:
+        res = json.loads(Path(path).read_text())
+        points, batch, sha = res["points"], res["batch"], res["lut_sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path} is not a `nasbench lut validate` JSON "
+                        f"({e.__class__.__name__})") from None
+    if sha != lut.sha256():
+        raise UserError(f"{path} validated another LUT (or this one before it changed)")
+    deploy = deploy_from_lut(lut, batch)
+    return [{"batch": batch, "measured_ms": p["measured_ms"],
+             "group_sums_ms": group_sums(lut, deploy, genotype_from_dict(p["genotype"]),
+                                         features)} for p in points]
 
 
 def _check_rounds(rounds: int, min_repeats: int | None) -> None:

@@ -35,12 +35,12 @@ from profilers.lut import LUT, atomic_write_text
 from .errors import UserError
 from .genotypes import Genotype, genotype_to_dict, summarize
 from .ops import PRIMITIVES
-from .spaces.darts import DeployConfig, network_instances, node_add_rule
+from .spaces.darts import DeployConfig, fused_node_adds, network_instances, node_add_rule
 
-GROUPS = ("sep_conv", "dil_conv", "pool", "skip", "fixed")
+GROUPS = ("sep_conv", "dil_conv", "pool", "skip", "fused_add", "fixed")
 #: finer features: one per candidate op (the fixed parts stay one group)
 OP_FEATURES = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
-               "max_pool_3x3", "avg_pool_3x3", "skip_connect", "fixed")
+               "max_pool_3x3", "avg_pool_3x3", "skip_connect", "fused_add", "fixed")
 CALIBRATION_SCHEMA = 2
 
 
@@ -100,13 +100,18 @@ def group_sums(lut: LUT, deploy: DeployConfig, g: Genotype,
                features: str = "op") -> dict[str, float]:
     """Returns the plain LUT latency (ms) of the deploy network of ``g``, split by
     feature (:data:`OP_FEATURES` for "op", :data:`GROUPS` for "group"; node sums count
-    as fixed, those the backend fuses into a conv not at all); raises UserError naming
-    a missing entry."""
+    as fixed, those a fusing backend folds into a conv as ``fused_add``); raises
+    UserError naming a missing entry."""
     names, key_of = FEATURES[features]
     batch = deploy.batches[0]
     adds, fused = node_add_rule(lut)
     insts = network_instances(deploy, g, node_adds=adds, fused_adds=fused)
     sums = dict.fromkeys(names, 0.0)
+    if adds and fused:
+        # at their standalone cost (measured: an epilogue add is not free, see the
+        # README); the calibration learns their share
+        for inst in fused_node_adds(deploy, g):
+            sums["fused_add"] += lut.value(inst.key, batch, "latency", deploy.dtype) or 0.0
     for inst in insts:
         v = lut.value(inst.key, batch, "latency", deploy.dtype)
         if v is None:

@@ -7,7 +7,12 @@ from torch import nn
 
 from nasbench.genotypes import Genotype
 from nasbench.ops import OPS, build_op
-from nasbench.spaces.darts import DeployConfig, network_instances, node_add_rule
+from nasbench.spaces.darts import (
+    DeployConfig,
+    fused_node_adds,
+    network_instances,
+    node_add_rule,
+)
 
 DEPLOY = DeployConfig(channels=4, layers=3, input_size=8)
 
@@ -29,6 +34,7 @@ def test_fused_backend_drops_sums_fed_by_a_conv():
     assert adds(node_adds=False) == 0
     assert adds() == 4 * cells                        # eager: every node's sum runs
     assert adds(fused_adds=True) == 2 * cells         # only the pool/skip-only nodes
+    assert len(fused_node_adds(DEPLOY, g)) == 2 * cells
     # the rule reads the registry: exactly the ops ending in conv + BN absorb a sum
     assert {n for n, s in OPS.items() if s.add_epilogue} == {
         "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"}

@@ -197,3 +197,36 @@ def test_noise_floor_hand_computed():
     # per round, median over the networks of round / kept
     assert nf["round_levels"] == pytest.approx([1.0, 1.1, 0.96])
     assert noise_floor([{"measured_ms": 1.0, "rounds_ms": [1.0]}]) is None
+
+
+def test_calibrate_from_a_validation_recovers_scale(tmp_path, capsys):
+    """`calibrate --from-validation` fits on a validation's stored networks without
+    measuring: measurements made 1.3 x the sum + 2 ms give back those numbers."""
+    from nasbench.genotypes import genotype_to_dict
+    from nasbench.profiling import get_device
+    from nasbench.spaces.darts import DeployConfig, enumerate_instances, network_instances
+    from profilers.lut import LUT, full_key
+    from tests.conftest import make_entry
+    deploy = DeployConfig(channels=4, layers=3, input_size=8)
+    rng = random.Random(0)
+    entries = {full_key(i.key, 1): make_entry(i.key, 1, rng.uniform(0.1, 2.0))
+               for i in enumerate_instances(deploy)}
+    lut = LUT({"device": {"id": get_device("cpu").id}, "deploy": deploy.describe()}, entries)
+    path = lut.save(tmp_path / "l.json")
+    gs = [sample_genotype(rng) for _ in range(12)]
+    points = [{"genotype": genotype_to_dict(g), "measured_ms": 2.0 + 1.3 * sum(
+        lut.value(i.key, 1) for i in network_instances(deploy, g))} for g in gs]
+    v = tmp_path / "v.json"
+    v.write_text(json.dumps({"batch": 1, "lut_sha256": lut.sha256(), "points": points}))
+    assert main(["lut", "calibrate", "--lut", str(path), "--from-validation", str(v),
+                 "--features", "group", "--json"]) == 0
+    calib = json.loads(capsys.readouterr().out)
+    # fixed parts keep scale 1, so the intercept takes 2 ms + 0.3 x the fixed sum
+    for g in ("sep_conv", "dil_conv", "pool", "skip"):
+        assert calib["coef"][g] == pytest.approx(1.3, rel=1e-6)
+    assert calib["fit"]["leave_one_out"]["within_5pct"] == 1.0
+    # another LUT's validation is refused in one line
+    lut.entries[next(iter(lut.entries))]["latency_ms"]["median"] *= 2
+    lut.save(path)
+    assert main(["lut", "calibrate", "--lut", str(path), "--from-validation", str(v)]) == 2
+    assert "validated another LUT" in capsys.readouterr().err

@@ -184,12 +184,10 @@ def _edge_index(node: int, input_index: int) -> int:
 
 
 def node_sums(lut, deploy: DeployConfig, val) -> float:
-    """Returns the cost of the deploy network's node sums where they are kernels of
-    their own whatever the architecture (backends that fuse no add), else 0: with a
-    fusing backend a sum costs only when neither of its ops ends in a conv, which the
-    expected cost leaves out (a few small kernels)."""
-    adds, fused = node_add_rule(lut)
-    if not adds or fused:
+    """Returns the cost of the deploy network's node sums (0 for LUTs without them), each
+    at its measured standalone cost, as the plain sum counts them on every backend."""
+    adds, _ = node_add_rule(lut)
+    if not adds:
         return 0.0
     total = 0.0
     for cell in deploy_plan(deploy):
@@ -204,8 +202,8 @@ def genotype_lut_cost(lut, deploy: DeployConfig, genotype: Genotype, metric: str
     ``lut.value`` over its op instances, fixed parts included; None when an entry has no
     value for ``metric``."""
     batch = batch or deploy.batches[0]
-    adds, fused = node_add_rule(lut)
-    insts = network_instances(deploy, genotype, node_adds=adds, fused_adds=fused)
+    adds, _ = node_add_rule(lut)
+    insts = network_instances(deploy, genotype, node_adds=adds)
     total = getattr(lut, "intercept", {}).get(metric, 0.0)   # calibrated LUT views only
     for inst in insts:
         v = lut.value(inst.key, batch, metric, deploy.dtype)

@@ -201,22 +201,38 @@ def node_add_rule(lut) -> tuple[bool, bool]:
     return node_adds, "add_epilogue" in fuses
 
 
+def _node_sums(cfg: DeployConfig, genotype, fused: bool) -> list[OpInstance]:
+    """Returns the node sums of the deploy network of ``genotype`` that a fusing backend
+    folds into a conv epilogue (``fused``) or runs as kernels of their own (not)."""
+    out = []
+    for cell in cell_plan(cfg.channels, cfg.layers, cfg.input_size, cfg.multiplier,
+                          cfg.stem_multiplier):
+        edges = genotype.reduce if cell.reduction else genotype.normal
+        for (a, _), (b, _) in zip(edges[::2], edges[1::2], strict=True):
+            if (OPS[a].add_epilogue or OPS[b].add_epilogue) == fused:
+                out.append(node_add_instance(cell))
+    return out
+
+
+def fused_node_adds(cfg: DeployConfig, genotype) -> list[OpInstance]:
+    """Returns the node sums a fusing backend computes in the epilogue of a conv: those
+    with an op ending in conv + BN (``add_epilogue`` in the registry)."""
+    return _node_sums(cfg, genotype, fused=True)
+
+
 def network_instances(cfg: DeployConfig, genotype, *, node_adds: bool = True,
                       fused_adds: bool = False) -> list[OpInstance]:
     """Returns every op instance the deploy network of ``genotype`` runs, with
     repetitions: the fixed parts, the cells' edges and, with ``node_adds``, each node's
-    sum. With ``fused_adds`` a sum is left out when one of its two ops ends in conv + BN
-    (``add_epilogue`` in the registry): the backend computes it in that conv's epilogue,
-    with no kernel of its own. The one rule the predictors (validate, the search's cost)
-    share."""
+    sum; with ``fused_adds`` without the sums of :func:`fused_node_adds`. The one rule
+    the predictors (validate, the search's cost) share."""
     out = list(network_fixed_instances(cfg))
     for cell in cell_plan(cfg.channels, cfg.layers, cfg.input_size, cfg.multiplier,
                           cfg.stem_multiplier):
         edges = genotype.reduce if cell.reduction else genotype.normal
         out += [edge_instance(cell, op, j) for op, j in edges]
-        if not node_adds:
-            continue
-        for (a, _), (b, _) in zip(edges[::2], edges[1::2], strict=True):
-            if not (fused_adds and (OPS[a].add_epilogue or OPS[b].add_epilogue)):
-                out.append(node_add_instance(cell))
+    if node_adds:
+        out += _node_sums(cfg, genotype, fused=False)
+        if not fused_adds:
+            out += fused_node_adds(cfg, genotype)
     return out
