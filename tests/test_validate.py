@@ -52,7 +52,8 @@ def test_calibration_recovers_known_overhead():
     """Synthetic truth: convs run 0.8x their LUT time in a network, plus 3 ms overhead;
     the plain sum is biased, the calibrated predictor is not."""
     rng = random.Random(0)
-    true = {"sep_conv": 0.8, "dil_conv": 0.8, "pool": 1.0, "skip": 1.0, "fixed": 1.0}
+    true = {"sep_conv": 0.8, "dil_conv": 0.8, "pool": 1.0, "skip": 1.0, "fused_add": 0.5,
+            "fixed": 1.0}
     # the fixed parts are the same in every network of a deploy configuration
     sums = [{g: 7.0 if g == "fixed" else rng.uniform(1, 10) for g in GROUPS}
             for _ in range(20)]
