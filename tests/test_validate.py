@@ -111,6 +111,7 @@ def test_validate_and_calibrate_end_to_end(tmp_path, capsys):
     assert p["raw_measured_ms"] == p["measured"]["median"]
     assert res["anchor"]["drift"] == pytest.approx(res["anchor"]["median_ms"] / ref - 1)
     assert "mape_pct" in res["plain_raw"] and res["schema"] == 2
+    assert "noise_floor_raw" in res
     from profilers.lut import LUT
     loaded = LUT.load(lut)
     assert load_calibration(loaded) is not None
@@ -231,3 +232,12 @@ def test_calibrate_from_a_validation_recovers_scale(tmp_path, capsys):
     lut.save(path)
     assert main(["lut", "calibrate", "--lut", str(path), "--from-validation", str(v)]) == 2
     assert "validated another LUT" in capsys.readouterr().err
+
+
+def test_anchor_noise_warning_only_when_raw_agrees_clearly_better():
+    from nasbench.validate import anchor_noise_warning
+    assert "adds noise" in anchor_noise_warning({"within_10pct": 0.45},
+                                                {"within_10pct": 0.67})
+    assert anchor_noise_warning({"within_10pct": 0.55}, {"within_10pct": 0.38}) is None
+    assert anchor_noise_warning({"within_10pct": 0.60}, {"within_10pct": 0.65}) is None
+    assert anchor_noise_warning(None, {"within_10pct": 1.0}) is None
