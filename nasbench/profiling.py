@@ -19,7 +19,7 @@ from profilers.latency import DEFAULT_ROUNDS, LatencySettings, measure_latency
 from profilers.lut import LUT, LUTError, full_key
 
 from .errors import UserError
-from .spaces.darts import DeployConfig, OpInstance, enumerate_instances
+from .spaces.darts import DeployConfig, OpInstance
 
 
 def cache_dir() -> Path:
@@ -46,27 +46,37 @@ def space_of(deploy) -> str:
     return str(deploy.describe().get("space", "darts"))
 
 
+def _space_module(deploy):
+    """Returns the module of the deploy network's search space (``nasbench.spaces.*``)."""
+    if space_of(deploy) == "proxyless":
+        from .spaces import proxyless
+        return proxyless
+    from .spaces import darts
+    return darts
+
+
 def space_instances(deploy) -> list[OpInstance]:
     """Returns the distinct op instances of the deploy network of its search space."""
-    if space_of(deploy) == "proxyless":
-        from .spaces.proxyless import enumerate_instances as proxyless_instances
-        return proxyless_instances(deploy)
-    return enumerate_instances(deploy)
+    return _space_module(deploy).enumerate_instances(deploy)
 
 
 def space_anchor(deploy) -> OpInstance:
     """Returns the drift-anchor op instance of the deploy network's search space."""
-    if space_of(deploy) == "proxyless":
-        from .spaces.proxyless import anchor_instance as proxyless_anchor
-        return proxyless_anchor(deploy)
-    from .spaces.darts import anchor_instance
-    return anchor_instance(deploy)
+    return _space_module(deploy).anchor_instance(deploy)
 
 
 def anchor_item(deploy) -> ProfileItem:
     """Returns the ProfileItem of the drift anchor (always at batch 1: cheap beside
     every measurement)."""
     return instance_item(space_anchor(deploy), 1, deploy.dtype)
+
+
+def prepare_anchor(device: str, deploy):
+    """Returns the drift anchor of ``deploy`` prepared on ``device`` by the backend that
+    measures it (a ``Prepared``; the caller releases it)."""
+    item = anchor_item(deploy)
+    backend = backend_for(get_device(device), tuning_dir=cache_dir() / "tuning")
+    return backend.prepare(item.make_module(), item.input_shape, deploy.dtype)
 
 
 def profile_items(deploy: DeployConfig, instances: list[OpInstance] | None = None

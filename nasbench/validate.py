@@ -350,15 +350,12 @@ def _prepare_anchor(lut: LUT, device: str, deploy: DeployConfig):
     info = lut.provenance.get("anchor")
     if not info or not info.get("ref_ms"):
         return None
-    from profilers.backends import backend_for
-
-    from .profiling import anchor_item, cache_dir, get_device
-    item = anchor_item(deploy)
-    if item.key != info.get("key"):
+    from .profiling import anchor_item, prepare_anchor
+    key = anchor_item(deploy).key
+    if key != info.get("key"):
         raise UserError(f"LUT {lut.path} was anchored on {info.get('key')}, not on this "
-                        f"network's anchor {item.key}; profile it again")
-    backend = backend_for(get_device(device), tuning_dir=cache_dir() / "tuning")
-    return backend.prepare(item.make_module(), item.input_shape, deploy.dtype)
+                        f"network's anchor {key}; profile it again")
+    return prepare_anchor(device, deploy)
 
 
 def noise_floor(points: list[dict]) -> dict | None:

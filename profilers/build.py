@@ -75,10 +75,6 @@ def anchored_fields(m) -> dict:
     return {"ratio": m.ratio, "anchor_ms": m.anchor.to_dict()}
 
 
-def _cv(m) -> float:
-    return m.primary.cv
-
-
 def measure_item(item: ProfileItem, device: Device, backend: Backend,
                  settings: LatencySettings, energy_meter=None, anchor=None) -> dict:
     """Returns the LUT entry of one item: latency statistics (ms; device time where the
@@ -91,11 +87,11 @@ def measure_item(item: ProfileItem, device: Device, backend: Backend,
     try:
         m = measure_latency(prepared.run, prepared.sync, settings, anchor=pair)
         remeasured = False
-        if _cv(m) > settings.cv_threshold:
+        if m.primary.cv > settings.cv_threshold:
             # one more try: a transient (another process, frequency change) often passes
             m2 = measure_latency(prepared.run, prepared.sync, settings, anchor=pair)
             remeasured = True
-            if _cv(m2) < _cv(m):
+            if m2.primary.cv < m.primary.cv:
                 m = m2
         entry = dict(item.fields)
         entry["latency_ms"] = m.primary.to_dict()
@@ -103,7 +99,7 @@ def measure_item(item: ProfileItem, device: Device, backend: Backend,
         entry["wall_ms"] = m.wall.to_dict()
         if m.ratio is not None:
             entry["anchored"] = anchored_fields(m)
-        entry["noisy"] = _cv(m) > settings.cv_threshold
+        entry["noisy"] = m.primary.cv > settings.cv_threshold
         entry["remeasured"] = remeasured
         entry.update(memory_fields(device, prepared))
         entry.update(energy_fields(energy_meter, prepared))

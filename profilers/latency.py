@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from bisect import insort
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -175,6 +176,10 @@ def measure_latency(run: Callable[[], float | None], sync: Callable[[], None] | 
     wall: list[float] = []
     dev: list[float] = []
     anc: list[float] = []
+    # sorted copies for the stopping rule, kept by insertion (no sort per call)
+    s_wall: list[float] = []
+    s_dev: list[float] = []
+    s_anc: list[float] = []
     stable = False
     t_cap = clock() + settings.time_cap_s
     per_call = 1
@@ -185,19 +190,22 @@ def measure_latency(run: Callable[[], float | None], sync: Callable[[], None] | 
         d = run()
         sync()
         wall.append((clock() - t0) * 1e3)
+        insort(s_wall, wall[-1])
         if d is not None:
             dev.append(d * 1e3)
+            insort(s_dev, dev[-1])
         if anchor:
             anc += a
+            for v in a:
+                insort(s_anc, v)
             # one anchor call is a snapshot of ~1 ms; beside a call of a second it would
             # sample the machine's speed far more thinly than the call averages it
             per_call = max(1, min(ANCHOR_MAX_PER_CALL,
                                   round(ANCHOR_SHARE * wall[-1] / max(min(a), 1e-6))))
         if len(wall) >= settings.min_repeats:
-            primary = dev if len(dev) == len(wall) else wall
-            ci = median_ci_rel(sorted(primary))
+            ci = median_ci_rel(s_dev if len(dev) == len(wall) else s_wall)
             if anchor:
-                ci = max(ci, median_ci_rel(sorted(anc)))
+                ci = max(ci, median_ci_rel(s_anc))
             if ci <= settings.ci_target:
                 stable = True
                 break
