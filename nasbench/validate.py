@@ -5,8 +5,8 @@ latency from the LUT (the plain sum over its op instances, and the calibrated pr
 when one is fitted) and measures it end to end with the LUT's own meter settings and
 thread count, so both sides are measured alike.
 
-The calibrated predictor is a small, explainable linear model (scikit-learn,
-non-negative coefficients) on the plain sum split by op group::
+The calibrated predictor is a small, explainable linear model (scikit-learn ridge,
+scales shrunk toward 1) on the plain sum split by op (or op group)::
 
     latency = b + a_sep * S_sep + a_dil * S_dil + a_pool * S_pool + a_skip * S_skip
                 + a_fixed * S_fixed
@@ -143,7 +143,8 @@ class Calibration:
     def to_dict(self) -> dict:
         """Returns the JSON form stored beside the LUT."""
         return {"schema": CALIBRATION_SCHEMA,
-                "model": f"linear, non-negative, per {self.features}; fixed parts x1",
+                "model": f"linear, per {self.features}, ridge toward scale 1 (strength "
+                         f"by leave-one-out), scales >= 0; fixed parts x1",
                 "features": self.features, "coef": self.coef, "intercept_ms": self.intercept,
                 "batch": self.batch, "lut_sha256": self.lut_sha256, "fit": self.fit}
 
@@ -203,35 +204,61 @@ class CalibratedLUT:
         return getattr(self.lut, name)
 
 
+#: ridge strengths tried by the leave-one-out choice of :func:`fit_calibration`
+#: (penalty on (scale - 1)^2 against squared residuals in ms^2)
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 5, 33))
+
+
+def _ridge_to_lut(X: np.ndarray, r: np.ndarray):
+    """Returns (deltas, intercept, alpha): a ridge fit of residuals ``r`` (ms) on feature
+    sums ``X`` (ms) whose penalty pulls every scale toward 1 (delta = scale - 1 toward
+    0), its strength chosen by efficient leave-one-out (scikit-learn RidgeCV)."""
+    from sklearn.linear_model import RidgeCV
+    m = RidgeCV(alphas=RIDGE_ALPHAS, fit_intercept=True).fit(X, r)
+    return m.coef_, float(m.intercept_), float(m.alpha_)
+
+
 def fit_calibration(sums: list[dict[str, float]], measured: list[float],
                     lut_sha256: str, batch: int = 1, features: str = "op") -> Calibration:
     """Returns the calibration fitted on (feature sums, measured ms) pairs, with its
     in-sample and leave-one-out figures in ``fit``.
 
+    Model: measured = b + sum_g scale_g * S_g. The scales are shrunk toward 1 (the LUT
+    is trusted until the measurements say otherwise): a ridge fit of the residual
+    measured - plain sum on the feature sums, its strength chosen by leave-one-out, so a
+    handful of noisy networks cannot turn a scale into 6 or 0 (seen with an unshrunk
+    least-squares fit on 16 networks at batch 32). Scales are clipped at 0.
     The fixed parts (stem, preprocessing, head) are the same in every network of a
     deploy configuration, so their scale cannot be told apart from the intercept: they
-    keep scale 1 and the intercept takes the rest of the per-network overhead."""
-    from sklearn.linear_model import LinearRegression
+    keep scale 1 and the intercept takes the rest of the per-network overhead.
+    The leave-one-out figures refit everything (the strength too) without the network."""
     names = [g for g in FEATURES[features][0] if g != "fixed"]
     if len(measured) < 4:
         raise UserError("calibration needs at least 4 measured networks")
-    X = np.array([[s[g] for g in names] for s in sums])
-    fixed = np.array([s.get("fixed", 0.0) for s in sums])
-    y = np.array(measured) - fixed
+    X = np.array([[s.get(g, 0.0) for g in names] for s in sums])
+    plain = np.array([sum(s.values()) for s in sums])
+    r = np.array(measured, float) - plain
 
-    def model():
-        return LinearRegression(positive=True)
+    def fit(Xf, rf):
+        d, b, a = _ridge_to_lut(Xf, rf)
+        return np.maximum(1.0 + d, 0.0), b, a
 
-    m = model().fit(X, y)
+    def predict(coef, b, Xf, plain_f):
+        # plain = X.sum + fixed, so scale * X + fixed + b = plain + (scale - 1) X + b
+        return plain_f + Xf @ (coef - 1.0) + b
+
+    coef, b, alpha = fit(X, r)
     loo = []
-    for i in range(len(y)):
-        keep = np.arange(len(y)) != i
-        loo.append(float(model().fit(X[keep], y[keep]).predict(X[i:i + 1])[0] + fixed[i]))
+    for i in range(len(r)):
+        keep = np.arange(len(r)) != i
+        c_i, b_i, _ = fit(X[keep], r[keep])
+        loo.append(float(predict(c_i, b_i, X[i:i + 1], plain[i:i + 1])[0]))
     meas = list(np.array(measured, float))
-    fit = {"samples": len(y), "in_sample": error_metrics(list(m.predict(X) + fixed), meas),
-           "leave_one_out": error_metrics(loo, meas)}
-    coef = {g: float(c) for g, c in zip(names, m.coef_, strict=True)} | {"fixed": 1.0}
-    return Calibration(coef, float(m.intercept_), fit, lut_sha256, batch, features)
+    fit_info = {"samples": len(r), "ridge_alpha": alpha,
+                "in_sample": error_metrics(list(predict(coef, b, X, plain)), meas),
+                "leave_one_out": error_metrics(loo, meas)}
+    coef_d = {g: float(c) for g, c in zip(names, coef, strict=True)} | {"fixed": 1.0}
+    return Calibration(coef_d, b, fit_info, lut_sha256, batch, features)
 
 
 def error_metrics(predicted: list[float], measured: list[float], worst: int = 0) -> dict:

@@ -69,10 +69,19 @@ def base_provenance(device: Device, backend: Backend, settings: LatencySettings,
     }
 
 
+#: how an anchored entry's ratio is estimated (a resume refuses to mix estimators)
+ANCHOR_ESTIMATOR = "bracketed"
+
+
 def anchored_fields(m) -> dict:
-    """Returns the ``anchored`` block of an anchored Measurement: the ratio of medians
-    op / anchor (unitless) and the anchor's own timings (ms)."""
-    return {"ratio": m.ratio, "anchor_ms": m.anchor.to_dict()}
+    """Returns the ``anchored`` block of an anchored Measurement: the op's ratio to the
+    anchor (unitless; the median of the per-call bracketed ratios, whose statistics are
+    in ``paired``) and the anchor's own timings (ms)."""
+    out = {"ratio": m.ratio, "anchor_ms": m.anchor.to_dict()}
+    if m.paired is not None:
+        out["estimator"] = ANCHOR_ESTIMATOR
+        out["paired"] = m.paired.to_dict()
+    return out
 
 
 def measure_item(item: ProfileItem, device: Device, backend: Backend,
@@ -175,7 +184,8 @@ def build_lut(items: list[ProfileItem], device: Device, backend: Backend, out: P
         prov["affinity"] = cpus
         prepared = None
         if anchor is not None:
-            prov["anchor"] = {"key": anchor.key, "fields": anchor.fields}
+            prov["anchor"] = {"key": anchor.key, "fields": anchor.fields,
+                              "estimator": ANCHOR_ESTIMATOR}
             prepared = backend.prepare(anchor.make_module(), anchor.input_shape,
                                        anchor.fields.get("dtype", "float32"))
         try:
@@ -228,9 +238,9 @@ def finalize_anchor(lut: LUT) -> None:
 
     The anchor's reference time ``ref_ms`` is the median of its timings over the whole
     profile (the machine's typical speed during the profile). Each anchored entry's
-    ``latency_ms`` is its measured statistics scaled by ``ref_ms`` / the anchor's median
-    over the same calls, i.e. median = ratio x ref_ms (the CV is unchanged); what was
-    measured stays in ``raw_latency_ms``.
+    ``latency_ms`` is its measured statistics scaled so that median = ratio x ref_ms
+    (the ratio: see :func:`anchored_fields`; the CV is unchanged); what was measured
+    stays in ``raw_latency_ms``.
     Idempotent, so a resumed profile can finalize again."""
     anchored = [e for e in lut.entries.values() if "anchored" in e]
     info = lut.provenance.get("anchor")
@@ -240,12 +250,13 @@ def finalize_anchor(lut: LUT) -> None:
     ref = float(np.median(meds))
     info.update({"ref_ms": ref, "spread": max(meds) / min(meds) - 1.0 if min(meds) > 0
                  else None, "entries": len(anchored),
-                 "method": "latency_ms = median(op) / median(anchor) x ref_ms over "
-                           "interleaved calls; ref_ms = the anchor's median over the "
-                           "profile; measured values in raw_latency_ms"})
+                 "method": "latency_ms = ratio x ref_ms, ratio = median over calls of "
+                           "op / mean anchor level before and after the call; ref_ms = "
+                           "the anchor's median over the profile; measured values in "
+                           "raw_latency_ms"})
     for e in anchored:
         raw = _raw(e)
-        scale = ref / e["anchored"]["anchor_ms"]["median"]
+        scale = ref * e["anchored"]["ratio"] / raw["median"] if raw["median"] > 0 else 1.0
         e["raw_latency_ms"] = raw
         e["latency_ms"] = {**raw, **{k: round(raw[k] * scale, 6) for k in
                                      ("median", "mean", "p5", "p95")}}
@@ -281,6 +292,11 @@ def _measure_all(items, device, backend, out, settings, prov, resume, energy_met
             raise LUTError(f"cannot resume {out}: it was measured "
                            f"{'with' if old.provenance.get('anchor') else 'without'} a drift "
                            f"anchor and this profile is not")
+        est = (old.provenance.get("anchor") or {}).get("estimator")
+        if prov.get("anchor") and est != prov["anchor"]["estimator"]:
+            raise LUTError(f"cannot resume {out}: its entries were drift-corrected by "
+                           f"{est or 'the older ratio of medians'}, this profile by "
+                           f"{prov['anchor']['estimator']} ratios; profile it afresh")
         wanted = {it.key for it in items}
         lut.entries = {k: v for k, v in old.entries.items() if k in wanted}
         lut.provenance["created"] = old.provenance.get("created", prov["created"])

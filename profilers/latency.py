@@ -119,17 +119,21 @@ def summarize(samples_ms: list[float], stable: bool | None = None) -> LatencySta
 class Measurement:
     """Wall-clock statistics and, where the backend reports it, device-side statistics
     (e.g. OpenCL kernel time from profiling events). With an anchor, ``anchor`` holds the
-    anchor's timings (ms), each taken right before a timing of the op."""
+    anchor's timings (ms) and ``paired`` the per-call ratios op / anchor level around
+    that call (unitless; see :func:`measure_latency`)."""
 
     wall: LatencyStats
     device: LatencyStats | None
     anchor: LatencyStats | None = None
+    paired: LatencyStats | None = None
 
     @property
     def ratio(self) -> float | None:
-        """Returns median(op) / median(anchor) over the same interleaved calls (None
-        without an anchor): the op's cost in units of the anchor, which the machine's
-        speed changes cancel out of."""
+        """Returns the op's cost in units of the anchor (None without an anchor): the
+        median of the per-call bracketed ratios, else median(op) / median(anchor).
+        The machine's speed changes cancel out of it."""
+        if self.paired is not None:
+            return self.paired.median
         if self.anchor is None or self.anchor.median <= 0:
             return None
         return self.primary.median / self.anchor.median
@@ -150,10 +154,15 @@ def measure_latency(run: Callable[[], float | None], sync: Callable[[], None] | 
 
     ``run()`` executes the op once and may return its device-side time in seconds;
     ``sync()`` blocks until the device is idle, so a wall timing covers the whole op.
-    ``anchor`` is the ``(run, sync)`` of a fixed reference op: it is timed right before
-    every call of ``run`` (several times before a call that lasts much longer, so that
-    its median is as well sampled as the op's: :data:`ANCHOR_SHARE`), and the stopping
-    rule then waits for both medians."""
+    ``anchor`` is the ``(run, sync)`` of a fixed reference op: it is timed before every
+    call of ``run`` and once more after the last (several times around a call that
+    lasts much longer, :data:`ANCHOR_SHARE`). Each call is then paired with the mean
+    anchor level just before and just after it (its bracket), and the stopping rule
+    waits for the median of these per-call ratios.
+
+    Why bracketed pairs: measured on a VM whose speed drifts by +-20 % within seconds,
+    per-round estimates of a b1 network (10 calls) varied with CV 0.049 as a ratio of
+    medians, 0.041 paired with the anchor before each call, 0.032 bracketed."""
     sync = sync or (lambda: None)
 
     def timed(fn, fsync) -> float:
@@ -176,16 +185,31 @@ def measure_latency(run: Callable[[], float | None], sync: Callable[[], None] | 
     wall: list[float] = []
     dev: list[float] = []
     anc: list[float] = []
+    prim: list[float] = []       # per call: device time where reported, else wall
+    levels: list[float] = []     # anchor level (median of its batch) before each call
+    ratios: list[float] = []     # bracketed ratio of each call whose bracket is closed
     # sorted copies for the stopping rule, kept by insertion (no sort per call)
     s_wall: list[float] = []
     s_dev: list[float] = []
-    s_anc: list[float] = []
+    s_ratio: list[float] = []
     stable = False
     t_cap = clock() + settings.time_cap_s
     per_call = 1
+
+    def anchor_level(n: int) -> list[float]:
+        a = [timed(*anchor) for _ in range(n)]
+        levels.append(statistics.median(a))
+        if len(levels) >= 2:            # closes the bracket of the previous call
+            k = len(levels) - 2
+            lvl = (levels[k] + levels[k + 1]) / 2
+            ratios.append(prim[k] / lvl if lvl > 0 else math.inf)
+            insort(s_ratio, ratios[-1])
+        return a
+
     while len(wall) < settings.max_repeats:
         if anchor:
-            a = [timed(*anchor) for _ in range(per_call)]
+            a = anchor_level(per_call)
+            anc += a
         t0 = clock()
         d = run()
         sync()
@@ -194,23 +218,25 @@ def measure_latency(run: Callable[[], float | None], sync: Callable[[], None] | 
         if d is not None:
             dev.append(d * 1e3)
             insort(s_dev, dev[-1])
+        prim.append(dev[-1] if d is not None else wall[-1])
         if anchor:
-            anc += a
-            for v in a:
-                insort(s_anc, v)
             # one anchor call is a snapshot of ~1 ms; beside a call of a second it would
             # sample the machine's speed far more thinly than the call averages it
             per_call = max(1, min(ANCHOR_MAX_PER_CALL,
                                   round(ANCHOR_SHARE * wall[-1] / max(min(a), 1e-6))))
         if len(wall) >= settings.min_repeats:
-            ci = median_ci_rel(s_dev if len(dev) == len(wall) else s_wall)
             if anchor:
-                ci = max(ci, median_ci_rel(s_anc))
+                ci = median_ci_rel(s_ratio)     # the estimate the LUT keeps
+            else:
+                ci = median_ci_rel(s_dev if len(dev) == len(wall) else s_wall)
             if ci <= settings.ci_target:
                 stable = True
                 break
             if clock() >= t_cap:
                 break
+    if anchor:
+        anc += anchor_level(per_call)           # the bracket after the last call
     return Measurement(summarize(wall, stable),
                        summarize(dev, stable) if len(dev) == len(wall) and dev else None,
-                       summarize(anc, stable) if anc else None)
+                       summarize(anc, stable) if anc else None,
+                       summarize(ratios, stable) if ratios else None)

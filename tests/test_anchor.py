@@ -9,11 +9,11 @@ from profilers.build import finalize_anchor
 from profilers.lut import LUT, full_key
 
 
-def _entry(raw_ms: float, anchor_ms: float) -> dict:
+def _entry(raw_ms: float, anchor_ms: float, ratio: float | None = None) -> dict:
     stats = {"median": raw_ms, "mean": raw_ms, "p5": raw_ms * 0.9, "p95": raw_ms * 1.1,
              "cv": 0.05, "repeats": 10, "ci_rel": 0.01, "stable": True}
     return {"op": "x", "batch": 1, "latency_ms": dict(stats),
-            "anchored": {"ratio": raw_ms / anchor_ms,
+            "anchored": {"ratio": ratio or raw_ms / anchor_ms,
                          "anchor_ms": {**stats, "median": anchor_ms}}}
 
 
@@ -31,6 +31,11 @@ def test_finalize_anchor_hand_computed():
     assert b["latency_ms"]["cv"] == 0.05                     # scaling keeps the CV
     assert b["raw_latency_ms"]["median"] == 8.0 and b["latency_correction"] == "anchor"
     assert lut.value("b", 1) == pytest.approx(4.0)
+    # a bracketed ratio (5) that differs from the ratio of medians (8 / 1) is what counts
+    lut.entries[full_key("d", 1)] = _entry(8.0, 1.0, ratio=5.0)
+    finalize_anchor(lut)
+    assert lut.value("d", 1) == pytest.approx(5.0)
+    assert lut.entries[full_key("d", 1)]["latency_ms"]["p5"] == pytest.approx(4.5)
     finalize_anchor(lut)                                     # idempotent (resume)
     assert lut.value("b", 1) == pytest.approx(4.0) and lut.value("a", 1) == 2.0
 
@@ -53,9 +58,15 @@ def test_profile_records_anchor_and_no_anchor_opts_out(tmp_path):
     assert anchor["key"] == "sep_conv_3x3/c4-4/h8w8/s1/b1/float32" and anchor["ref_ms"] > 0
     for e in d["entries"].values():
         assert e["latency_correction"] == "anchor"
-        scale = anchor["ref_ms"] / e["anchored"]["anchor_ms"]["median"]
+        assert e["anchored"]["estimator"] == "bracketed"
+        ratio = e["anchored"]["ratio"]
+        assert e["anchored"]["paired"]["median"] == pytest.approx(ratio, abs=1e-6)
         assert e["latency_ms"]["median"] == pytest.approx(
-            e["raw_latency_ms"]["median"] * scale, rel=1e-4, abs=1e-6)  # stored to 1 ns
+            ratio * anchor["ref_ms"], rel=1e-4, abs=1e-6)  # 1 ns storage
+    # entries corrected by the older ratio of medians are not mixed with bracketed ones
+    d["provenance"]["anchor"].pop("estimator")
+    (tmp_path / "old.json").write_text(json.dumps(d))
+    assert main(args + ["--resume", "--out", str(tmp_path / "old.json")]) == 2
     assert main(args + ["--no-anchor", "--out", str(tmp_path / "b.json")]) == 0
     d = json.loads((tmp_path / "b.json").read_text())
     assert "anchor" not in d["provenance"]

@@ -223,3 +223,44 @@ def test_search_cost_uses_the_fitted_calibration(tmp_path):
     calibration_path(path, 1).rename(calibration_path(path, 32))
     assert build_cost_model(lut, path, deploy, ["latency"], "cpu").genotype_cost(
         DARTS_V2)["latency"] == pytest.approx(plain)
+
+
+def test_calibrated_fused_sums_in_the_search_cost():
+    """On a fusing backend, a calibration's fused_add scale applies to the node sums
+    fed by a conv ending in BN: exactly for a derived network (agreeing with the
+    validate-side genotype cost), and as a probability under the relaxation."""
+    from nasbench.genotypes import DARTS_V2
+    from nasbench.validate import CalibratedLUT, Calibration
+    from nasbench.spaces.darts import fused_node_adds
+    lut = tiny_lut()
+    lut.provenance["backend_details"] = {"fuses": ["add_epilogue"]}
+    g = Genotype(DARTS_V2.normal[:4], [2, 3], DARTS_V2.reduce[:4], [2, 3])
+    ones = {f: 1.0 for f in ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
+                             "max_pool_3x3", "avg_pool_3x3", "skip_connect", "fixed")}
+
+    def view(fused):
+        return CalibratedLUT(lut, Calibration(ones | {"fused_add": fused}, 0.0, {}, "x"))
+
+    free, full = view(0.0), view(1.0)
+    cm_free = CostModel.from_lut(free, DEPLOY, ["latency"])
+    cm_full = CostModel.from_lut(full, DEPLOY, ["latency"])
+    fused = sum(inst_cost(i) for i in fused_node_adds(DEPLOY, g))
+    assert fused > 0
+    for cm, lv in ((cm_free, free), (cm_full, full)):
+        assert cm.genotype_cost(g)["latency"] == pytest.approx(
+            genotype_lut_cost(lv, DEPLOY, g))
+    assert cm_full.genotype_cost(g)["latency"] - cm_free.genotype_cost(g)["latency"] == \
+        pytest.approx(fused)
+    # uniform alphas: 4 of 7 ops end in conv + BN, P(node fused) = 1 - (3/7)^2
+    z = torch.zeros(5, len(PRIMITIVES), requires_grad=True)
+    all_sums = sum(2 * inst_cost(node_add_instance(c)) for c in cell_plan(4, 3, 8, 2, 3))
+    diff = cm_full.expected(z, z)["latency"] - cm_free.expected(z, z)["latency"]
+    assert float(diff) == pytest.approx(all_sums * (1 - (3 / 7) ** 2))
+    # free fused sums pull the relaxation toward ops that fuse, and away from pools
+    (cm_free.expected(z, z)["latency"] - cm_full.expected(z, z)["latency"]).backward()
+    assert (z.grad[:, PRIMITIVES.index("sep_conv_3x3")] < 0).all()
+    assert (z.grad[:, PRIMITIVES.index("max_pool_3x3")] > 0).all()
+    # without a calibration the node sums stay a constant at standalone cost
+    plain = CostModel.from_lut(lut, DEPLOY, ["latency"])
+    assert not plain.fused_extra
+    assert plain.genotype_cost(g)["latency"] == pytest.approx(genotype_lut_cost(lut, DEPLOY, g))

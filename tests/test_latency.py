@@ -114,8 +114,9 @@ def test_anchor_cancels_a_speed_change():
     s = LatencySettings(warmup=0, warmup_s=0.0, min_repeats=100, max_repeats=100)
     m = measure_latency(op, None, s, clock=clock, anchor=(anchor, lambda: None))
     assert m.primary.median == pytest.approx(6.0)   # 60 of 100 calls ran slow
-    assert m.anchor.repeats == 100 and m.anchor.median == pytest.approx(2.0)
-    assert m.ratio == pytest.approx(3.0)
+    # 100 anchors before the calls and one after the last (brackets)
+    assert m.anchor.repeats == 101 and m.anchor.median == pytest.approx(2.0)
+    assert m.ratio == pytest.approx(3.0) and m.paired.repeats == 100
     plain = measure_latency(op, None, s, clock=clock)
     assert plain.anchor is None and plain.ratio is None
 
@@ -135,5 +136,30 @@ def test_anchor_sampled_more_beside_a_long_call():
     s = LatencySettings(warmup=0, warmup_s=0.0, min_repeats=5, max_repeats=5)
     m = measure_latency(op, None, s, clock=clock, anchor=(anchor, lambda: None))
     per_call = round(ANCHOR_SHARE * 100)
-    assert m.primary.repeats == 5 and m.anchor.repeats == 1 + 4 * per_call
+    assert m.primary.repeats == 5 and m.anchor.repeats == 1 + 5 * per_call
     assert m.ratio == pytest.approx(100.0)
+
+
+def test_bracketed_ratio_follows_a_steady_drift():
+    """The machine slows down a little at every call (a steady drift): each call of
+    the op runs at the mean speed of the anchors just before and just after it, so the
+    bracketed ratio is the true 3:1 at every call, where pairing with the anchor before
+    alone would be 3 x (1 + drift per call)."""
+    clock = FakeClock([])
+    events = {"n": 0}
+
+    def tick(ms):
+        events["n"] += 1
+        clock.t += ms * 1e-3 * (1.0 + 0.1 * events["n"])
+
+    def op():
+        tick(3.0)
+
+    def anchor():
+        tick(1.0)
+
+    s = LatencySettings(warmup=0, warmup_s=0.0, min_repeats=20, max_repeats=20)
+    m = measure_latency(op, None, s, clock=clock, anchor=(anchor, lambda: None))
+    assert m.paired.repeats == 20
+    assert m.ratio == pytest.approx(3.0, rel=1e-9)
+    assert m.paired.cv < 1e-9                   # every call's bracket agrees

@@ -4,6 +4,7 @@ import json
 import math
 import random
 
+import numpy as np
 import pytest
 
 from nasbench.cli import main
@@ -59,12 +60,39 @@ def test_calibration_recovers_known_overhead():
             for _ in range(20)]
     meas = [3.0 + sum(true[g] * s[g] for g in GROUPS) for s in sums]
     c = fit_calibration(sums[:12], meas[:12], "sha", features="group")
-    assert c.intercept == pytest.approx(3.0, abs=1e-6)
-    assert c.coef["sep_conv"] == pytest.approx(0.8, abs=1e-6) and c.coef["fixed"] == 1.0
+    # exact data: leave-one-out picks the weakest shrinkage, which barely biases
+    assert c.intercept == pytest.approx(3.0, abs=1e-3)
+    assert c.coef["sep_conv"] == pytest.approx(0.8, abs=1e-3) and c.coef["fixed"] == 1.0
     plain = error_metrics([sum(s.values()) for s in sums[12:]], meas[12:])
     cal = error_metrics([c.predict(s) for s in sums[12:]], meas[12:])
-    assert cal["mape_pct"] < 1e-6 < plain["mape_pct"]
+    assert cal["mape_pct"] < 0.01 < 1.0 < plain["mape_pct"]
     assert c.fit["leave_one_out"]["within_10pct"] == 1.0
+
+
+def test_calibration_shrinks_toward_the_lut_on_noisy_few_samples():
+    """The LUT is right (scale 1, 2 ms overhead) but 10 networks carry 6 % noise: an
+    unshrunk least-squares fit of 8 scales chases the noise; the calibration keeps the
+    scales near 1 and predicts held-out networks better than that fit."""
+    rng = np.random.default_rng(1)
+    names = [n for n in OP_FEATURES if n != "fixed"]
+
+    def networks(n):
+        sums = [{g: 20.0 if g == "fixed" else float(rng.uniform(2, 12)) for g in OP_FEATURES}
+                for _ in range(n)]
+        meas = [(2.0 + sum(s.values())) * float(rng.normal(1.0, 0.06)) for s in sums]
+        return sums, meas
+
+    sums, meas = networks(10)
+    c = fit_calibration(sums, meas, "sha", features="op")
+    X = np.array([[s[g] for g in names] + [1.0] for s in sums])
+    fixed = np.array([s["fixed"] for s in sums])
+    ls = np.linalg.lstsq(X, np.array(meas) - fixed, rcond=None)[0]
+    assert max(abs(c.coef[g] - 1.0) for g in names) < max(abs(ls[:-1] - 1.0))
+    test_sums, test_meas = networks(200)
+    cal = error_metrics([c.predict(s) for s in test_sums], test_meas)
+    lsq = error_metrics([float(np.dot([s[g] for g in names] + [1.0], ls)) + s["fixed"]
+                         for s in test_sums], test_meas)
+    assert cal["mape_pct"] < lsq["mape_pct"]
 
 
 def test_calibrated_lut_scales_latency_only(tiny_lut):
@@ -225,7 +253,7 @@ def test_calibrate_from_a_validation_recovers_scale(tmp_path, capsys):
     calib = json.loads(capsys.readouterr().out)
     # fixed parts keep scale 1, so the intercept takes 2 ms + 0.3 x the fixed sum
     for g in ("sep_conv", "dil_conv", "pool", "skip"):
-        assert calib["coef"][g] == pytest.approx(1.3, rel=1e-6)
+        assert calib["coef"][g] == pytest.approx(1.3, rel=1e-3)   # weakest shrinkage
     assert calib["fit"]["leave_one_out"]["within_5pct"] == 1.0
     # another LUT's validation is refused in one line
     lut.entries[next(iter(lut.entries))]["latency_ms"]["median"] *= 2

@@ -39,11 +39,12 @@ from dataclasses import dataclass, field
 import torch
 
 from ..genotypes import Genotype
-from ..ops import PRIMITIVES
+from ..ops import OPS, PRIMITIVES
 from ..spaces.darts import (
     DeployConfig,
     cell_plan,
     edge_instance,
+    fused_node_adds,
     network_fixed_instances,
     network_instances,
     node_add_instance,
@@ -86,6 +87,11 @@ class CostModel:
     fixed: dict = field(default_factory=dict)
     reference: dict = field(default_factory=dict)
     edge_factors: torch.Tensor | None = None
+    # calibrated LUTs of a fusing backend: (fused_add scale - 1) x the node sums' LUT
+    # cost per node [steps], summed over the cells of each type; and which ops end in
+    # conv + BN (a node sum fed by one is fused)
+    fused_extra: dict = field(default_factory=dict)
+    epilogue: torch.Tensor | None = None
 
     @classmethod
     def from_lut(cls, lut, deploy: DeployConfig, metrics, batch: int | None = None,
@@ -119,6 +125,16 @@ class CostModel:
             cm.fixed[m] = (sum(val(i.key) for i in network_fixed_instances(deploy))
                            + node_sums(lut, deploy, val)
                            + getattr(lut, "intercept", {}).get(m, 0.0))
+            scale = fused_add_scale(lut) if m == "latency" else None
+            if scale is not None:
+                x = {k: torch.zeros(deploy.steps, dtype=torch.float64)
+                     for k in ("normal", "reduce")}
+                for cell in deploy_plan(deploy):
+                    x["reduce" if cell.reduction else "normal"] += \
+                        (scale - 1.0) * (val(node_add_instance(cell).key) or 0.0)
+                cm.fused_extra[m] = x
+        cm.epilogue = torch.tensor([float(OPS[p].add_epilogue) if p != "none" else 0.0
+                                    for p in cm.primitives], dtype=torch.float64)
         cm.edge_factors = torch.tensor(
             [2.0 / (node + 2) for node in range(deploy.steps) for _ in range(node + 2)],
             dtype=torch.float64)
@@ -151,7 +167,24 @@ class CostModel:
             t = self.tables[m]
             out[m] = (self.fixed[m] + (fn * (pn * t["normal"]).sum(1)).sum()
                       + (fr * (pr * t["reduce"]).sum(1)).sum())
+            if m in self.fused_extra:
+                x = self.fused_extra[m]
+                out[m] = out[m] + (x["normal"] * self.fused_share(pn, fn)).sum() \
+                    + (x["reduce"] * self.fused_share(pr, fr)).sum()
         return out
+
+    def fused_share(self, probs: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """Returns, per node [steps], the probability that the derived network fuses its
+        sum: 1 - (1 - q)^2 with q the survival-weighted chance that a kept input's op
+        ends in conv + BN (two inputs are kept per node)."""
+        q = (probs * self.epilogue).sum(1)
+        out, e = [], 0
+        for node in range(self.deploy.steps):
+            n = node + 2
+            qbar = (f[e:e + n] / 2.0 * q[e:e + n]).sum()
+            out.append(1.0 - (1.0 - qbar) ** 2)
+            e += n
+        return torch.stack(out)
 
     def expected_of_model(self, model) -> dict[str, torch.Tensor]:
         """Returns :meth:`expected` for a SearchNetwork's current parameters."""
@@ -174,8 +207,16 @@ class CostModel:
 
     def genotype_cost(self, genotype: Genotype) -> dict[str, float]:
         """Returns {metric: LUT cost of the derived deploy network} (ms, J, B)."""
-        return {m: self.fixed[m] + sum(c for _, _, c in self.edge_costs(genotype, m))
-                for m in self.metrics}
+        out = {m: self.fixed[m] + sum(c for _, _, c in self.edge_costs(genotype, m))
+               for m in self.metrics}
+        for m, x in self.fused_extra.items():
+            for kind in ("normal", "reduce"):
+                edges = getattr(genotype, kind)
+                for node in range(self.deploy.steps):
+                    a, b = edges[2 * node][0], edges[2 * node + 1][0]
+                    if OPS[a].add_epilogue or OPS[b].add_epilogue:
+                        out[m] += float(x[kind][node])
+        return out
 
 
 def _edge_index(node: int, input_index: int) -> int:
@@ -196,6 +237,18 @@ def node_sums(lut, deploy: DeployConfig, val) -> float:
     return total
 
 
+def fused_add_scale(lut) -> float | None:
+    """Returns the calibrated scale of the node sums a fusing backend folds into a conv
+    epilogue (the ``fused_add`` coefficient), or None when ``lut`` is not a calibrated
+    view, its backend does not fuse, or it has no node sums: they then count at their
+    standalone LUT cost."""
+    calib = getattr(lut, "calib", None)
+    adds, fused = node_add_rule(lut)
+    if calib is None or not (adds and fused) or "fused_add" not in calib.coef:
+        return None
+    return float(calib.coef["fused_add"])
+
+
 def genotype_lut_cost(lut, deploy: DeployConfig, genotype: Genotype, metric: str = "latency",
                       batch: int | None = None) -> float | None:
     """Returns the LUT cost (ms, J or B) of the deploy network of ``genotype``: the sum of
@@ -210,6 +263,10 @@ def genotype_lut_cost(lut, deploy: DeployConfig, genotype: Genotype, metric: str
         if v is None:
             return None
         total += v
+    scale = fused_add_scale(lut) if metric == "latency" else None
+    if scale is not None:      # the fused sums (in insts at scale 1) at their own scale
+        for inst in fused_node_adds(deploy, genotype):
+            total += (scale - 1.0) * (lut.value(inst.key, batch, metric, deploy.dtype) or 0.0)
     return total
 
 
