@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from profilers.latency import LatencySettings
+from profilers.latency import LONG_CALL_MS, LatencySettings
 from profilers.lut import LUT, atomic_write_text
 
 from .errors import UserError
@@ -366,22 +366,9 @@ def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: De
         if ref:
             point["anchored"] = keep["anchored"]
             point["rounds_corrected_ms"] = val
-            point["correction"] = "window" if _long(keep) else "per-call"
+            point["correction"] = "none (long forward)" if _long(keep) else "anchor"
         points.append(point)
     return points
-
-
-#: forwards longer than this (ms) are drift-corrected by the anchor's level over a
-#: window of neighbouring networks, not per call. Measured on the 2-vCPU VM, DARTS_V2
-#: at C=36/20 cells with a b1 anchor (share of rounds within 10 % of the median round,
-#: plain -> corrected per call): b1 (~80 ms) 48 % -> 100 %, b8 (~0.3 s) 68 % -> 80 %,
-#: b16 (~0.6 s) 83 % -> 72 %, b32 (~1.1 s) 81 % -> 44 %: a ~1 ms anchor snapshot beside
-#: a forward of a second tracks the machine's fast changes worse than the forward
-#: averages them, while the slow level drift (minutes; 63 % once between a profile and
-#: its validation) still needs correcting.
-LONG_CALL_MS = 400.0
-#: networks on either side of one whose anchor timings set its window level
-WINDOW_NEIGHBOURS = 5
 
 
 def _long(run: dict) -> bool:
@@ -390,19 +377,13 @@ def _long(run: dict) -> bool:
 
 def corrected_ms(runs: list[list[dict]], i: int, r: int, ref: float | None) -> float:
     """Returns network ``i``'s latency in round ``r`` in the LUT's time base (ms): the
-    bracketed ratio to the anchor x ``ref`` for short forwards; for long ones the
-    measured median x ``ref`` / the anchor's median over the networks within
-    :data:`WINDOW_NEIGHBOURS` of it in the same round (they ran within the same tens of
-    seconds); the measured median without an anchor."""
+    bracketed ratio to the anchor x ``ref``; the measured median without an anchor or
+    for forwards longer than :data:`~profilers.latency.LONG_CALL_MS` (the anchor does
+    not track those, see there)."""
     x = runs[i][r]
-    if not ref or not x.get("anchored"):
+    if not ref or not x.get("anchored") or _long(x):
         return x["latency_ms"]["median"]
-    if not _long(x):
-        return x["anchored"]["ratio"] * ref
-    lo, hi = max(0, i - WINDOW_NEIGHBOURS), i + WINDOW_NEIGHBOURS + 1
-    levels = [rs[r]["anchored"]["anchor_ms"]["median"] for rs in runs[lo:hi]
-              if len(rs) > r and rs[r].get("anchored")]
-    return x["latency_ms"]["median"] * ref / float(np.median(levels))
+    return x["anchored"]["ratio"] * ref
 
 
 def _prepare_anchor(lut: LUT, device: str, deploy: DeployConfig):

@@ -22,7 +22,7 @@ from torch import nn
 
 from .backends import Backend
 from .devices import Device
-from .latency import LatencySettings, measure_latency
+from .latency import LONG_CALL_MS, LatencySettings, measure_latency
 from .lut import LUT, LUTError
 
 
@@ -256,6 +256,11 @@ def finalize_anchor(lut: LUT) -> None:
                            "raw_latency_ms"})
     for e in anchored:
         raw = _raw(e)
+        if raw["median"] > LONG_CALL_MS:         # not tracked by the anchor: as measured
+            e["latency_ms"] = raw
+            e["raw_latency_ms"] = raw
+            e["latency_correction"] = "none (long call)"
+            continue
         scale = ref * e["anchored"]["ratio"] / raw["median"] if raw["median"] > 0 else 1.0
         e["raw_latency_ms"] = raw
         e["latency_ms"] = {**raw, **{k: round(raw[k] * scale, 6) for k in

@@ -40,6 +40,20 @@ def test_finalize_anchor_hand_computed():
     assert lut.value("b", 1) == pytest.approx(4.0) and lut.value("a", 1) == 2.0
 
 
+def test_finalize_anchor_keeps_long_calls_as_measured():
+    from profilers.latency import LONG_CALL_MS
+    long_ms = 2 * LONG_CALL_MS
+    lut = LUT(provenance={"anchor": {"key": "k"}},
+              entries={full_key("a", 1): _entry(2.0, 2.0), full_key("b", 1): _entry(1.0, 1.0),
+                       full_key("big", 1): _entry(long_ms, 2.0)})
+    finalize_anchor(lut)
+    assert lut.value("a", 1) == pytest.approx(2.0 * 2.0 / 2.0)   # ratio 1 x ref 2 ms
+    big = lut.entries[full_key("big", 1)]
+    assert lut.value("big", 1) == long_ms and big["latency_correction"].startswith("none")
+    finalize_anchor(lut)
+    assert lut.value("big", 1) == long_ms
+
+
 def test_finalize_anchor_leaves_unanchored_luts_alone():
     e = _entry(2.0, 1.0)
     del e["anchored"]
