@@ -204,18 +204,21 @@ class CalibratedLUT:
         return getattr(self.lut, name)
 
 
-#: ridge strengths tried by the leave-one-out choice of :func:`fit_calibration`
-#: (penalty on (scale - 1)^2 against squared residuals in ms^2)
-RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 5, 33))
+#: ridge strengths tried by the leave-one-out choice of :func:`fit_calibration`,
+#: relative to the features' centred sum of squares (so the same grid suits batch 1 and
+#: batch 32, whose sums differ 30x); the top end is "the LUT's scales, plus an intercept"
+RIDGE_REL_ALPHAS = tuple(float(a) for a in np.logspace(-6, 3, 37))
 
 
 def _ridge_to_lut(X: np.ndarray, r: np.ndarray):
-    """Returns (deltas, intercept, alpha): a ridge fit of residuals ``r`` (ms) on feature
-    sums ``X`` (ms) whose penalty pulls every scale toward 1 (delta = scale - 1 toward
-    0), its strength chosen by efficient leave-one-out (scikit-learn RidgeCV)."""
+    """Returns (deltas, intercept, alpha relative to the features' centred sum of
+    squares): a ridge fit of residuals ``r`` (ms) on feature sums ``X`` (ms) whose
+    penalty pulls every scale toward 1 (delta = scale - 1 toward 0), its strength chosen
+    by efficient leave-one-out (scikit-learn RidgeCV)."""
     from sklearn.linear_model import RidgeCV
-    m = RidgeCV(alphas=RIDGE_ALPHAS, fit_intercept=True).fit(X, r)
-    return m.coef_, float(m.intercept_), float(m.alpha_)
+    ss = float(np.mean(np.sum((X - X.mean(axis=0)) ** 2, axis=0))) or 1.0
+    m = RidgeCV(alphas=[a * ss for a in RIDGE_REL_ALPHAS], fit_intercept=True).fit(X, r)
+    return m.coef_, float(m.intercept_), float(m.alpha_) / ss
 
 
 def fit_calibration(sums: list[dict[str, float]], measured: list[float],
@@ -254,7 +257,9 @@ def fit_calibration(sums: list[dict[str, float]], measured: list[float],
         c_i, b_i, _ = fit(X[keep], r[keep])
         loo.append(float(predict(c_i, b_i, X[i:i + 1], plain[i:i + 1])[0]))
     meas = list(np.array(measured, float))
-    fit_info = {"samples": len(r), "ridge_alpha": alpha,
+    fit_info = {"samples": len(r), "ridge_alpha_rel": alpha,
+                "points": [{"sums_ms": s, "measured_ms": float(m)}
+                           for s, m in zip(sums, measured, strict=True)],
                 "in_sample": error_metrics(list(predict(coef, b, X, plain)), meas),
                 "leave_one_out": error_metrics(loo, meas)}
     coef_d = {g: float(c) for g, c in zip(names, coef, strict=True)} | {"fixed": 1.0}
@@ -510,12 +515,18 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
         w = anchor_noise_warning(out["noise_floor"], raw_floor)
         if w:
             warnings.append(w)
+        n_long = sum(p.get("correction", "").startswith("none") for p in points)
+        if n_long:
+            warnings.append(f"{n_long} of {len(points)} networks ran longer than "
+                            f"{LONG_CALL_MS:.0f} ms a forward: kept as measured, not "
+                            f"drift-corrected (the anchor does not track them)")
         if abs(anchor["drift"]) > 0.10:
             way = "slower" if anchor["drift"] > 0 else "faster"
+            took = "the corrected figures take it out" if n_long < len(points) else \
+                "no figure here is corrected for it"
             warnings.append(f"the machine ran {abs(anchor['drift']):.0%} {way} than during "
-                            f"the profile (anchor {anchor['median_ms']:.3g} ms vs "
-                            f"{anchor['ref_ms']:.3g} ms); the corrected figures take it out, "
-                            f"`plain_raw` shows it")
+                            f"the profile by the anchor (anchor {anchor['median_ms']:.3g} ms "
+                            f"vs {anchor['ref_ms']:.3g} ms); {took}, `plain_raw` shows it")
         out["warnings"] = list(dict.fromkeys(warnings))
     calib = load_calibration(lut, deploy.batches[0])
     if calib is not None:

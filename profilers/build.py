@@ -233,6 +233,36 @@ def _combine_rounds(runs: list[dict], rounds: int) -> dict:
     return out
 
 
+#: above this Spearman correlation between an entry's time and its anchor's, the profile
+#: warns that the anchor is slowed by the ops it brackets
+ANCHOR_OP_CORRELATION_WARN = 0.5
+
+
+def anchor_op_correlation(lut: LUT) -> float | None:
+    """Returns the Spearman rank correlation between the anchored entries' measured
+    medians and their anchor's medians (None with fewer than 5 entries). Near 0 when the
+    anchor only sees the machine's speed; high when ops evict its working set, so that
+    it runs slower beside large ops (seen at batch 32: 0.95) and their corrections come
+    out too low."""
+    from scipy.stats import spearmanr
+    pairs = [(_raw(e)["median"], e["anchored"]["anchor_ms"]["median"])
+             for e in lut.entries.values() if "anchored" in e]
+    if len(pairs) < 5:
+        return None
+    r = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
+    return None if np.isnan(r) else float(r)
+
+
+def anchor_warning(lut: LUT) -> str | None:
+    """Returns a warning when the anchor is slowed by the ops it brackets, else None."""
+    r = (lut.provenance.get("anchor") or {}).get("op_correlation")
+    if r is None or r <= ANCHOR_OP_CORRELATION_WARN:
+        return None
+    return (f"the drift anchor ran slower beside larger ops (rank correlation {r:.2f}): "
+            f"their corrected latencies are likely too low; compare `raw_latency_ms`, or "
+            f"profile with --no-anchor")
+
+
 def finalize_anchor(lut: LUT) -> None:
     """Turns the anchored entries of ``lut`` into drift-corrected latencies, in place.
 
@@ -250,6 +280,7 @@ def finalize_anchor(lut: LUT) -> None:
     ref = float(np.median(meds))
     info.update({"ref_ms": ref, "spread": max(meds) / min(meds) - 1.0 if min(meds) > 0
                  else None, "entries": len(anchored),
+                 "op_correlation": anchor_op_correlation(lut),
                  "method": "latency_ms = ratio x ref_ms, ratio = median over calls of "
                            "op / mean anchor level before and after the call; ref_ms = "
                            "the anchor's median over the profile; measured values in "
@@ -362,6 +393,8 @@ def _measure_all(items, device, backend, out, settings, prov, resume, energy_met
              f"processes were busy ({', '.join(sorted(who))}), even after re-measuring: "
              f"they are flagged `under_load`; profile again on a quiet machine")
     finalize_anchor(lut)
+    if warn and anchor_warning(lut):
+        warn(anchor_warning(lut))
     lut.provenance["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(
         timespec="seconds")
     end = machine_state()

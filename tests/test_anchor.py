@@ -94,3 +94,42 @@ def test_profile_records_anchor_and_no_anchor_opts_out(tmp_path):
     res = json.loads(v.read_text())
     assert "anchor" not in res and "plain_raw" not in res
     assert all(p["measured_ms"] == p["raw_measured_ms"] for p in res["points"])
+
+
+def test_anchor_slowed_by_large_ops_is_reported():
+    """An anchor whose time grows with the op it brackets (its working set evicted) is
+    measured as a rank correlation and warned about; an unrelated one is not."""
+    from profilers.build import anchor_warning
+    sizes = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+
+    def lut_with(anchors):
+        lut = LUT(provenance={"anchor": {"key": "k"}},
+                  entries={full_key(f"op{i}", 1): _entry(ms, a)
+                           for i, (ms, a) in enumerate(zip(sizes, anchors, strict=True))})
+        finalize_anchor(lut)
+        return lut
+
+    slowed = lut_with([1.0, 1.1, 1.3, 1.6, 2.0, 2.5])
+    assert slowed.provenance["anchor"]["op_correlation"] == pytest.approx(1.0)
+    assert "slower beside larger ops" in anchor_warning(slowed)
+    steady = lut_with([1.2, 1.0, 1.1, 1.3, 1.0, 1.2])
+    assert steady.provenance["anchor"]["op_correlation"] < 0.5
+    assert anchor_warning(steady) is None
+
+
+def test_validate_keeps_long_forwards_as_measured_and_says_so(tmp_path, monkeypatch):
+    """With every forward counted as long, validate compares the measured medians and
+    warns that they were not drift-corrected."""
+    import nasbench.validate as validate
+    lut = tmp_path / "a.json"
+    assert main(["profile", "--quiet", "--channels", "4", "--layers", "3", "--input", "8",
+                 "--time-cap", "0.05", "--min-repeats", "3", "--max-repeats", "10",
+                 "--rounds", "1", "--out", str(lut)]) == 0
+    monkeypatch.setattr(validate, "LONG_CALL_MS", 0.0)
+    v = tmp_path / "v.json"
+    assert main(["lut", "validate", "--lut", str(lut), "--samples", "2", "--rounds", "1",
+                 "--out", str(v), "--quiet"]) == 0
+    res = json.loads(v.read_text())
+    assert all(p["correction"].startswith("none") for p in res["points"])
+    assert all(p["measured_ms"] == p["raw_measured_ms"] for p in res["points"])
+    assert any("kept as measured" in w for w in res["warnings"])
