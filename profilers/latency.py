@@ -66,8 +66,8 @@ class LatencySettings:
 #: b8 (~0.3 s) 68 % -> 80 %, b16 (~0.6 s) 83 % -> 72 %, b32 (~1.1 s) 81 % -> 44 %; a
 #: b32 anchor did not help either (94 % -> 85 %). Correcting b32 forwards by the
 #: anchor's level over their neighbours instead made a validation 6 % within 10 %
-#: against 74 % uncorrected: what slows a ~1 ms anchor on this VM (vCPU scheduling of
-#: its two threads) barely touches a forward of a second.
+#: against 74 % uncorrected: what slows a ~1 ms anchor on this VM (likely how its two
+#: threads get scheduled) barely touches a forward of a second.
 LONG_CALL_MS = 400.0
 
 #: anchor time per call of the op, as a share of the op's time (at least one anchor call)
