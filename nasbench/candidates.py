@@ -75,7 +75,10 @@ def candidate(name: str, role: str, *, arch: Any = None, space: str | None = Non
         "train_epochs": (train or {}).get("epochs"),
         "train_steps": (train or {}).get("steps"),
         "latency_ms": {"measured": measured["latency_ms"] if measured else None,
-                       "predicted": predicted.get("latency_ms")},
+                       "predicted": predicted.get("latency_ms"),
+                       # the measured median in the LUT's time base (drift anchor)
+                       "corrected": measured.get("latency_corrected_ms") if measured
+                       else None},
         "energy_j": {"measured": measured.get("energy_j") if measured else None,
                      "predicted": predicted.get("energy_j"),
                      "reason": measured.get("energy_reason") if measured else

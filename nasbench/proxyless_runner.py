@@ -453,7 +453,7 @@ def search_proxyless(config: ProxylessConfig | None = None, *,
         deploy_net.eval()
         result.params, result.macs = count_complexity(deploy_net, deploy)
         if cfg.measure:
-            result.measured = measure_deploy(deploy_net, deploy, cfg.device, log)
+            result.measured = measure_deploy(deploy_net, deploy, cfg.device, log, lut_obj)
         if cfg.reference_list:
             from .references import reference_candidates
             result.references = reference_candidates(

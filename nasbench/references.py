@@ -278,7 +278,8 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
                                          layers=getattr(deploy, "layers", 20),
                                          **dshape).eval()
             params, macs = count_complexity(deploy_net, deploy)
-            measured = measure_deploy(deploy_net, deploy, device, log) if measure else None
+            measured = measure_deploy(deploy_net, deploy, device, log, lut) if measure \
+                else None
             rec = {"key": name, "train": tr, "params": params, "macs": macs,
                    "measured": measured}
             log(f"reference {ref.label}: test accuracy {tr['test_acc']:.4f} after "

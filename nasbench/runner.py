@@ -21,6 +21,7 @@ import copy
 import datetime as _dt
 import io
 import json
+import math
 import os
 import random
 import secrets
@@ -603,7 +604,7 @@ def search_architecture(config: DARTSConfig | None = None, *, resume: str | Path
         deploy_net = _deploy_network(genotype, deploy)
         result.params, result.macs = count_complexity(deploy_net, deploy)
         if cfg.measure:
-            result.measured = measure_deploy(deploy_net, deploy, cfg.device, log)
+            result.measured = measure_deploy(deploy_net, deploy, cfg.device, log, lut_obj)
         if cfg.reference_list:
             result.references = reference_candidates(
                 cfg.reference_list, data, deploy, retrain_budget(cfg), cfg.device,
@@ -803,21 +804,38 @@ def conv_linear_macs(net, shape) -> int:
     return total[0]
 
 
-def measure_deploy(net, deploy: DeployConfig, device: str, log) -> dict:
+def measure_deploy(net, deploy: DeployConfig, device: str, log, lut=None) -> dict:
     """Returns the device measurement of the deploy network (measure_network's dict), or
-    {"error": ...} when it cannot be measured."""
+    {"error": ...} when it cannot be measured. When ``lut`` was profiled with a drift
+    anchor, the forward is timed beside that anchor and ``latency_corrected_ms`` is the
+    measurement in the LUT's time base (ratio to the anchor x its reference time, ms),
+    so it compares with the LUT's prediction as `lut validate` does (forwards over
+    LONG_CALL_MS have none: the anchor does not track them)."""
+    from profilers.latency import LONG_CALL_MS
+
+    from .profiling import anchor_item, measure_network, prepare_anchor
     shape = (deploy.batches[0], deploy.in_channels, deploy.input_size, deploy.input_size)
+    info = (getattr(lut, "provenance", None) or {}).get("anchor") or {}
+    anchor = None
     try:
-        from .profiling import measure_network
-        m = measure_network(net, shape, device=device)
+        if info.get("ref_ms") and anchor_item(deploy).key == info.get("key"):
+            anchor = prepare_anchor(device, deploy)
+        m = measure_network(net, shape, device=device, anchor=anchor)
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 - the run still has its prediction
         log(f"could not measure the network on {device}: {e.__class__.__name__}: {e}")
         return {"error": f"{e.__class__.__name__}: {e}"}
+    finally:
+        if anchor is not None:
+            anchor.release()
     lat = m.get("latency_ms", {})
-    log(f"measured on {device}: latency median {lat.get('median', float('nan')):.3f} ms "
-        f"(cv {lat.get('cv', float('nan')):.3f}, {lat.get('repeats')} repeats)")
+    line = (f"measured on {device}: latency median {lat.get('median', float('nan')):.3f} ms "
+            f"(cv {lat.get('cv', float('nan')):.3f}, {lat.get('repeats')} repeats)")
+    if m.get("anchored") and lat.get("median", math.inf) <= LONG_CALL_MS:
+        m["latency_corrected_ms"] = m["anchored"]["ratio"] * info["ref_ms"]
+        line += f"; {m['latency_corrected_ms']:.3f} ms in the LUT's time base (drift anchor)"
+    log(line)
     return m
 
 
@@ -844,7 +862,9 @@ def summary_lines(r: SearchResult) -> list[str]:
                      f" batch {r.deploy.get('batch')}): LUT latency {p['latency_ms']:.3f} ms"
                      + (f", energy {p['energy_j']:.4g} J" if p.get("energy_j") else ""))
     if r.measured and "latency_ms" in r.measured:
-        lines.append(f"measured latency {r.measured['latency_ms']['median']:.3f} ms (median)")
+        lines.append(f"measured latency {r.measured['latency_ms']['median']:.3f} ms (median)"
+                     + (f", {r.measured['latency_corrected_ms']:.3f} ms in the LUT's time "
+                        f"base (drift anchor)" if "latency_corrected_ms" in r.measured else ""))
     if r.target:
         lines.append(("hard target: " if r.target["hard"] else "target: ") + r.target["message"])
     if r.params:

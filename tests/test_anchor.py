@@ -133,3 +133,28 @@ def test_validate_keeps_long_forwards_as_measured_and_says_so(tmp_path, monkeypa
     assert all(p["correction"].startswith("none") for p in res["points"])
     assert all(p["measured_ms"] == p["raw_measured_ms"] for p in res["points"])
     assert any("kept as measured" in w for w in res["warnings"])
+
+
+def test_search_measurement_in_the_luts_time_base(tmp_path):
+    """The deploy network a search measures is timed beside the LUT's anchor: its
+    corrected latency is the bracketed ratio x the LUT's reference time; without an
+    anchored LUT there is none."""
+    from nasbench.genotypes import DARTS_V2
+    from nasbench.models.network import build_network_from_genotype
+    from nasbench.runner import measure_deploy
+    from nasbench.validate import deploy_from_lut
+    lut_path = tmp_path / "a.json"
+    assert main(["profile", "--quiet", "--channels", "4", "--layers", "3", "--input", "8",
+                 "--time-cap", "0.05", "--min-repeats", "3", "--max-repeats", "10",
+                 "--rounds", "1", "--out", str(lut_path)]) == 0
+    lut = LUT.load(lut_path)
+    deploy = deploy_from_lut(lut)
+    net = build_network_from_genotype(DARTS_V2, C=4, num_cells=3, num_classes=10,
+                                      in_channels=3, input_size=8).eval()
+    logged = []
+    m = measure_deploy(net, deploy, "cpu", logged.append, lut)
+    ref = lut.provenance["anchor"]["ref_ms"]
+    assert m["latency_corrected_ms"] == pytest.approx(m["anchored"]["ratio"] * ref)
+    assert "LUT's time base" in logged[-1]
+    plain = measure_deploy(net, deploy, "cpu", logged.append)
+    assert "latency_corrected_ms" not in plain and "anchored" not in plain
