@@ -21,7 +21,6 @@ import copy
 import datetime as _dt
 import io
 import json
-import math
 import os
 import random
 import secrets
@@ -810,9 +809,7 @@ def measure_deploy(net, deploy: DeployConfig, device: str, log, lut=None) -> dic
     anchor, the forward is timed beside that anchor and ``latency_corrected_ms`` is the
     measurement in the LUT's time base (ratio to the anchor x its reference time, ms),
     so it compares with the LUT's prediction as `lut validate` does (forwards over
-    LONG_CALL_MS have none: the anchor does not track them)."""
-    from profilers.latency import LONG_CALL_MS
-
+    LONG_CALL_MS have none: the meter does not anchor them)."""
     from .profiling import anchor_item, measure_network, prepare_anchor
     shape = (deploy.batches[0], deploy.in_channels, deploy.input_size, deploy.input_size)
     info = (getattr(lut, "provenance", None) or {}).get("anchor") or {}
@@ -832,7 +829,7 @@ def measure_deploy(net, deploy: DeployConfig, device: str, log, lut=None) -> dic
     lat = m.get("latency_ms", {})
     line = (f"measured on {device}: latency median {lat.get('median', float('nan')):.3f} ms "
             f"(cv {lat.get('cv', float('nan')):.3f}, {lat.get('repeats')} repeats)")
-    if m.get("anchored") and lat.get("median", math.inf) <= LONG_CALL_MS:
+    if m.get("anchored"):                        # none for long calls (see the meter)
         m["latency_corrected_ms"] = m["anchored"]["ratio"] * info["ref_ms"]
         line += f"; {m['latency_corrected_ms']:.3f} ms in the LUT's time base (drift anchor)"
     log(line)

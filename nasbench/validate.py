@@ -353,11 +353,11 @@ def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: De
             anchor.release()
     ref = prov["anchor"]["ref_ms"] if anchor is not None else None
     points = []
-    for i, (g, rs) in enumerate(zip(genotypes, runs, strict=True)):
+    for g, rs in zip(genotypes, runs, strict=True):
         sums = group_sums(lut, deploy, g, features)
         # drift-corrected in the LUT's time base (see profilers.build.finalize_anchor);
         # else the measured median
-        val = [corrected_ms(runs, i, r, ref) for r in range(len(rs))]
+        val = [corrected_ms(x, ref) for x in rs]
         k = sorted(range(len(rs)), key=val.__getitem__)[(len(rs) - 1) // 2]
         keep = rs[k]
         meds = [x["latency_ms"]["median"] for x in rs]
@@ -369,26 +369,21 @@ def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: De
                  "rounds_ms": meds, "round_spread": spread,
                  **({"under_load": keep["under_load"]} if keep["under_load"] else {})}
         if ref:
-            point["anchored"] = keep["anchored"]
             point["rounds_corrected_ms"] = val
-            point["correction"] = "none (long forward)" if _long(keep) else "anchor"
+            point["correction"] = "anchor" if keep.get("anchored") else "none (long forward)"
+            if keep.get("anchored"):
+                point["anchored"] = keep["anchored"]
         points.append(point)
     return points
 
 
-def _long(run: dict) -> bool:
-    return run["latency_ms"]["median"] > LONG_CALL_MS
-
-
-def corrected_ms(runs: list[list[dict]], i: int, r: int, ref: float | None) -> float:
-    """Returns network ``i``'s latency in round ``r`` in the LUT's time base (ms): the
-    bracketed ratio to the anchor x ``ref``; the measured median without an anchor or
-    for forwards longer than :data:`~profilers.latency.LONG_CALL_MS` (the anchor does
-    not track those, see there)."""
-    x = runs[i][r]
-    if not ref or not x.get("anchored") or _long(x):
-        return x["latency_ms"]["median"]
-    return x["anchored"]["ratio"] * ref
+def corrected_ms(run: dict, ref: float | None) -> float:
+    """Returns one round of a network in the LUT's time base (ms): its bracketed ratio
+    to the anchor x ``ref``; the measured median without an anchor, or when the meter
+    did not anchor it (a forward longer than :data:`~profilers.latency.LONG_CALL_MS`)."""
+    if not ref or not run.get("anchored"):
+        return run["latency_ms"]["median"]
+    return run["anchored"]["ratio"] * ref
 
 
 def _prepare_anchor(lut: LUT, device: str, deploy: DeployConfig):
@@ -446,10 +441,10 @@ def anchor_noise_warning(corrected: dict | None, raw: dict | None) -> str | None
 def _anchor_summary(lut: LUT, points: list[dict]) -> dict | None:
     """Returns the drift anchor's figures of a validation (None without an anchor):
     the LUT's reference time, this run's median anchor time (ms) and their ratio - 1."""
-    if not points or "anchored" not in points[0]:
+    a = [p["anchored"]["anchor_ms"]["median"] for p in points if "anchored" in p]
+    if not a:
         return None
     ref = lut.provenance["anchor"]["ref_ms"]
-    a = [p["anchored"]["anchor_ms"]["median"] for p in points]
     med = float(np.median(a))
     return {"key": lut.provenance["anchor"]["key"], "ref_ms": ref, "median_ms": med,
             "drift": med / ref - 1.0, "spread": max(a) / min(a) - 1.0,
@@ -504,6 +499,12 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
            "lut_median_cv": float(np.median([e["latency_ms"]["cv"]
                                              for e in lut.entries.values()])),
            "plain": plain, "noise_floor": noise_floor(points), "points": points}
+    n_long = sum(p.get("correction", "").startswith("none") for p in points)
+    if n_long:
+        warnings.append(f"{n_long} of {len(points)} networks ran longer than "
+                        f"{LONG_CALL_MS:.0f} ms a forward: kept as measured, not "
+                        f"drift-corrected (the anchor does not track them)")
+        out["warnings"] = list(dict.fromkeys(warnings))
     if anchor:
         # the same prediction against the measured (uncorrected) medians, for honesty
         out["anchor"] = anchor
@@ -515,11 +516,6 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
         w = anchor_noise_warning(out["noise_floor"], raw_floor)
         if w:
             warnings.append(w)
-        n_long = sum(p.get("correction", "").startswith("none") for p in points)
-        if n_long:
-            warnings.append(f"{n_long} of {len(points)} networks ran longer than "
-                            f"{LONG_CALL_MS:.0f} ms a forward: kept as measured, not "
-                            f"drift-corrected (the anchor does not track them)")
         if abs(anchor["drift"]) > 0.10:
             way = "slower" if anchor["drift"] > 0 else "faster"
             took = "the corrected figures take it out" if n_long < len(points) else \

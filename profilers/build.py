@@ -22,7 +22,7 @@ from torch import nn
 
 from .backends import Backend
 from .devices import Device
-from .latency import LONG_CALL_MS, LatencySettings, measure_latency
+from .latency import LatencySettings, measure_latency
 from .lut import LUT, LUTError
 
 
@@ -77,11 +77,8 @@ def anchored_fields(m) -> dict:
     """Returns the ``anchored`` block of an anchored Measurement: the op's ratio to the
     anchor (unitless; the median of the per-call bracketed ratios, whose statistics are
     in ``paired``) and the anchor's own timings (ms)."""
-    out = {"ratio": m.ratio, "anchor_ms": m.anchor.to_dict()}
-    if m.paired is not None:
-        out["estimator"] = ANCHOR_ESTIMATOR
-        out["paired"] = m.paired.to_dict()
-    return out
+    return {"ratio": m.ratio, "estimator": ANCHOR_ESTIMATOR, "paired": m.paired.to_dict(),
+            "anchor_ms": m.anchor.to_dict()}
 
 
 def measure_item(item: ProfileItem, device: Device, backend: Backend,
@@ -287,11 +284,6 @@ def finalize_anchor(lut: LUT) -> None:
                            "raw_latency_ms"})
     for e in anchored:
         raw = _raw(e)
-        if raw["median"] > LONG_CALL_MS:         # not tracked by the anchor: as measured
-            e["latency_ms"] = raw
-            e["raw_latency_ms"] = raw
-            e["latency_correction"] = "none (long call)"
-            continue
         scale = ref * e["anchored"]["ratio"] / raw["median"] if raw["median"] > 0 else 1.0
         e["raw_latency_ms"] = raw
         e["latency_ms"] = {**raw, **{k: round(raw[k] * scale, 6) for k in
@@ -393,8 +385,9 @@ def _measure_all(items, device, backend, out, settings, prov, resume, energy_met
              f"processes were busy ({', '.join(sorted(who))}), even after re-measuring: "
              f"they are flagged `under_load`; profile again on a quiet machine")
     finalize_anchor(lut)
-    if warn and anchor_warning(lut):
-        warn(anchor_warning(lut))
+    w = anchor_warning(lut)
+    if warn and w:
+        warn(w)
     lut.provenance["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(
         timespec="seconds")
     end = machine_state()

@@ -62,14 +62,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from nasbench.genotypes import DARTS_V2
     from nasbench.models.network import build_network_from_genotype
-    from nasbench.spaces.darts import OpInstance
+    from nasbench.spaces.darts import DeployConfig, anchor_instance
     if a.threads:
         torch.set_num_threads(a.threads)
-    net = build_network_from_genotype(DARTS_V2, C=36, num_cells=20, num_classes=10,
-                                      in_channels=3, input_size=32).eval()
-    anchor = OpInstance("sep_conv_3x3", 36, 36, 32, 32, 1).build().eval()
-    x = torch.randn(a.batch, 3, 32, 32)
-    xa = torch.randn(a.anchor_batch, 36, 32, 32)
+    cfg = DeployConfig()                          # the DARTS evaluation network
+    net = build_network_from_genotype(DARTS_V2, C=cfg.channels, num_cells=cfg.layers,
+                                      num_classes=cfg.num_classes,
+                                      in_channels=cfg.in_channels,
+                                      input_size=cfg.input_size).eval()
+    inst = anchor_instance(cfg)                   # the profile's drift anchor
+    anchor = inst.build().eval()
+    x = torch.randn(a.batch, cfg.in_channels, cfg.input_size, cfg.input_size)
+    xa = torch.randn(a.anchor_batch, inst.c_in, inst.h, inst.w)
 
     def timed(fn, arg) -> float:
         t0 = time.perf_counter()
@@ -90,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                 if len(fw) < a.calls:
                     fw.append(timed(net, x))
             rounds.append(round_estimates(fw, lv, an))
-    print(f"DARTS_V2 C=36/20 cells b{a.batch}, anchor sep_conv_3x3 b{a.anchor_batch}, "
+    print(f"DARTS_V2 C={cfg.channels}/{cfg.layers} cells b{a.batch}, anchor {inst.key} "
+          f"b{a.anchor_batch}, "
           f"{torch.get_num_threads()} threads, {a.calls} forwards per round, "
           f"plain median {statistics.median(r['plain'] for r in rounds):.1f} ms")
     for k in rounds[0]:

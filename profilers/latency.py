@@ -139,14 +139,10 @@ class Measurement:
 
     @property
     def ratio(self) -> float | None:
-        """Returns the op's cost in units of the anchor (None without an anchor): the
-        median of the per-call bracketed ratios, else median(op) / median(anchor).
-        The machine's speed changes cancel out of it."""
-        if self.paired is not None:
-            return self.paired.median
-        if self.anchor is None or self.anchor.median <= 0:
-            return None
-        return self.primary.median / self.anchor.median
+        """Returns the op's cost in units of the anchor (None without an anchor, or for
+        a call longer than :data:`LONG_CALL_MS`): the median of the per-call bracketed
+        ratios. The machine's speed changes cancel out of it."""
+        return self.paired.median if self.paired is not None else None
 
     @property
     def primary(self) -> LatencyStats:
@@ -169,6 +165,9 @@ def measure_latency(run: Callable[[], float | None], sync: Callable[[], None] | 
     lasts much longer, :data:`ANCHOR_SHARE`). Each call is then paired with the mean
     anchor level just before and just after it (its bracket), and the stopping rule
     waits for the median of these per-call ratios.
+
+    A call longer than :data:`LONG_CALL_MS` is not anchored: once the first timed call
+    shows it, the anchor is dropped and the Measurement has none.
 
     Why bracketed pairs: measured on a VM whose speed drifts by +-20 % within seconds,
     per-round estimates of a b1 network (10 calls) varied with CV 0.049 as a ratio of
@@ -229,6 +228,10 @@ def measure_latency(run: Callable[[], float | None], sync: Callable[[], None] | 
             dev.append(d * 1e3)
             insort(s_dev, dev[-1])
         prim.append(dev[-1] if d is not None else wall[-1])
+        if anchor and len(wall) == 1 and wall[0] > LONG_CALL_MS:
+            anchor = None                        # not tracked by it: kept as measured
+            anc.clear()
+            levels.clear()
         if anchor:
             # one anchor call is a snapshot of ~1 ms; beside a call of a second it would
             # sample the machine's speed far more thinly than the call averages it

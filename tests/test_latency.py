@@ -163,3 +163,26 @@ def test_bracketed_ratio_follows_a_steady_drift():
     assert m.paired.repeats == 20
     assert m.ratio == pytest.approx(3.0, rel=1e-9)
     assert m.paired.cv < 1e-9                   # every call's bracket agrees
+
+
+def test_long_calls_are_not_anchored():
+    """A call longer than LONG_CALL_MS is kept as measured: after the first timed call
+    the meter stops timing the anchor, and the Measurement has no ratio (so a LUT entry
+    or a network is not drift-corrected)."""
+    from profilers.latency import LONG_CALL_MS
+    clock = FakeClock([])
+    anchor_calls = {"n": 0}
+
+    def op():
+        clock.t += 2 * LONG_CALL_MS * 1e-3
+
+    def anchor():
+        anchor_calls["n"] += 1
+        clock.t += 0.001
+
+    s = LatencySettings(warmup=1, warmup_s=0.0, min_repeats=3, max_repeats=3)
+    m = measure_latency(op, None, s, clock=clock, anchor=(anchor, lambda: None))
+    assert m.ratio is None and m.anchor is None and m.paired is None
+    assert m.primary.median == pytest.approx(2 * LONG_CALL_MS)
+    # one in warm-up, the first level before the first call, then none
+    assert anchor_calls["n"] == 2

@@ -49,6 +49,7 @@ from ..spaces.darts import (
     network_instances,
     node_add_instance,
     node_add_rule,
+    node_fuses,
 )
 from .supernet import node_softmax, num_edges
 
@@ -211,10 +212,8 @@ class CostModel:
                for m in self.metrics}
         for m, x in self.fused_extra.items():
             for kind in ("normal", "reduce"):
-                edges = getattr(genotype, kind)
-                for node in range(self.deploy.steps):
-                    a, b = edges[2 * node][0], edges[2 * node + 1][0]
-                    if OPS[a].add_epilogue or OPS[b].add_epilogue:
+                for node, fused in enumerate(node_fuses(getattr(genotype, kind))):
+                    if fused:
                         out[m] += float(x[kind][node])
         return out
 

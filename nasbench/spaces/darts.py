@@ -201,6 +201,14 @@ def node_add_rule(lut) -> tuple[bool, bool]:
     return node_adds, "add_epilogue" in fuses
 
 
+def node_fuses(edges) -> list[bool]:
+    """Returns, per node of a cell's genotype edges, whether a fusing backend computes
+    its sum in a conv epilogue (one of its two ops ends in conv + BN: ``add_epilogue``
+    in the registry)."""
+    return [OPS[a].add_epilogue or OPS[b].add_epilogue
+            for (a, _), (b, _) in zip(edges[::2], edges[1::2], strict=True)]
+
+
 def _node_sums(cfg: DeployConfig, genotype, fused: bool) -> list[OpInstance]:
     """Returns the node sums of the deploy network of ``genotype`` that a fusing backend
     folds into a conv epilogue (``fused``) or runs as kernels of their own (not)."""
@@ -208,9 +216,7 @@ def _node_sums(cfg: DeployConfig, genotype, fused: bool) -> list[OpInstance]:
     for cell in cell_plan(cfg.channels, cfg.layers, cfg.input_size, cfg.multiplier,
                           cfg.stem_multiplier):
         edges = genotype.reduce if cell.reduction else genotype.normal
-        for (a, _), (b, _) in zip(edges[::2], edges[1::2], strict=True):
-            if (OPS[a].add_epilogue or OPS[b].add_epilogue) == fused:
-                out.append(node_add_instance(cell))
+        out += [node_add_instance(cell) for f in node_fuses(edges) if f == fused]
     return out
 
 
