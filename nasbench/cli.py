@@ -370,7 +370,9 @@ def lut_validate(
 @lut_app.command("calibrate")
 def lut_calibrate(
     lut_file: Path = typer.Option(..., "--lut", help="LUT file to calibrate."),
-    device: str = typer.Option("cpu", "--device", "-d", help="Device the LUT describes."),
+    device: str | None = typer.Option(
+        None, "--device", "-d", help="Device the LUT describes (default: cpu; with "
+        "--from-validation nothing is measured and the LUT's device is not checked)."),
     samples: int = typer.Option(12, help="Networks measured to fit the predictor (>= 4)."),
     seed: int = typer.Option(1000, help="Sampling seed (keep it apart from validate's)."),
     batch: int | None = typer.Option(None, help="Batch size (default: the LUT's first)."),
@@ -401,6 +403,8 @@ def lut_calibrate(
         write_json,
     )
     _check_rounds(rounds, min_repeats)
+    if device is None and from_validation is None:
+        device = "cpu"
     lut = _validation_inputs(lut_file, device, "darts", samples)
     if samples < 4:
         raise UserError("--samples must be at least 4")
@@ -456,13 +460,17 @@ def _check_rounds(rounds: int, min_repeats: int | None) -> None:
         raise UserError("--min-repeats must be at least 3")
 
 
-def _validation_inputs(lut_file: Path, device: str, space: str, samples: int):
+def _validation_inputs(lut_file: Path, device: str | None, space: str, samples: int):
+    """Returns the LUT after checking the arguments, and that it describes ``device``
+    (not checked when None: nothing will be measured)."""
     from .profiling import get_device
     if space != "darts":
         raise UserError(f"unknown space {space!r} (available: darts)")
     if samples < 0:
         raise UserError("--samples must not be negative")
     lut = _load_lut(lut_file)
+    if device is None:
+        return lut
     dev = get_device(device)
     from profilers.lut import LUTError
     try:

@@ -233,7 +233,6 @@ def test_calibrate_from_a_validation_recovers_scale(tmp_path, capsys):
     """`calibrate --from-validation` fits on a validation's stored networks without
     measuring: measurements made 1.3 x the sum + 2 ms give back those numbers."""
     from nasbench.genotypes import genotype_to_dict
-    from nasbench.profiling import get_device
     from nasbench.spaces.darts import DeployConfig, enumerate_instances, network_instances
     from profilers.lut import LUT, full_key
     from tests.conftest import make_entry
@@ -241,7 +240,9 @@ def test_calibrate_from_a_validation_recovers_scale(tmp_path, capsys):
     rng = random.Random(0)
     entries = {full_key(i.key, 1): make_entry(i.key, 1, rng.uniform(0.1, 2.0))
                for i in enumerate_instances(deploy)}
-    lut = LUT({"device": {"id": get_device("cpu").id}, "deploy": deploy.describe()}, entries)
+    # a LUT of a device this machine may not have: nothing is measured, so no --device
+    lut = LUT({"device": {"id": "opencl:0:0:Radeon RX 580"}, "deploy": deploy.describe()},
+              entries)
     path = lut.save(tmp_path / "l.json")
     gs = [sample_genotype(rng) for _ in range(12)]
     points = [{"genotype": genotype_to_dict(g), "measured_ms": 2.0 + 1.3 * sum(
@@ -251,6 +252,10 @@ def test_calibrate_from_a_validation_recovers_scale(tmp_path, capsys):
     assert main(["lut", "calibrate", "--lut", str(path), "--from-validation", str(v),
                  "--features", "group", "--json"]) == 0
     calib = json.loads(capsys.readouterr().out)
+    # a --device given anyway must still be the LUT's
+    assert main(["lut", "calibrate", "--lut", str(path), "--from-validation", str(v),
+                 "--device", "cpu"]) == 2
+    assert "\n" not in capsys.readouterr().err.strip()
     # fixed parts keep scale 1, so the intercept takes 2 ms + 0.3 x the fixed sum
     for g in ("sep_conv", "dil_conv", "pool", "skip"):
         assert calib["coef"][g] == pytest.approx(1.3, rel=1e-3)   # weakest shrinkage
