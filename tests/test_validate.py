@@ -148,6 +148,16 @@ def test_validate_and_calibrate_end_to_end(tmp_path, capsys):
     loaded.entries[next(iter(loaded.entries))]["latency_ms"]["median"] *= 2
     loaded.save(lut)
     assert load_calibration(LUT.load(lut)) is None
+    # a machine 3x slower than at profile time (by the anchor) is reported, with the
+    # advice to refit the calibration
+    loaded.provenance["anchor"]["ref_ms"] /= 3
+    loaded.save(lut)
+    assert main(["lut", "validate", "--lut", str(lut), "--samples", "1", "--out", str(out),
+                 "--quiet"]) == 0
+    res = json.loads(out.read_text())
+    assert res["anchor"]["drift"] > 1.0
+    w = [w for w in res["warnings"] if "slower than during the profile" in w]
+    assert len(w) == 1 and "--from-validation" in w[0]
 
 
 @pytest.mark.parametrize("args,msg", [
