@@ -520,7 +520,7 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
             way = "slower" if anchor["drift"] > 0 else "faster"
             # the anchor is one small compute-bound op: on the development VM networks
             # moved 4.9 % (sd) against each other between two such sessions, and a
-            # calibration fitted 10 minutes earlier missed by +4.5 % (README, figures)
+            # calibration fitted just before missed by +4.5 % (README, figures)
             took = ("the corrected figures take out what the anchor sees of it, not "
                     "all: a calibration fitted at another speed may be off (refit it "
                     "with `lut calibrate --from-validation`)") if n_long < len(points) \
