@@ -79,6 +79,21 @@ def prepare_anchor(device: str, deploy):
     return backend.prepare(item.make_module(), item.input_shape, deploy.dtype)
 
 
+def prepare_lut_anchor(lut, device: str, deploy):
+    """Returns the drift anchor ``lut`` was profiled with, prepared on ``device`` (None
+    when the LUT has none; the caller releases it), so that a network measured beside it
+    compares in the LUT's time base; raises UserError when the LUT's anchor is not this
+    deploy network's."""
+    info = (lut.provenance or {}).get("anchor") or {}
+    if not info.get("ref_ms"):
+        return None
+    key = anchor_item(deploy).key
+    if key != info.get("key"):
+        raise UserError(f"LUT {lut.path} was anchored on {info.get('key')}, not on this "
+                        f"network's anchor {key}; profile it again")
+    return prepare_anchor(device, deploy)
+
+
 def profile_items(deploy: DeployConfig, instances: list[OpInstance] | None = None
                   ) -> list[ProfileItem]:
     """Returns every item of a LUT for the deploy network (a DARTS DeployConfig or a

@@ -810,13 +810,16 @@ def measure_deploy(net, deploy: DeployConfig, device: str, log, lut=None) -> dic
     measurement in the LUT's time base (ratio to the anchor x its reference time, ms),
     so it compares with the LUT's prediction as `lut validate` does (forwards over
     LONG_CALL_MS have none: the meter does not anchor them)."""
-    from .profiling import anchor_item, measure_network, prepare_anchor
+    from .profiling import measure_network, prepare_lut_anchor
+    from .validate import corrected_ms
     shape = (deploy.batches[0], deploy.in_channels, deploy.input_size, deploy.input_size)
-    info = (getattr(lut, "provenance", None) or {}).get("anchor") or {}
     anchor = None
     try:
-        if info.get("ref_ms") and anchor_item(deploy).key == info.get("key"):
-            anchor = prepare_anchor(device, deploy)
+        if lut is not None:
+            try:
+                anchor = prepare_lut_anchor(lut, device, deploy)
+            except UserError as e:          # the run keeps its raw measurement
+                log(f"{e}; measuring without the drift anchor")
         m = measure_network(net, shape, device=device, anchor=anchor)
     except UserError:
         raise
@@ -830,7 +833,7 @@ def measure_deploy(net, deploy: DeployConfig, device: str, log, lut=None) -> dic
     line = (f"measured on {device}: latency median {lat.get('median', float('nan')):.3f} ms "
             f"(cv {lat.get('cv', float('nan')):.3f}, {lat.get('repeats')} repeats)")
     if m.get("anchored"):                        # none for long calls (see the meter)
-        m["latency_corrected_ms"] = m["anchored"]["ratio"] * info["ref_ms"]
+        m["latency_corrected_ms"] = corrected_ms(m, lut.provenance["anchor"]["ref_ms"])
         line += f"; {m['latency_corrected_ms']:.3f} ms in the LUT's time base (drift anchor)"
     log(line)
     return m

@@ -304,9 +304,9 @@ def measure_samples(lut: LUT, device: str, genotypes: list[Genotype], deploy: De
     from profilers.machine import LoadMonitor
 
     from .models.network import build_network_from_genotype
-    from .profiling import measure_network
+    from .profiling import measure_network, prepare_lut_anchor
     prov = lut.provenance
-    anchor = _prepare_anchor(lut, device, deploy)
+    anchor = prepare_lut_anchor(lut, device, deploy)
     settings = LatencySettings(**prov["settings"]) if "settings" in prov else \
         LatencySettings()
     # a whole network is ~100x an op: give the median as many samples as an op gets
@@ -384,20 +384,6 @@ def corrected_ms(run: dict, ref: float | None) -> float:
     if not ref or not run.get("anchored"):
         return run["latency_ms"]["median"]
     return run["anchored"]["ratio"] * ref
-
-
-def _prepare_anchor(lut: LUT, device: str, deploy: DeployConfig):
-    """Returns the LUT's drift anchor prepared on ``device`` (None when the LUT was
-    profiled without one); raises UserError when the LUT's anchor is not this space's."""
-    info = lut.provenance.get("anchor")
-    if not info or not info.get("ref_ms"):
-        return None
-    from .profiling import anchor_item, prepare_anchor
-    key = anchor_item(deploy).key
-    if key != info.get("key"):
-        raise UserError(f"LUT {lut.path} was anchored on {info.get('key')}, not on this "
-                        f"network's anchor {key}; profile it again")
-    return prepare_anchor(device, deploy)
 
 
 def noise_floor(points: list[dict]) -> dict | None:
@@ -521,13 +507,12 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
             # the anchor is one small compute-bound op: on the development VM networks
             # moved 4.9 % (sd) against each other between two such sessions, and a
             # calibration fitted just before missed by +4.5 % (README, figures)
-            took = ("the corrected figures take out what the anchor sees of it, not "
-                    "all: a calibration fitted at another speed may be off (refit it "
-                    "with `lut calibrate --from-validation`)") if n_long < len(points) \
-                else "no figure here is corrected for it"
             warnings.append(f"the machine ran {abs(anchor['drift']):.0%} {way} than during "
                             f"the profile by the anchor (anchor {anchor['median_ms']:.3g} ms "
-                            f"vs {anchor['ref_ms']:.3g} ms); {took}, `plain_raw` shows it")
+                            f"vs {anchor['ref_ms']:.3g} ms); the corrected figures take out "
+                            f"what the anchor sees of it, not all: a calibration fitted at "
+                            f"another speed may be off (refit it with `lut calibrate "
+                            f"--from-validation`), `plain_raw` shows it")
         out["warnings"] = list(dict.fromkeys(warnings))
     calib = load_calibration(lut, deploy.batches[0])
     if calib is not None:

@@ -144,3 +144,8 @@ def test_search_measurement_in_the_luts_time_base(tmp_path):
     assert "LUT's time base" in logged[-1]
     plain = measure_deploy(net, deploy, "cpu", logged.append)
     assert "latency_corrected_ms" not in plain and "anchored" not in plain
+    # a LUT anchored on another op: the run keeps its raw measurement and says why
+    lut.provenance["anchor"]["key"] = "sep_conv_5x5/c4-4/h8w8/s1/b1/float32"
+    other = measure_deploy(net, deploy, "cpu", logged.append, lut)
+    assert "latency_corrected_ms" not in other and other["latency_ms"]["median"] > 0
+    assert any("profile it again; measuring without the drift anchor" in x for x in logged)
