@@ -1,7 +1,7 @@
 """Candidate records: the per-architecture rows of ``result.json`` that reports plot.
 
-Every searcher (DARTS, PC-DARTS, ProxylessNAS) and the reference networks describe an
-architecture the same way, so a report treats them alike::
+Every searcher and the reference networks describe an architecture the same way (the
+space's JSON of an :class:`~nasbench.spaces.Arch`), so a report treats them alike::
 
     {"name", "role": "derived" | "reference", "space", "genotype", "genotype_summary",
      "accuracy": % top-1, "accuracy_kind": "test", "train_epochs", "train_steps",
@@ -18,38 +18,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from .genotypes import Genotype, genotype_to_dict, summarize
+from .spaces.base import Arch
 
 
-def arch_dict(arch: Any) -> dict | None:
-    """Returns the JSON form of a DARTS Genotype or of any architecture object with
-    ``to_dict()`` (e.g. a ProxylessNAS block chain); None for None."""
-    if arch is None:
-        return None
-    if isinstance(arch, Genotype):
-        return genotype_to_dict(arch)
-    if isinstance(arch, dict):
+def arch_dict(arch: Any, space: str | None = None) -> dict | None:
+    """Returns the JSON form of an architecture (an :class:`~nasbench.spaces.Arch` or a
+    registered space's value); None for None; a dict is returned as is."""
+    if arch is None or isinstance(arch, dict):
         return arch
-    return arch.to_dict()
+    return Arch.of(arch, space).to_dict()
 
 
 def arch_summary(arch: Any) -> str:
     """Returns a one-line text of an architecture ('' for None)."""
     if arch is None:
         return ""
-    if isinstance(arch, Genotype):
-        return summarize(arch)
     if isinstance(arch, dict):
         return str(arch.get("summary", ""))
-    return arch.summary()
+    return Arch.of(arch).summary()
 
 
 def arch_space(arch: Any) -> str:
-    """Returns the search space name of an architecture object."""
-    if isinstance(arch, Genotype):
-        return "darts"
-    d = arch_dict(arch) or {}
-    return str(d.get("space") or ("proxyless" if "blocks" in d else ""))
+    """Returns the search space name of an architecture."""
+    if isinstance(arch, dict):
+        return str(arch.get("space") or ("proxyless" if "blocks" in arch else ""))
+    return Arch.of(arch).space
 
 
 def candidate(name: str, role: str, *, arch: Any = None, space: str | None = None,

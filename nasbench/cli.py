@@ -336,7 +336,8 @@ def _fmt(v):
 def lut_validate(
     lut_file: Path = typer.Option(..., "--lut", help="LUT file to validate."),
     device: str = typer.Option("cpu", "--device", "-d", help="Device the LUT describes."),
-    space: str = typer.Option("darts", help="Search space (darts)."),
+    space: str = typer.Option("darts", help="Search space of the LUT (darts, proxyless: "
+                              "any registered space)."),
     samples: int = typer.Option(20, help="Architectures sampled uniformly from the space."),
     seed: int = typer.Option(0, help="Sampling seed."),
     batch: int | None = typer.Option(None, help="Batch size (default: the LUT's first)."),
@@ -354,7 +355,7 @@ def lut_validate(
     from .validate import run_validation, write_json
     _check_rounds(rounds, min_repeats)
     vals = _validation_inputs(lut_file, device, space, samples)
-    genotypes = [_run_genotype(r) for r in (from_run or [])]
+    genotypes = [_run_genotype(r, space) for r in (from_run or [])]
     with _progress("validating", quiet or json_out) as cb:
         res = run_validation(vals, device, samples, seed, batch, genotypes, progress=cb,
                              rounds=rounds, min_repeats=min_repeats)
@@ -373,6 +374,8 @@ def lut_calibrate(
     device: str | None = typer.Option(
         None, "--device", "-d", help="Device the LUT describes (default: cpu; with "
         "--from-validation nothing is measured and the LUT's device is not checked)."),
+    space: str = typer.Option("darts", help="Search space of the LUT (darts, proxyless: "
+                              "any registered space)."),
     samples: int = typer.Option(12, help="Networks measured to fit the predictor (>= 4)."),
     seed: int = typer.Option(1000, help="Sampling seed (keep it apart from validate's)."),
     batch: int | None = typer.Option(None, help="Batch size (default: the LUT's first)."),
@@ -396,34 +399,33 @@ def lut_calibrate(
 
     from .validate import (
         calibration_path,
-        deploy_from_lut,
         fit_calibration,
         measure_samples,
-        sample_genotype,
+        space_from_lut,
         write_json,
     )
     _check_rounds(rounds, min_repeats)
     if device is None and from_validation is None:
         device = "cpu"
-    lut = _validation_inputs(lut_file, device, "darts", samples)
+    lut = _validation_inputs(lut_file, device, space, samples)
     if samples < 4:
         raise UserError("--samples must be at least 4")
     if features not in ("op", "group"):
         raise UserError(f"--features must be op or group, got {features!r}")
-    deploy = deploy_from_lut(lut, batch)
+    bound = space_from_lut(lut, batch)
     rng = random.Random(seed)
-    gs = [sample_genotype(rng) for _ in range(samples)]
     if from_validation is not None:
         pts = _validation_points(from_validation, lut, features)
-        deploy = deploy_from_lut(lut, pts[0]["batch"])
+        bound = space_from_lut(lut, pts[0]["batch"])
     else:
+        archs = [bound.sample(rng) for _ in range(samples)]
         with _progress("calibrating", quiet or json_out) as cb:
-            pts = measure_samples(lut, device, gs, deploy, cb, features=features,
+            pts = measure_samples(lut, device, archs, bound, cb, features=features,
                                   rounds=rounds, min_repeats=min_repeats)
     calib = fit_calibration([p["group_sums_ms"] for p in pts],
                             [p["measured_ms"] for p in pts], lut.sha256(),
-                            deploy.batches[0], features)
-    path = write_json(calibration_path(lut_file, deploy.batches[0]), calib.to_dict())
+                            bound.deploy.batches[0], features, bound.name)
+    path = write_json(calibration_path(lut_file, bound.deploy.batches[0]), calib.to_dict())
     if json_out:
         print(json.dumps(calib.to_dict(), indent=1))
     elif quiet:
@@ -437,8 +439,9 @@ def lut_calibrate(
 
 
 def _validation_points(path: Path, lut, features: str) -> list[dict]:
-    from .genotypes import genotype_from_dict
-    from .validate import deploy_from_lut, group_sums
+    """Returns the (batch, measured ms, feature sums) of the networks a validation of
+    ``lut`` stored, their architectures read by the LUT's space."""
+    from .validate import group_sums, space_from_lut
     try:
         res = json.loads(Path(path).read_text())
         points, batch, sha = res["points"], res["batch"], res["lut_sha256"]
@@ -447,10 +450,17 @@ def _validation_points(path: Path, lut, features: str) -> list[dict]:
                         f"({e.__class__.__name__})") from None
     if sha != lut.sha256():
         raise UserError(f"{path} validated another LUT (or this one before it changed)")
-    deploy = deploy_from_lut(lut, batch)
-    return [{"batch": batch, "measured_ms": p["measured_ms"],
-             "group_sums_ms": group_sums(lut, deploy, genotype_from_dict(p["genotype"]),
-                                         features)} for p in points]
+    space = space_from_lut(lut, batch)
+    out = []
+    for i, p in enumerate(points):
+        try:
+            arch = space.arch_from_dict(p["genotype"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{path}: network {i} is not a {space.name} architecture "
+                            f"({e})") from None
+        out.append({"batch": batch, "measured_ms": p["measured_ms"],
+                    "group_sums_ms": group_sums(lut, space, arch, features)})
+    return out
 
 
 def _check_rounds(rounds: int, min_repeats: int | None) -> None:
@@ -464,11 +474,17 @@ def _validation_inputs(lut_file: Path, device: str | None, space: str, samples: 
     """Returns the LUT after checking the arguments, and that it describes ``device``
     (not checked when None: nothing will be measured)."""
     from .profiling import get_device
-    if space != "darts":
-        raise UserError(f"unknown space {space!r} (available: darts)")
+    from .spaces import space_names
+    from .validate import lut_space_name
+    if space not in space_names():
+        raise UserError(f"unknown space {space!r} (available: {', '.join(space_names())})")
     if samples < 0:
         raise UserError("--samples must not be negative")
     lut = _load_lut(lut_file)
+    recorded = lut_space_name(lut)
+    if recorded != space:
+        raise UserError(f"LUT {lut_file} describes a {recorded} deploy network, not "
+                        f"{space}: pass --space {recorded}")
     if device is None:
         return lut
     dev = get_device(device)
@@ -480,14 +496,20 @@ def _validation_inputs(lut_file: Path, device: str | None, space: str, samples: 
     return lut
 
 
-def _run_genotype(run: Path):
-    from .genotypes import load_genotype
+def _run_genotype(run: Path, space: str = "darts"):
+    """Returns the architecture of a run's genotype.json, of search space ``space``."""
+    from .spaces import get_space
     p = run / "genotype.json"
     if not p.is_file():
         raise UserError(f"{run} has no genotype.json")
     try:
-        return load_genotype(str(p))
-    except ValueError as e:
+        d = json.loads(p.read_text())
+        d = d.get("genotype", d) if isinstance(d, dict) else d
+        recorded = d.get("space", "darts") if isinstance(d, dict) else "darts"
+        if recorded != space:
+            raise ValueError(f"a {recorded} architecture, not a {space} one")
+        return get_space(space).arch_from_dict(d)
+    except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{p}: {e}") from None
 
 

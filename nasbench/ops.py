@@ -5,9 +5,14 @@ The DARTS search network, the derived (evaluation) network, the LUT enumerator a
 OpenCL executor all read :data:`OPS`. An operation is registered with one decorator,
 in the style of timm's model registry::
 
-    @register_op("sep_conv_3x3", space="darts", kind="primitive")
+    @register_op("sep_conv_3x3", group="sep_conv", add_epilogue=True)
     def sep_conv_3x3(c_in, c_out, stride, affine=True):
         return SepConv(c_in, c_out, 3, stride, 1, affine=affine)
+
+An op belongs to no space: a search space (:mod:`nasbench.spaces`) lists the op names it
+uses, so one op (``gap_linear``, ``skip_connect``...) serves several spaces. ``group`` is
+the op's family (``sep_conv``, ``dil_conv``, ``pool``, ``skip``, ``mbconv``, ``conv``,
+``fixed``...), which the LUT calibration reads as its features.
 
 Module definitions follow the DARTS paper's reference code (Liu et al., ICLR 2019).
 """
@@ -148,14 +153,16 @@ class OpSpec:
     ``build(c_in, c_out, stride, affine=True)`` returns the module; ``shape(c_in, c_out,
     h, w, stride)`` returns the output (C, H, W) for an input (c_in, h, w). ``kind`` is
     ``"primitive"`` for candidate ops a searcher chooses between and ``"fixed"`` for the
-    parts every network of the space carries (stem, preprocessing, head). ``add_epilogue``
+    parts every network of a space carries (stem, preprocessing, head); ``group`` is the
+    op's family (calibration feature, e.g. ``sep_conv``, ``pool``, ``mbconv``; ``fixed``
+    for fixed parts unless given). ``add_epilogue``
     says the op ends in a convolution + BatchNorm, into which a fusing backend (the
     OpenCL executor) folds the sum the op's output feeds.
     """
 
     name: str
-    space: str
     kind: str
+    group: str
     build: Callable[..., nn.Module]
     shape: Callable[[int, int, int, int, int], tuple[int, int, int]] = same_or_strided
     description: str = ""
@@ -165,9 +172,10 @@ class OpSpec:
 OPS: dict[str, OpSpec] = {}
 
 
-def register_op(name: str, *, space: str, kind: str = "primitive",
+def register_op(name: str, *, kind: str = "primitive", group: str | None = None,
                 shape: Callable = same_or_strided, add_epilogue: bool = False):
-    """Decorator that registers a builder under ``name``; returns the builder unchanged."""
+    """Decorator that registers a builder under ``name``; returns the builder unchanged.
+    ``group`` defaults to ``fixed`` for fixed parts and to the name for primitives."""
 
     if kind not in ("primitive", "fixed"):
         raise ValueError(f"kind must be 'primitive' or 'fixed', not {kind!r}")
@@ -175,7 +183,8 @@ def register_op(name: str, *, space: str, kind: str = "primitive",
     def decorate(fn):
         if name in OPS:
             raise ValueError(f"operation {name!r} is already registered")
-        OPS[name] = OpSpec(name, space, kind, fn, shape, (fn.__doc__ or "").strip(),
+        g = group or ("fixed" if kind == "fixed" else name)
+        OPS[name] = OpSpec(name, kind, g, fn, shape, (fn.__doc__ or "").strip(),
                            add_epilogue)
         return fn
 
@@ -183,8 +192,14 @@ def register_op(name: str, *, space: str, kind: str = "primitive",
 
 
 def primitives(space: str) -> list[str]:
-    """Returns the candidate op names of a search space, in registration order."""
-    return [s.name for s in OPS.values() if s.space == space and s.kind == "primitive"]
+    """Returns the candidate op names of a registered search space, in its order."""
+    from .spaces import get_space
+    return list(get_space(space).candidate_ops)
+
+
+def op_group(op: str) -> str:
+    """Returns the family of a registered op (``sep_conv``, ``pool``, ``fixed``...)."""
+    return OPS[op].group if op in OPS else "fixed"
 
 
 def build_op(name: str, c_in: int, c_out: int, stride: int = 1, affine: bool = True) -> nn.Module:
@@ -199,49 +214,49 @@ def build_op(name: str, c_in: int, c_out: int, stride: int = 1, affine: bool = T
 # ---- DARTS primitives (order is the DARTS code's PRIMITIVES order) ----------------------
 
 
-@register_op("none", space="darts")
+@register_op("none", group="skip")
 def _none(c_in, c_out, stride, affine=True):
     """Zero: the edge is absent."""
     return Zero(stride)
 
 
-@register_op("max_pool_3x3", space="darts")
+@register_op("max_pool_3x3", group="pool")
 def _max_pool_3x3(c_in, c_out, stride, affine=True):
     """3x3 max pooling, padding 1."""
     return nn.MaxPool2d(3, stride=stride, padding=1)
 
 
-@register_op("avg_pool_3x3", space="darts")
+@register_op("avg_pool_3x3", group="pool")
 def _avg_pool_3x3(c_in, c_out, stride, affine=True):
     """3x3 average pooling, padding 1, padding excluded from the mean."""
     return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
 
 
-@register_op("skip_connect", space="darts")
+@register_op("skip_connect", group="skip")
 def _skip_connect(c_in, c_out, stride, affine=True):
     """Identity, or FactorizedReduce when the edge strides."""
     return Identity() if stride == 1 else FactorizedReduce(c_in, c_out, affine=affine)
 
 
-@register_op("sep_conv_3x3", space="darts", add_epilogue=True)
+@register_op("sep_conv_3x3", group="sep_conv", add_epilogue=True)
 def _sep_conv_3x3(c_in, c_out, stride, affine=True):
     """Separable 3x3 convolution applied twice."""
     return SepConv(c_in, c_out, 3, stride, 1, affine=affine)
 
 
-@register_op("sep_conv_5x5", space="darts", add_epilogue=True)
+@register_op("sep_conv_5x5", group="sep_conv", add_epilogue=True)
 def _sep_conv_5x5(c_in, c_out, stride, affine=True):
     """Separable 5x5 convolution applied twice."""
     return SepConv(c_in, c_out, 5, stride, 2, affine=affine)
 
 
-@register_op("dil_conv_3x3", space="darts", add_epilogue=True)
+@register_op("dil_conv_3x3", group="dil_conv", add_epilogue=True)
 def _dil_conv_3x3(c_in, c_out, stride, affine=True):
     """Dilated (2) separable 3x3 convolution (5x5 receptive field)."""
     return DilConv(c_in, c_out, 3, stride, 2, 2, affine=affine)
 
 
-@register_op("dil_conv_5x5", space="darts", add_epilogue=True)
+@register_op("dil_conv_5x5", group="dil_conv", add_epilogue=True)
 def _dil_conv_5x5(c_in, c_out, stride, affine=True):
     """Dilated (2) separable 5x5 convolution (9x9 receptive field)."""
     return DilConv(c_in, c_out, 5, stride, 4, 2, affine=affine)
@@ -250,20 +265,20 @@ def _dil_conv_5x5(c_in, c_out, stride, affine=True):
 # ---- fixed parts of the DARTS networks ------------------------------------------------
 
 
-@register_op("stem", space="darts", kind="fixed")
+@register_op("stem", kind="fixed")
 def _stem(c_in, c_out, stride, affine=True):
     """CIFAR stem: 3x3 conv (no bias) + BN."""
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
                          nn.BatchNorm2d(c_out))
 
 
-@register_op("relu_conv_bn_1x1", space="darts", kind="fixed")
+@register_op("relu_conv_bn_1x1", kind="fixed")
 def _preprocess(c_in, c_out, stride, affine=True):
     """Cell input preprocessing: ReLU -> 1x1 conv -> BN."""
     return ReLUConvBN(c_in, c_out, 1, stride, 0, affine=affine)
 
 
-@register_op("factorized_reduce", space="darts", kind="fixed",
+@register_op("factorized_reduce", kind="fixed",
              shape=lambda c_in, c_out, h, w, s: (c_out, -(-h // 2), -(-w // 2)))
 def _factorized_reduce(c_in, c_out, stride, affine=True):
     """Cell input preprocessing after a reduction cell: halves H and W."""
@@ -282,20 +297,22 @@ class NodeSum(nn.Module):
         return x[:, :self.c] + x[:, self.c:]
 
 
-@register_op("node_add", space="darts", kind="fixed",
+@register_op("node_add", kind="fixed",
              shape=lambda c_in, c_out, h, w, s: (c_out, h, w))
 def _node_add(c_in, c_out, stride, affine=True):
     """A cell node's sum of its two edges (c_in = 2 c_out: both operands stacked)."""
     return NodeSum(c_out)
 
 
-@register_op("gap_linear", space="darts", kind="fixed", shape=pooled_to_vector)
+@register_op("gap_linear", kind="fixed", shape=pooled_to_vector)
 def _head(c_in, c_out, stride, affine=True):
     """Head: global average pooling and the linear classifier (c_out = classes)."""
     return GlobalPoolClassifier(c_in, c_out)
 
 
-PRIMITIVES = primitives("darts")
+#: the DARTS space's candidates, in the DARTS code's PRIMITIVES order
+PRIMITIVES = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
+              "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]
 
 
 # --------------------------------------------------------------------------------------
@@ -371,7 +388,7 @@ def _register_mbconv(kernel: int, expand: int, kind: str = "primitive") -> None:
 
     build.__doc__ = (f"MBConv: {kernel}x{kernel} depthwise, expansion {expand}, identity "
                      f"shortcut when stride 1 and c_in == c_out.")
-    register_op(name, space="proxyless", kind=kind)(build)
+    register_op(name, kind=kind, group="mbconv")(build)
 
 
 # candidate order is the ProxylessNAS code's: 3x3_MBConv3, 3x3_MBConv6, 5x5..., 7x7...
@@ -380,7 +397,7 @@ for _k in (3, 5, 7):
         _register_mbconv(_k, _e)
 
 
-@register_op("zero", space="proxyless")
+@register_op("zero", group="skip")
 def _zero_block(c_in, c_out, stride, affine=True):
     """Zero: skip the block (only where it has an identity shortcut)."""
     if c_in != c_out:
@@ -392,7 +409,7 @@ def _zero_block(c_in, c_out, stride, affine=True):
 # ---- fixed parts of the ProxylessNAS networks ------------------------------------------
 
 
-@register_op("px_stem", space="proxyless", kind="fixed")
+@register_op("px_stem", kind="fixed")
 def _px_stem(c_in, c_out, stride, affine=True):
     """ProxylessNAS first conv: 3x3 conv (stride 2 at 224x224, 1 at 32x32) -> BN -> ReLU6."""
     return Conv2dNormActivation(c_in, c_out, 3, stride, norm_layer=_bn(affine),
@@ -402,7 +419,7 @@ def _px_stem(c_in, c_out, stride, affine=True):
 _register_mbconv(3, 1, kind="fixed")     # the first block: MBConv k3 e1, not searched
 
 
-@register_op("px_feature_mix", space="proxyless", kind="fixed")
+@register_op("px_feature_mix", kind="fixed")
 def _px_feature_mix(c_in, c_out, stride, affine=True):
     """ProxylessNAS feature mix layer: 1x1 conv to the feature width -> BN -> ReLU6 (the
     classifier after it is ``gap_linear``)."""
@@ -410,4 +427,5 @@ def _px_feature_mix(c_in, c_out, stride, affine=True):
                                 activation_layer=nn.ReLU6)
 
 
-PROXYLESS_PRIMITIVES = primitives("proxyless")
+#: the ProxylessNAS space's candidates, in the ProxylessNAS code's order
+PROXYLESS_PRIMITIVES = [*(f"mb_k{k}_e{e}" for k in (3, 5, 7) for e in (3, 6)), "zero"]

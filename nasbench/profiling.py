@@ -46,23 +46,20 @@ def space_of(deploy) -> str:
     return str(deploy.describe().get("space", "darts"))
 
 
-def _space_module(deploy):
-    """Returns the module of the deploy network's search space (``nasbench.spaces.*``)."""
-    if space_of(deploy) == "proxyless":
-        from .spaces import proxyless
-        return proxyless
-    from .spaces import darts
-    return darts
+def space_for(deploy):
+    """Returns the registered space bound to ``deploy`` (its ``describe()["space"]``)."""
+    from .spaces import get_space
+    return get_space(space_of(deploy))(deploy)
 
 
 def space_instances(deploy) -> list[OpInstance]:
     """Returns the distinct op instances of the deploy network of its search space."""
-    return _space_module(deploy).enumerate_instances(deploy)
+    return space_for(deploy).enumerate_instances()
 
 
 def space_anchor(deploy) -> OpInstance:
     """Returns the drift-anchor op instance of the deploy network's search space."""
-    return _space_module(deploy).anchor_instance(deploy)
+    return space_for(deploy).anchor_instance()
 
 
 def anchor_item(deploy) -> ProfileItem:
@@ -75,7 +72,7 @@ def prepare_anchor(device: str, deploy):
     """Returns the drift anchor of ``deploy`` prepared on ``device`` by the backend that
     measures it (a ``Prepared``; the caller releases it)."""
     item = anchor_item(deploy)
-    backend = backend_for(get_device(device), tuning_dir=cache_dir() / "tuning")
+    backend = DeviceHandle.of(device).backend
     return backend.prepare(item.make_module(), item.input_shape, deploy.dtype)
 
 
@@ -102,12 +99,51 @@ def profile_items(deploy: DeployConfig, instances: list[OpInstance] | None = Non
     return [instance_item(i, b, deploy.dtype) for b in deploy.batches for i in instances]
 
 
-def get_device(spec: str) -> Device:
-    """Returns the resolved device; raises UserError (one line) for absent hardware."""
+def get_device(spec) -> Device:
+    """Returns the resolved device (a Device or a DeviceHandle is returned as its
+    Device); raises UserError (one line) for absent hardware."""
+    if isinstance(spec, DeviceHandle):
+        return spec.device
+    if isinstance(spec, Device):
+        return spec
     try:
         return resolve_device(spec)
     except DeviceError as e:
         raise UserError(str(e)) from None
+
+
+class DeviceHandle:
+    """A device resolved once, with the backend that measures on it and its energy
+    meter, made on first use and then shared by everything a run measures (the deploy
+    network, its anchor, the references). ``str()`` is the device spec."""
+
+    def __init__(self, device: Device):
+        self.device, self.spec = device, device.spec
+        self._backend = self._energy = None
+
+    @classmethod
+    def of(cls, device) -> DeviceHandle:
+        """Returns ``device`` (a spec string, a Device or a handle) as a handle."""
+        return device if isinstance(device, cls) else cls(get_device(device))
+
+    @property
+    def backend(self):
+        """Returns the measuring backend (made once)."""
+        if self._backend is None:
+            self._backend = backend_for(self.device, tuning_dir=cache_dir() / "tuning")
+        return self._backend
+
+    @property
+    def energy_meter(self):
+        """Returns the energy meter (made once; it says why when it cannot measure)."""
+        if self._energy is None:
+            from profilers.energy import energy_meter_for
+            d = self.device
+            self._energy = energy_meter_for(_energy_kind(d), d.index[0] if d.index else 0)
+        return self._energy
+
+    def __str__(self) -> str:
+        return self.spec
 
 
 def deploy_provenance(deploy: DeployConfig) -> dict:
@@ -149,7 +185,7 @@ def _energy_kind(device: Device) -> str:
     return device.kind
 
 
-def ensure_lut(device: str, deploy: DeployConfig, *, quiet: bool = False) -> Path:
+def ensure_lut(device, deploy: DeployConfig, *, quiet: bool = False) -> Path:
     """Returns the cached LUT of ``device`` for ``deploy``, profiling it first (with a
     progress bar unless quiet) when the cache has none or an incomplete one."""
     dev = get_device(device)
@@ -179,10 +215,9 @@ def measure_network(module: nn.Module, input_shape: tuple, device: str = "cpu",
     (a prepared op of the same backend, see :func:`anchor_item`) also ``"anchored"``:
     the ratio network / anchor and the anchor's timings."""
     from profilers.build import energy_fields, memory_fields
-    from profilers.energy import energy_meter_for
-    dev = get_device(device)
-    backend = backend_for(dev, tuning_dir=cache_dir() / "tuning")
-    prepared = backend.prepare(module, tuple(input_shape))
+    handle = DeviceHandle.of(device)
+    dev = handle.device
+    prepared = handle.backend.prepare(module, tuple(input_shape))
     try:
         m = measure_latency(prepared.run, prepared.sync, settings,
                             anchor=(anchor.run, anchor.sync) if anchor else None)
@@ -191,8 +226,7 @@ def measure_network(module: nn.Module, input_shape: tuple, device: str = "cpu",
                "latency_source": "device-events" if m.device is not None else "wall-clock",
                "threads": torch.get_num_threads(), "device": dev.to_dict()}
         out.update(memory_fields(dev, prepared))
-        meter = energy_meter_for(_energy_kind(dev), dev.index[0] if dev.index else 0)
-        out.update(energy_fields(meter, prepared))
+        out.update(energy_fields(handle.energy_meter, prepared))
         return out
     finally:
         prepared.release()

@@ -246,7 +246,9 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
     reference; returns their candidate records (role "reference"). Cached results of
     the same data, budget, device and deploy size are reused (the LUT prediction is
     always recomputed)."""
-    from .runner import count_complexity, measure_deploy, predict_costs
+    from .predict.predictor import predict_costs
+    from .run.measure import count_complexity, measure_deploy
+    from .spaces.darts import DartsSpace
     names = parse_references(",".join(names))
     deploy_desc = deploy.describe() | {"batch": deploy.batches[0]}
     cache = _cache_file(names, data.describe(), budget, deploy_desc, device)
@@ -257,7 +259,7 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
         except (ValueError, KeyError, TypeError):
             cached = {}
     out, store = [], []
-    cl = device == "cpu"
+    cl = str(device) == "cpu"
     dshape = dict(num_classes=deploy.num_classes, in_channels=deploy.in_channels,
                   input_size=deploy.input_size)
     for i, name in enumerate(names):
@@ -290,7 +292,7 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
         predicted = {}
         if (ref.genotype is not None and lut is not None
                 and deploy.describe().get("space", "darts") == "darts"):
-            predicted = predict_costs(lut, deploy, ref.genotype)
+            predicted = predict_costs(DartsSpace(deploy), lut, ref.genotype)
         c = candidate(ref.label, "reference", arch=ref.genotype,
                       space="darts" if ref.genotype is not None else "hand-designed",
                       summary=None if ref.genotype is not None else ref.label,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from profilers.drift_check import agreement, main, round_estimates
+from nasbench.diagnostics.drift_check import agreement, main, round_estimates
 
 
 def test_round_estimates_by_hand():

@@ -109,4 +109,4 @@ def test_registry_builds_every_op_with_declared_shape():
 def test_duplicate_registration_rejected():
     from nasbench.ops import register_op
     with pytest.raises(ValueError):
-        register_op("sep_conv_3x3", space="darts")(lambda *a, **k: None)
+        register_op("sep_conv_3x3", group="sep_conv")(lambda *a, **k: None)

@@ -30,8 +30,11 @@ SMALL = ProxylessDeployConfig.from_layout("cifar", input_size=16, width_mult=0.5
 def test_candidates_are_the_papers():
     assert PROXYLESS_PRIMITIVES == ["mb_k3_e3", "mb_k3_e6", "mb_k5_e3", "mb_k5_e6",
                                     "mb_k7_e3", "mb_k7_e6", "zero"]
-    assert all(OPS[n].space == "proxyless" for n in PROXYLESS_PRIMITIVES)
-    assert "none" not in PROXYLESS_PRIMITIVES and OPS["none"].space == "darts"
+    # an op belongs to the spaces that list it (OpSpec has no single space any more)
+    from nasbench.spaces import get_space
+    assert list(get_space("proxyless").candidate_ops) == PROXYLESS_PRIMITIVES
+    assert "none" not in PROXYLESS_PRIMITIVES and "none" in get_space("darts").candidate_ops
+    assert OPS["mb_k5_e6"].group == "mbconv" and OPS["zero"].group == "skip"
     for n in ("px_stem", "mb_k3_e1", "px_feature_mix"):
         assert OPS[n].kind == "fixed"
 

@@ -13,8 +13,9 @@ from ..errors import UserError
 def search(
     objective: str = typer.Option("acc+latency", help="acc, acc+latency, acc+energy, "
                                   "acc+memory or sums (acc+latency+energy)."),
-    method: str = typer.Option("darts", help="darts, pcdarts (partial channels) or "
-                               "proxyless (binary gates, MBConv space)."),
+    method: str = typer.Option("darts", help="A registered searcher: darts, pcdarts "
+                               "(partial channels) or proxyless (binary gates, MBConv "
+                               "space)."),
     order: str = typer.Option("first", help="first or second (unrolled) order alpha step."),
     preset: str = typer.Option("quick", help="quick (minutes on a CPU) or paper (the "
                                "DARTS / PC-DARTS / ProxylessNAS paper's settings)."),
@@ -79,113 +80,73 @@ def search(
                                                 "epochs before the search epochs."),
 ):
     """Search an architecture for accuracy and device cost, retrain it, measure it."""
-    from ..runner import search_architecture, summary_lines
-    from ..search.config import DARTSConfig, parse_latency
+    from ..run.config import parse_latency
+    from ..run.runner import run_search
+    from ..searchers import get_searcher
 
-    proxyless_only = {"--latency-loss": latency_loss, "--grad-estimator": grad_estimator,
-                      "--space-config": space_config, "--width-mult": width_mult,
-                      "--warmup-epochs": warmup_epochs}
-    if resume is not None and _run_method(resume, out) == "proxyless":
-        method = "proxyless"
-    if method == "proxyless":
-        darts_only = {"--channels": channels, "--layers": layers,
-                      "--eval-channels": eval_channels, "--eval-layers": eval_layers}
-        given = [k for k, v in darts_only.items() if v is not None]
-        if given:
-            raise UserError(f"{', '.join(given)} describe the DARTS networks; --method "
-                            f"proxyless searches the deploy network itself (use "
-                            f"--space-config and --width-mult)")
-        return _search_proxyless(
-            resume=resume, quiet=quiet, json_out=json_out,
-            overrides=dict(
-                objective=objective, lut=lut, device=device,
-                latency_target_ms=parse_latency(latency_target),
-                hard_target=False if soft_target else None, input_size=input_size,
-                deploy_batch=batch, dataset=dataset, data_dir=data_dir,
-                download=download or None, epochs=epochs, train_epochs=train_epochs,
-                batch_size=batch_size, seed=seed, threads=threads, out=out,
-                latency_loss=latency_loss, grad_estimator=grad_estimator,
-                space_config=space_config, width_mult=width_mult,
-                warmup_epochs=warmup_epochs, references=references),
-            preset=preset, cost_weight=cost_weight, steps_per_epoch=steps_per_epoch)
-    given = [k for k, v in proxyless_only.items() if v is not None]
+    if resume is not None:
+        result = run_search(_out_only(out), resume=resume, quiet=quiet or json_out)
+        return _finish(result, json_out, quiet)
+    cls = get_searcher(method).config_class
+    common = dict(objective=objective, lut=lut, device=device,
+                  latency_target_ms=parse_latency(latency_target),
+                  hard_target=False if soft_target else None, input_size=input_size,
+                  deploy_batch=batch, dataset=dataset, data_dir=data_dir,
+                  download=download or None, epochs=epochs, train_epochs=train_epochs,
+                  batch_size=batch_size, seed=seed, threads=threads, out=out,
+                  references=references)
+    if dataset is None and data_dir is not None:
+        common["dataset"] = "cifar10"
+    if steps_per_epoch is not None and steps_per_epoch < 0:
+        raise UserError(f"--steps-per-epoch must be >= 0, got {steps_per_epoch}")
+    if cost_weight is not None and cost_weight < 0:
+        raise UserError(f"--cost-weight must be >= 0, got {cost_weight}")
+    # the options of one method only: given to another, they are an error
+    own = {"proxyless": {"--latency-loss": ("latency_loss", latency_loss),
+                         "--grad-estimator": ("grad_estimator", grad_estimator),
+                         "--space-config": ("space_config", space_config),
+                         "--width-mult": ("width_mult", width_mult),
+                         "--warmup-epochs": ("warmup_epochs", warmup_epochs)},
+           "darts": {"--channels": ("channels", channels), "--layers": ("layers", layers),
+                     "--eval-channels": ("eval_channels", eval_channels),
+                     "--eval-layers": ("eval_layers", eval_layers),
+                     "--order": ("order", order if order != "first" else None)}}
+    mine = "proxyless" if method == "proxyless" else "darts"
+    given = [k for k, (_, v) in own["darts" if mine == "proxyless" else "proxyless"].items()
+             if v is not None]
     if given:
-        raise UserError(f"{', '.join(given)} apply to --method proxyless only")
-
-    if resume is None:
-        spe = steps_per_epoch
-        overrides = dict(
-            objective=objective, order=order, lut=lut, device=device,
-            cost_weight=cost_weight, latency_target_ms=parse_latency(latency_target),
-            hard_target=False if soft_target else None,
-            eval_channels=eval_channels, eval_layers=eval_layers, input_size=input_size,
-            deploy_batch=batch, dataset=dataset, data_dir=data_dir,
-            download=download or None, epochs=epochs, train_epochs=train_epochs,
-            batch_size=batch_size, channels=channels, layers=layers, seed=seed,
-            threads=threads, out=out, references=references)
-        if dataset is None and data_dir is not None:
-            overrides["dataset"] = "cifar10"
-        cfg = DARTSConfig.from_preset(preset, method, **overrides)
-        if spe is not None:
-            if spe < 0:
-                raise UserError(f"--steps-per-epoch must be >= 0, got {spe}")
-            cfg = cfg.replace(steps_per_epoch=spe or None)
-        result = search_architecture(cfg, quiet=quiet or json_out)
+        what = ("describe the DARTS networks; --method proxyless searches the deploy "
+                "network itself (use --space-config and --width-mult)" if mine == "proxyless"
+                else "apply to --method proxyless only")
+        raise UserError(f"{', '.join(given)} {what}")
+    common.update({name: v for name, v in own[mine].values()})
+    if mine == "proxyless":
+        if cost_weight is not None:
+            form = latency_loss or ("mul#log" if preset == "paper" else "add#linear")
+            common["loss_beta" if form == "mul#log" else "loss_lambda"] = cost_weight
     else:
-        result = search_architecture(None, resume=resume, quiet=quiet or json_out)
+        common["cost_weight"] = cost_weight
+    cfg = cls.from_preset(preset, method, **common)
+    if steps_per_epoch is not None:
+        cfg = cfg.replace(steps_per_epoch=steps_per_epoch or None)
+    return _finish(run_search(cfg, quiet=quiet or json_out), json_out, quiet)
 
+
+def _out_only(out: str):
+    """Returns a stand-in config carrying only ``out`` (where a run name is looked up)."""
+    from types import SimpleNamespace
+    return SimpleNamespace(out=out)
+
+
+def _finish(result, json_out: bool, quiet: bool):
+    """Prints the result (JSON or the summary); exits 130 when interrupted."""
+    from ..run.result import summary_lines
     if json_out:
         sys.stdout.write(json.dumps(result.to_dict(), default=str, indent=1) + "\n")
     elif not quiet:
         from ..progress import console
         console.rule("nasbench search")
         for line in summary_lines(result):
-            console.print(line, highlight=False, markup=False)
-    if result.status == "interrupted":
-        raise typer.Exit(130)
-    return result
-
-
-def _run_method(resume: str, out: str) -> str | None:
-    """Returns the method recorded in a run directory's config.json (None if unreadable)."""
-    from pathlib import Path
-    for d in (Path(resume), Path(out) / str(resume)):
-        try:
-            return json.loads((d / "config.json").read_text()).get("method")
-        except (OSError, ValueError, AttributeError):
-            continue
-    return None
-
-
-def _search_proxyless(*, resume, quiet, json_out, overrides: dict, preset: str,
-                      cost_weight: float | None, steps_per_epoch: int | None):
-    """Runs ``--method proxyless``; returns the SearchResult (exit 130 if interrupted)."""
-    from ..proxyless_runner import proxyless_summary_lines, search_proxyless
-    from ..search.proxyless_config import ProxylessConfig
-
-    if resume is None:
-        if overrides.get("dataset") is None and overrides.get("data_dir") is not None:
-            overrides["dataset"] = "cifar10"
-        if cost_weight is not None:
-            if cost_weight < 0:
-                raise UserError(f"--cost-weight must be >= 0, got {cost_weight}")
-            form = overrides.get("latency_loss") or ("mul#log" if preset == "paper"
-                                                     else "add#linear")
-            overrides["loss_beta" if form == "mul#log" else "loss_lambda"] = cost_weight
-        cfg = ProxylessConfig.from_preset(preset, **overrides)
-        if steps_per_epoch is not None:
-            if steps_per_epoch < 0:
-                raise UserError(f"--steps-per-epoch must be >= 0, got {steps_per_epoch}")
-            cfg = cfg.replace(steps_per_epoch=steps_per_epoch or None)
-        result = search_proxyless(cfg, quiet=quiet or json_out)
-    else:
-        result = search_proxyless(None, resume=resume, quiet=quiet or json_out)
-    if json_out:
-        sys.stdout.write(json.dumps(result.to_dict(), default=str, indent=1) + "\n")
-    elif not quiet:
-        from ..progress import console
-        console.rule("nasbench search")
-        for line in proxyless_summary_lines(result):
             console.print(line, highlight=False, markup=False)
     if result.status == "interrupted":
         raise typer.Exit(130)

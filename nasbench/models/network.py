@@ -7,8 +7,16 @@ import torch
 from torch import nn
 
 from ..genotypes import Genotype, validate_genotype
-from ..ops import OPS, Identity
-from ..spaces.darts import cell_plan, edge_stride, reduction_layers
+from ..ops import Identity
+from ..spaces.darts import (
+    CellGeometry,
+    OpInstance,
+    cell_fixed_instances,
+    cell_plan,
+    edge_instance,
+    edge_stride,
+    reduction_layers,
+)
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
@@ -22,17 +30,16 @@ def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
 
 class Cell(nn.Module):
     """A discrete cell: two preprocessed inputs, ``len(ops)//2`` nodes each summing two
-    op outputs, output the concatenation of ``concat`` states."""
+    op outputs, output the concatenation of ``concat`` states. Every module is built
+    from the op instance the space places there (the LUT's keys are these modules)."""
 
     def __init__(self, genotype: Genotype, c_pp: int, c_p: int, c: int, reduction: bool,
-                 reduction_prev: bool):
+                 reduction_prev: bool, geometry: CellGeometry | None = None):
         super().__init__()
+        # the network passes its cell plan's geometry; alone, sizes do not matter
+        geometry = geometry or CellGeometry(0, c_pp, c_p, c, 0, 0, reduction, reduction_prev)
         self.reduction = reduction
-        if reduction_prev:
-            self.preprocess0 = OPS["factorized_reduce"].build(c_pp, c, 2)
-        else:
-            self.preprocess0 = OPS["relu_conv_bn_1x1"].build(c_pp, c, 1)
-        self.preprocess1 = OPS["relu_conv_bn_1x1"].build(c_p, c, 1)
+        self.preprocess0, self.preprocess1 = (i.build() for i in cell_fixed_instances(geometry))
         edges = genotype.reduce if reduction else genotype.normal
         self._concat = list(genotype.reduce_concat if reduction else genotype.normal_concat)
         self.multiplier = len(self._concat)
@@ -40,8 +47,7 @@ class Cell(nn.Module):
         self._indices = [i for _, i in edges]
         self._ops = nn.ModuleList()
         for name, index in edges:
-            stride = 2 if reduction and index < 2 else 1
-            self._ops.append(OPS[name].build(c, c, stride, affine=True))
+            self._ops.append(edge_instance(geometry, name, index).build())
 
     def forward(self, s0, s1, drop_prob: float = 0.0):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -95,16 +101,20 @@ class NetworkCIFAR(nn.Module):
         if len(genotype.reduce_concat) != multiplier:
             raise ValueError("normal and reduce cells must concatenate the same number of states")
         plan = cell_plan(C, layers, input_size, multiplier, stem_multiplier)
-        self.stem = OPS["stem"].build(in_channels, stem_multiplier * C, 1)
+        self.stem = OpInstance("stem", in_channels, stem_multiplier * C, input_size,
+                               input_size).build()
         self.cells = nn.ModuleList()
         c_aux = None
         for g in plan:
-            cell = Cell(genotype, g.c_prev_prev, g.c_prev, g.c, g.reduction, g.reduction_prev)
+            cell = Cell(genotype, g.c_prev_prev, g.c_prev, g.c, g.reduction, g.reduction_prev,
+                        geometry=g)
             self.cells.append(cell)
             if g.index == reduction_layers(layers)[1]:
                 c_aux = multiplier * g.c
         self.auxiliary_head = AuxiliaryHeadCIFAR(c_aux, num_classes) if auxiliary else None
-        self.head = OPS["gap_linear"].build(multiplier * plan[-1].c, num_classes, 1)
+        last = plan[-1]
+        self.head = OpInstance("gap_linear", multiplier * last.c, num_classes, last.h_out,
+                               last.h_out).build()
         self._aux_index = reduction_layers(layers)[1]
 
     def forward(self, x):

@@ -29,59 +29,37 @@ Every field can be overridden: ``DARTSConfig.from_preset("quick", "darts", epoch
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 from ..errors import UserError
+from ..run.config import (  # noqa: F401 - re-exported
+    COST_METRICS,
+    DATASETS,
+    DictConfig,
+    RunConfig,
+    parse_latency,
+    parse_objective,
+)
 
 METHODS = ("darts", "pcdarts")
 ORDERS = ("first", "second")
 PRESETS = ("quick", "paper")
-DATASETS = ("cifar10", "digits", "synthetic")
-COST_METRICS = ("latency", "energy", "memory")
-
-
-class DictConfig:
-    """JSON round trip and copies for the search config dataclasses (tuple fields are
-    stored as lists)."""
-
-    def to_dict(self) -> dict:
-        """Returns every setting as a JSON-ready dict."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        """Returns the config stored by :meth:`to_dict` (unknown keys are ignored)."""
-        kw = {}
-        for f in fields(cls):
-            if f.name in d:
-                v = d[f.name]
-                kw[f.name] = tuple(v) if isinstance(v, list) and "tuple" in str(f.type) \
-                    else v
-        return cls(**kw)
-
-    def replace(self, **changes):
-        """Returns a copy with ``changes``."""
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass
-class DARTSConfig(DictConfig):
-    """Every setting of a DARTS / PC-DARTS search, the retrain and the cost objective.
+class DARTSConfig(RunConfig):
+    """The DARTS / PC-DARTS settings on top of :class:`~nasbench.run.config.RunConfig`:
+    the search network, the weight and architecture optimisers, the cost weight, the
+    deploy network's size and the size of the retrained copy.
 
-    Units: learning rates per step, ``latency_target_ms`` in milliseconds, sizes in
-    pixels/channels. ``steps_per_epoch``/``train_max_steps`` cap an epoch's batches
-    (None: the whole split)."""
+    Units: learning rates per step, sizes in pixels/channels."""
 
-    preset: str = "quick"
+    METHODS: ClassVar[tuple[str, ...]] = METHODS
+
     method: str = "darts"                 # darts | pcdarts
+    space: str = "darts"
     order: str = "first"                  # first | second (DARTS paper eq. 7-8)
-    objective: str = "acc+latency"        # acc, acc+latency, acc+energy, acc+memory, sums
-    # data
-    dataset: str = "digits"
-    data_dir: str | None = None
-    download: bool = False
-    train_portion: float = 0.5            # search: train/val halves of the training split
     # search network
     channels: int = 8
     layers: int = 5
@@ -89,107 +67,55 @@ class DARTSConfig(DictConfig):
     multiplier: int = 4
     stem_multiplier: int = 3
     partial_k: int = 4                    # PC-DARTS only
-    epochs: int = 2
-    steps_per_epoch: int | None = 20
-    batch_size: int = 32
     learning_rate: float = 0.025
     learning_rate_min: float = 0.001
-    momentum: float = 0.9
     weight_decay: float = 3e-4
-    grad_clip: float = 5.0
     arch_learning_rate: float = 1e-2
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = 1e-3
-    warmup_epochs: int = 0                # epochs that train only the weights (PC-DARTS)
     # cost
     cost_weight: float | None = None      # None: 0.1 for the penalty, 1.0 for a target
-    latency_target_ms: float | None = None
-    hard_target: bool = True
     # deploy network (what the cost describes)
     eval_channels: int = 36
     eval_layers: int = 20
     input_size: int = 32
-    deploy_batch: int = 1
-    # retrain of the derived network
-    train_epochs: int = 1
-    train_max_steps: int | None = 30
-    train_batch_size: int = 32
+    # size of the retrained copy of the derived network
     train_channels: int | None = 16       # None: eval_channels
     train_layers: int | None = 8          # None: eval_layers
-    train_learning_rate: float = 0.025
-    train_weight_decay: float = 3e-4
     auxiliary_weight: float = 0.0         # > 0 adds the DARTS auxiliary head
     drop_path_prob: float = 0.0
-    cutout: int = 16                      # cutout length for the retrain (0: off)
-    # run
-    seed: int = 2
-    device: str = "cpu"
-    lut: str | None = None
-    out: str = "runs"
-    threads: int | None = None
-    measure: bool = True                  # measure the derived deploy network on device
-    # reference networks for the report (trained with the retrain budget, measured);
-    # comma-separated names of nasbench.references.REFERENCES, "" for none
-    references: str = "resnet20,mobilenetv2,darts_v2,pc_darts"
 
     # ---- presets ------------------------------------------------------------------------
 
     @classmethod
-    def from_preset(cls, preset: str = "quick", method: str = "darts",
-                    **overrides) -> DARTSConfig:
-        """Returns the preset's config for ``method`` with ``overrides`` applied (None
-        values are ignored, so CLI options left unset keep the preset's value)."""
-        if preset not in PRESETS:
-            raise UserError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-        if method not in METHODS:
-            raise UserError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
-        base: dict = {"preset": preset, "method": method}
-        if preset == "paper":
-            base.update(channels=16, layers=8, epochs=50, steps_per_epoch=None, batch_size=64,
-                        learning_rate=0.025, learning_rate_min=0.001, arch_learning_rate=3e-4,
-                        train_epochs=600, train_max_steps=None, train_batch_size=96,
-                        train_channels=None, train_layers=None, auxiliary_weight=0.4,
-                        drop_path_prob=0.2, cutout=16, dataset="cifar10",
-                        references="")  # 600-epoch retrains of references: opt in
-            if method == "pcdarts":
-                base.update(partial_k=4, batch_size=256, learning_rate=0.1,
-                            learning_rate_min=0.0, arch_learning_rate=6e-4, warmup_epochs=15)
-        names = {f.name for f in fields(cls)}
-        for k, v in overrides.items():
-            if k not in names:
-                raise TypeError(f"DARTSConfig has no setting {k!r}")
-            if v is not None:
-                base[k] = v
-        cfg = cls(**base)
-        cfg.validate()
-        return cfg
+    def preset_values(cls, preset: str, method: str) -> dict:
+        """Returns what ``paper`` changes: the DARTS (or PC-DARTS) paper's setting."""
+        if preset != "paper":
+            return {}
+        base = dict(channels=16, layers=8, epochs=50, steps_per_epoch=None, batch_size=64,
+                    learning_rate=0.025, learning_rate_min=0.001, arch_learning_rate=3e-4,
+                    train_epochs=600, train_max_steps=None, train_batch_size=96,
+                    train_channels=None, train_layers=None, auxiliary_weight=0.4,
+                    drop_path_prob=0.2, cutout=16, dataset="cifar10",
+                    references="")  # 600-epoch retrains of references: opt in
+        if method == "pcdarts":
+            base.update(partial_k=4, batch_size=256, learning_rate=0.1,
+                        learning_rate_min=0.0, arch_learning_rate=6e-4, warmup_epochs=15)
+        return base
 
     # ---- helpers ------------------------------------------------------------------------
 
     def validate(self) -> None:
         """Raises UserError (one line) for an out-of-range or unknown setting."""
-        if self.method not in METHODS:
-            raise UserError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        super().validate()
         if self.order not in ORDERS:
             raise UserError(f"order must be first or second, got {self.order!r}")
-        if self.dataset not in DATASETS:
-            raise UserError(f"dataset must be one of {', '.join(DATASETS)}, "
-                            f"got {self.dataset!r}")
-        parse_objective(self.objective)
-        positive = ("channels", "layers", "steps", "multiplier", "epochs", "batch_size",
-                    "eval_channels", "eval_layers", "input_size", "deploy_batch",
-                    "train_batch_size", "partial_k")
-        for name in positive:
+        for name in ("channels", "layers", "steps", "multiplier", "eval_channels",
+                     "eval_layers", "partial_k"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.train_epochs < 0:
-            raise UserError(f"train_epochs must be >= 0, got {self.train_epochs}")
         if self.layers < 3 or self.eval_layers < 3:
             raise UserError("layers must be at least 3 (a network has two reduction cells)")
-        if self.input_size < 8:
-            raise UserError(f"input size must be at least 8 pixels, got {self.input_size}")
-        if not 0.0 < self.train_portion < 1.0:
-            raise UserError(f"train_portion must be in (0, 1), got {self.train_portion}")
         if self.multiplier > self.steps:
             raise UserError("multiplier cannot exceed the number of nodes (steps)")
         if self.method == "pcdarts" and self.channels % self.partial_k:
@@ -197,30 +123,9 @@ class DARTSConfig(DictConfig):
                             f"({self.partial_k})")
         if self.cost_weight is not None and self.cost_weight < 0:
             raise UserError(f"--cost-weight must be >= 0, got {self.cost_weight}")
-        if self.latency_target_ms is not None:
-            if self.latency_target_ms <= 0:
-                raise UserError(f"--latency-target must be positive, got "
-                                f"{self.latency_target_ms} ms")
-            if "latency" not in parse_objective(self.objective):
-                raise UserError("--latency-target needs an objective with latency "
-                                "(e.g. --objective acc+latency)")
-        for name in ("learning_rate", "arch_learning_rate", "train_learning_rate"):
+        for name in ("learning_rate", "arch_learning_rate"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise UserError("steps_per_epoch must be positive")
-        self.reference_list  # noqa: B018 - raises UserError for unknown names
-
-    @property
-    def reference_list(self) -> list[str]:
-        """Returns the reference network names (empty for "" or "none")."""
-        from ..references import parse_references
-        return parse_references(self.references)
-
-    @property
-    def cost_metrics(self) -> list[str]:
-        """Returns the cost metrics of the objective (may be empty)."""
-        return parse_objective(self.objective)
 
     @property
     def effective_cost_weight(self) -> float:
@@ -244,42 +149,17 @@ class DARTSConfig(DictConfig):
                             multiplier=self.multiplier, stem_multiplier=self.stem_multiplier,
                             batches=(self.deploy_batch,))
 
+    def train_size(self) -> dict:
+        """Returns the retrained copy's size (C, cells): smaller than the deploy network
+        in the quick preset; the accuracy is that copy's, the cost the deploy network's."""
+        return {"C": self.train_channels or self.eval_channels,
+                "num_cells": self.train_layers or self.eval_layers}
 
-def parse_objective(text: str) -> list[str]:
-    """Returns the cost metrics of an objective such as ``acc+latency+energy`` (the
-    accuracy term is always there); raises UserError for anything else."""
-    parts = [p.strip().lower() for p in str(text).split("+") if p.strip()]
-    if not parts or parts[0] not in ("acc", "accuracy"):
-        raise UserError(f"--objective must start with acc (e.g. acc+latency), got {text!r}")
-    metrics = []
-    for p in parts[1:]:
-        p = {"lat": "latency", "mem": "memory"}.get(p, p)
-        if p not in COST_METRICS:
-            raise UserError(f"unknown objective term {p!r} in {text!r} "
-                            f"(use acc, acc+latency, acc+energy, acc+memory or sums)")
-        if p not in metrics:
-            metrics.append(p)
-    return metrics
+    def train_build_options(self) -> dict:
+        """Returns the retrained copy's size, auxiliary head and drop-path rate."""
+        return {**self.train_size(), "auxiliary": self.auxiliary_weight > 0,
+                "drop_path_prob": self.drop_path_prob}
 
-
-def parse_latency(text: str | float | None) -> float | None:
-    """Returns a latency given as ``4ms``, ``4`` (ms), ``0.004s`` or ``4000us`` in ms."""
-    if text is None:
-        return None
-    if isinstance(text, (int, float)):
-        return float(text)
-    s = str(text).strip().lower().replace(" ", "")
-    scale = 1.0
-    for suffix, f in (("ms", 1.0), ("us", 1e-3), ("µs", 1e-3), ("s", 1e3)):
-        if s.endswith(suffix):
-            s, scale = s[: -len(suffix)], f
-            break
-    try:
-        v = float(s) * scale
-    except ValueError:
-        raise UserError(f"--latency-target must look like 4ms, 4 or 0.004s, got {text!r}") \
-            from None
-    if v <= 0:
-        raise UserError(f"--latency-target must be positive, got {text!r}")
-    return v
-
+    def headline(self) -> str:
+        """Returns the method's description for the log's first line."""
+        return f"{self.method} ({self.order} order)"

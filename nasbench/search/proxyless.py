@@ -56,20 +56,25 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..ops import OPS, PROXYLESS_PRIMITIVES
-from ..spaces.proxyless import (
+from ..predict.predictor import lut_cost
+from ..predict.table import CostTable
+from ..spaces.proxyless import (  # noqa: F401 - ProxylessArch, short_name re-exported
+    ProxylessArch,
     ProxylessDeployConfig,
+    ProxylessSpace,
     arch_instances,
     block_instance,
     block_plan,
     head_instances,
     network_fixed_instances,
+    short_name,
     stem_instances,
 )
 
@@ -77,57 +82,6 @@ UNITS = {"latency": "ms", "energy": "J", "memory": "B"}
 #: mul#log evaluates log(E / scale): latency in ms (the paper), energy in mJ, memory KiB
 LOG_SCALE = {"latency": 1.0, "energy": 1e-3, "memory": 1024.0}
 LOG_UNITS = {"latency": "ms", "energy": "mJ", "memory": "KiB"}
-
-_SHORT = {"zero": "skip"}
-
-
-def short_name(op: str) -> str:
-    """Returns the short form of a candidate name (``mb_k5_e6`` -> ``k5e6``, ``zero`` ->
-    ``skip``)."""
-    return _SHORT.get(op, op.replace("mb_", "").replace("_", ""))
-
-
-# --------------------------------------------------------------------------------------
-# the architecture
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProxylessArch:
-    """A ProxylessNAS architecture: the candidate op of every searchable block, in order
-    (``zero`` = the block is skipped). ``layout`` names the space config it was searched
-    in (informational)."""
-
-    blocks: tuple[str, ...]
-    layout: str = "cifar"
-
-    def __post_init__(self):
-        object.__setattr__(self, "blocks", tuple(self.blocks))
-        bad = [op for op in self.blocks if op not in PROXYLESS_PRIMITIVES]
-        if bad:
-            raise ValueError(f"unknown proxyless candidate(s) {', '.join(map(repr, bad))}; "
-                             f"known: {', '.join(PROXYLESS_PRIMITIVES)}")
-
-    def to_dict(self) -> dict:
-        """Returns ``{"space": "proxyless", "blocks": [op names], "layout", "summary"}``."""
-        return {"space": "proxyless", "blocks": list(self.blocks), "layout": self.layout,
-                "summary": self.summary()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ProxylessArch:
-        """Returns the architecture stored by :meth:`to_dict`; raises ValueError."""
-        if not isinstance(d, dict) or not isinstance(d.get("blocks"), list):
-            raise ValueError("a proxyless architecture is {'blocks': [op names], ...}")
-        return cls(tuple(str(b) for b in d["blocks"]), str(d.get("layout", "cifar")))
-
-    def summary(self) -> str:
-        """Returns a one-line text: the short op name of every block."""
-        return " ".join(short_name(b) for b in self.blocks)
-
-    def validate_for(self, deploy: ProxylessDeployConfig) -> None:
-        """Raises ValueError when the architecture does not fit ``deploy``'s blocks."""
-        arch_instances(deploy, list(self.blocks))
-
 
 # --------------------------------------------------------------------------------------
 # supernet
@@ -309,98 +263,57 @@ def frozen(params):
 # --------------------------------------------------------------------------------------
 
 
-@dataclass
 class ProxylessCostModel:
-    """LUT costs of the network arranged for E[m]: ``tables[m]`` [blocks x ops] float64 in
-    LUT units (0 where a candidate is not allowed), ``fixed[m]`` stem + first block +
-    head, ``reference[m]`` E[m] under uniform alphas."""
+    """The ProxylessNAS view of the space's :class:`~nasbench.predict.table.CostTable`:
+    ``tables[m]`` [blocks x ops] float64 in LUT units (0 where a candidate is not
+    allowed), ``allowed``, ``fixed[m]`` stem + first block + head, ``reference[m]`` E[m]
+    under uniform alphas."""
 
-    deploy: ProxylessDeployConfig
-    metrics: list[str]
-    batch: int
-    primitives: list[str]
-    allowed: torch.Tensor
-    tables: dict = field(default_factory=dict)
-    fixed: dict = field(default_factory=dict)
-    reference: dict = field(default_factory=dict)
+    def __init__(self, table: CostTable):
+        self.table, self.space = table, table.space
+        self.deploy, self.metrics, self.batch = self.space.deploy, table.metrics, table.batch
+        self.primitives, self.allowed = list(table.candidates), table.allowed
+        self.tables, self.fixed, self.reference = table.tables, table.fixed, table.reference
 
     @classmethod
     def from_lut(cls, lut, deploy: ProxylessDeployConfig, metrics,
                  batch: int | None = None) -> ProxylessCostModel:
         """Returns the cost model of ``deploy`` read from ``lut``; raises
         ``KeyError(metric, missing full keys)`` when the LUT does not cover it."""
-        batch = batch or deploy.batches[0]
-        prims = list(PROXYLESS_PRIMITIVES)
-        plan = block_plan(deploy)
-        allowed = torch.tensor([[op in g.candidates for op in prims] for g in plan])
-        cm = cls(deploy, list(metrics), batch, prims, allowed)
-        fixed = network_fixed_instances(deploy)
-        cells = [[block_instance(g, op) if op in g.candidates else None for op in prims]
-                 for g in plan]
-        keys = [i.key for i in fixed] + [i.key for row in cells for i in row if i]
-        for m in cm.metrics:
-            missing = lut.missing(keys, batch, m, deploy.dtype)
-            if missing:
-                raise KeyError(m, missing)
-        for m in cm.metrics:
-            t = torch.zeros(len(plan), len(prims), dtype=torch.float64)
-            for b, row in enumerate(cells):
-                for o, inst in enumerate(row):
-                    if inst is not None:
-                        t[b, o] = lut.value(inst.key, batch, m, deploy.dtype)
-            cm.tables[m] = t
-            cm.fixed[m] = float(sum(lut.value(i.key, batch, m, deploy.dtype) for i in fixed))
-        uniform = torch.zeros(len(plan), len(prims), dtype=torch.float64)
-        for m in cm.metrics:
-            cm.reference[m] = float(cm.expected(uniform)[m])
-        return cm
+        return cls(CostTable.from_lut(ProxylessSpace(deploy), lut, metrics, batch))
 
     def probs(self, alphas: torch.Tensor) -> torch.Tensor:
         """Returns softmax(alpha) over each block's allowed candidates (float64)."""
-        return torch.softmax(alphas.double().masked_fill(~self.allowed, float("-inf")), -1)
+        return self.table.probs(alphas)
 
     def expected(self, alphas: torch.Tensor) -> dict[str, torch.Tensor]:
         """Returns {metric: E[metric]} (0-dim float64 tensors in LUT units: ms, J, B),
         differentiable in ``alphas``."""
-        p = self.probs(alphas)
-        return {m: self.fixed[m] + (p * self.tables[m]).sum() for m in self.metrics}
+        return self.table.expected(alphas)
 
     def index_cost(self, indices: list[int]) -> dict[str, float]:
         """Returns {metric: LUT cost} of the network with candidate ``indices[b]`` at
         block b (ms, J, B)."""
-        idx = torch.tensor(indices).unsqueeze(1)
-        return {m: self.fixed[m] + float(self.tables[m].gather(1, idx).sum())
-                for m in self.metrics}
+        return self.table.picks_cost([(b, self.primitives[i]) for b, i in enumerate(indices)])
 
     def arch_cost(self, arch: ProxylessArch) -> dict[str, float]:
         """Returns {metric: LUT cost of ``arch``'s network} (ms, J, B)."""
-        return self.index_cost([self.primitives.index(op) for op in arch.blocks])
+        return self.table.cost(arch)
 
     def block_costs(self, arch: ProxylessArch, metric: str = "latency") -> list[float]:
         """Returns the LUT cost of every block of ``arch`` (LUT units)."""
-        t = self.tables[metric]
-        return [float(t[b, self.primitives.index(op)]) for b, op in enumerate(arch.blocks)]
+        return self.table.pick_costs(self.space.picks(arch), metric)
 
     def bounds(self, metric: str = "latency") -> tuple[float, float]:
         """Returns (cheapest, dearest) LUT cost of any network of the space."""
-        t = self.tables[metric]
-        lo = t.masked_fill(~self.allowed, float("inf")).min(1).values.sum()
-        hi = t.masked_fill(~self.allowed, float("-inf")).max(1).values.sum()
-        return self.fixed[metric] + float(lo), self.fixed[metric] + float(hi)
+        return self.table.bounds(metric)
 
 
 def arch_lut_cost(lut, deploy: ProxylessDeployConfig, arch: ProxylessArch,
                   metric: str = "latency", batch: int | None = None) -> float | None:
     """Returns the LUT cost (ms, J or B) of ``arch``'s network: the sum of ``lut.value``
     over its op instances, fixed parts included; None when an entry lacks ``metric``."""
-    batch = batch or deploy.batches[0]
-    total = 0.0
-    for inst in arch_instances(deploy, list(arch.blocks)):
-        v = lut.value(inst.key, batch, metric, deploy.dtype)
-        if v is None:
-            return None
-        total += v
-    return total
+    return lut_cost(ProxylessSpace(deploy), lut, arch, metric, batch)
 
 
 # --------------------------------------------------------------------------------------
@@ -569,53 +482,11 @@ class ArchRepair:
 def repair_arch_to_target(arch: ProxylessArch, cost_model: ProxylessCostModel,
                           target: float, probs: torch.Tensor,
                           metric: str = "latency") -> ArchRepair:
-    """Returns ``arch`` made to meet a hard LUT ``metric`` target, if the space allows.
-
-    Greedy, like the DARTS repair: while over target, take the block whose chosen
-    candidate costs most among those with a cheaper allowed candidate, and replace it by
-    the cheaper candidate with the largest architecture probability. Stops when the
-    target is met or no block can be made cheaper (the cheapest network)."""
-    t = cost_model.tables[metric]
-    allowed = cost_model.allowed
-    prims = cost_model.primitives
-    probs = probs.detach().double()
-    blocks = list(arch.blocks)
-
-    def total():
-        return cost_model.index_cost([prims.index(op) for op in blocks])[metric]
-
-    before = cost = total()
-    lower = cost_model.bounds(metric)[0]
-    swaps = []
-    while cost > target:
-        best = None
-        for b, op in enumerate(blocks):
-            cur = float(t[b, prims.index(op)])
-            cheaper = [o for o in range(len(prims)) if allowed[b, o] and float(t[b, o]) < cur]
-            if cheaper and (best is None or cur > best[0]):
-                o = max(cheaper, key=lambda o, b=b: (float(probs[b, o]), -o))
-                best = (cur, b, o)
-        if best is None:
-            break
-        cur, b, o = best
-        old = blocks[b]
-        blocks[b] = prims[o]
-        cost = total()
-        swaps.append({"block": b, "from": old, "to": prims[o],
-                      "saved": cur - float(t[b, o]), "cost_after": cost})
-    met = cost <= target
-    unit = UNITS[metric]
-    if met and not swaps:
-        msg = f"derived network meets the target: {before:.3f} {unit} <= {target:.3f} {unit}"
-    elif met:
-        msg = (f"derived network missed the target ({before:.3f} {unit} > {target:.3f} "
-               f"{unit}); repaired with {len(swaps)} block swap(s) to {cost:.3f} {unit}")
-    else:
-        msg = (f"cannot meet the target {target:.3f} {unit}: the derived network costs "
-               f"{before:.3f} {unit} and the cheapest network of the space "
-               f"{lower:.3f} {unit}")
-    return ArchRepair(ProxylessArch(tuple(blocks), arch.layout), before, cost, target, met,
-                      swaps, lower, msg)
+    """Returns ``arch`` made to meet a hard LUT ``metric`` target, if the space allows
+    (the shared greedy :meth:`~nasbench.predict.table.CostTable.repair`)."""
+    rep = cost_model.table.repair(cost_model.space.picks(arch), target, probs, metric)
+    return ArchRepair(cost_model.space.with_picks(arch, rep.picks), rep.before, rep.after,
+                      rep.target, rep.met, rep.swaps, rep.lower_bound, rep.message)
 
 
 __all__ = ["ProxylessArch", "ProxylessSupernet", "BinaryGateBlock", "ProxylessCostModel",

@@ -42,10 +42,11 @@ Every field can be overridden: ``ProxylessConfig.from_preset("quick", epochs=5)`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 from ..errors import UserError
-from .config import DATASETS, DictConfig, parse_objective
+from ..run.config import RunConfig
 
 PRESETS = ("quick", "paper")
 LOSS_FORMS = ("mul#log", "add#linear")
@@ -54,46 +55,37 @@ LAYOUT_NAMES = ("cifar", "imagenet")
 
 
 @dataclass
-class ProxylessConfig(DictConfig):
-    """Every setting of a ProxylessNAS search, the retrain and the cost objective.
+class ProxylessConfig(RunConfig):
+    """The ProxylessNAS settings on top of :class:`~nasbench.run.config.RunConfig`: the
+    gradient estimator and latency loss, the space's layout, the weight and
+    architecture optimisers. The searched network is the deploy network (no proxy), and
+    warm-up epochs come before ``epochs``.
 
     Units: learning rates per step, ``latency_target_ms`` in milliseconds (the ``ref`` of
-    the latency loss), sizes in pixels. ``steps_per_epoch``/``train_max_steps`` cap an
-    epoch's batches (None: the whole split). Warm-up epochs come before ``epochs``."""
+    the latency loss), sizes in pixels."""
 
-    preset: str = "quick"
+    METHODS: ClassVar[tuple[str, ...]] = ("proxyless",)
+
     method: str = "proxyless"
-    objective: str = "acc+latency"
+    space: str = "proxyless"
     grad_estimator: str = "binary"        # binary (two-path binary gates) | reinforce
     latency_loss: str = "add#linear"      # add#linear | mul#log (the paper preset's)
     loss_alpha: float = 0.2               # mul#log: alpha x CE x (log E / log ref)^beta
     loss_beta: float = 0.3
     loss_lambda: float = 0.1              # add#linear: CE + lambda x (E - ref) / ref
-    latency_target_ms: float | None = None  # ref; None: E[latency] under uniform alphas
-    hard_target: bool = True
-    # data
-    dataset: str = "digits"
-    data_dir: str | None = None
-    download: bool = False
-    train_portion: float = 0.5            # weights / architecture halves of the train split
     # space (the searched network is the deploy network: no proxy)
     space_config: str = "cifar"           # cifar | imagenet layout
     width_mult: float = 1.0
     input_size: int | None = None         # None: the layout's
-    deploy_batch: int = 1
     # search
     warmup_epochs: int = 1
-    epochs: int = 2
     steps_per_epoch: int | None = 40
-    batch_size: int = 32
     warmup_learning_rate: float = 0.05
     learning_rate: float = 0.025
     learning_rate_min: float = 0.0
-    momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 4e-5
     label_smoothing: float = 0.0
-    grad_clip: float | None = 5.0
     arch_learning_rate: float = 0.05
     arch_betas: tuple[float, float] = (0.0, 0.999)
     arch_eps: float = 1e-8
@@ -106,52 +98,24 @@ class ProxylessConfig(DictConfig):
     # retrain of the derived network (the deploy network itself)
     train_epochs: int = 2
     train_max_steps: int | None = 120
-    train_batch_size: int = 32
     train_learning_rate: float = 0.05
     train_weight_decay: float = 4e-5
     cutout: int = 0
-    # run
-    seed: int = 2
-    device: str = "cpu"
-    lut: str | None = None
-    out: str = "runs"
-    threads: int | None = None
-    measure: bool = True
-    # reference networks for the report (nasbench.references), "" or "none" for none
-    references: str = "resnet20,mobilenetv2,darts_v2,pc_darts"
-
-    @property
-    def reference_list(self) -> list[str]:
-        """Returns the reference network names (empty for "" or "none")."""
-        from ..references import parse_references
-        return parse_references(self.references)
 
     # ---- presets ------------------------------------------------------------------------
 
     @classmethod
-    def from_preset(cls, preset: str = "quick", **overrides) -> ProxylessConfig:
-        """Returns the preset's config with ``overrides`` applied (None values are ignored,
-        so CLI options left unset keep the preset's value); raises UserError."""
-        if preset not in PRESETS:
-            raise UserError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-        base: dict = {"preset": preset}
-        if preset == "paper":
-            base.update(latency_loss="mul#log", warmup_epochs=40, epochs=120,
-                        steps_per_epoch=None, batch_size=256,
-                        warmup_learning_rate=0.05, learning_rate=0.025,
-                        learning_rate_min=0.0, label_smoothing=0.1, grad_clip=None,
-                        arch_learning_rate=1e-3, arch_update_every=5, rl_samples=10,
-                        train_epochs=300, train_max_steps=None, train_batch_size=256,
-                        train_learning_rate=0.05, dataset="cifar10", references="")
-        names = {f.name for f in fields(cls)}
-        for k, v in overrides.items():
-            if k not in names:
-                raise TypeError(f"ProxylessConfig has no setting {k!r}")
-            if v is not None:
-                base[k] = v
-        cfg = cls(**base)
-        cfg.validate()
-        return cfg
+    def preset_values(cls, preset: str, method: str) -> dict:
+        """Returns what ``paper`` changes: the released ProxylessNAS code's setting."""
+        if preset != "paper":
+            return {}
+        return dict(latency_loss="mul#log", warmup_epochs=40, epochs=120,
+                    steps_per_epoch=None, batch_size=256,
+                    warmup_learning_rate=0.05, learning_rate=0.025,
+                    learning_rate_min=0.0, label_smoothing=0.1, grad_clip=None,
+                    arch_learning_rate=1e-3, arch_update_every=5, rl_samples=10,
+                    train_epochs=300, train_max_steps=None, train_batch_size=256,
+                    train_learning_rate=0.05, dataset="cifar10", references="")
 
     # ---- helpers ------------------------------------------------------------------------
 
@@ -159,6 +123,7 @@ class ProxylessConfig(DictConfig):
         """Raises UserError (one line) for an out-of-range or unknown setting."""
         if self.method != "proxyless":
             raise UserError(f"ProxylessConfig is for method proxyless, got {self.method!r}")
+        super().validate()
         if self.grad_estimator not in ESTIMATORS:
             raise UserError(f"--grad-estimator must be binary or reinforce, got "
                             f"{self.grad_estimator!r}")
@@ -168,25 +133,13 @@ class ProxylessConfig(DictConfig):
         if self.space_config not in LAYOUT_NAMES:
             raise UserError(f"--space-config must be cifar or imagenet, got "
                             f"{self.space_config!r}")
-        if self.dataset not in DATASETS:
-            raise UserError(f"dataset must be one of {', '.join(DATASETS)}, "
-                            f"got {self.dataset!r}")
-        metrics = parse_objective(self.objective)
-        for name in ("epochs", "batch_size", "deploy_batch", "train_batch_size",
-                     "arch_update_every", "rl_samples"):
+        for name in ("arch_update_every", "rl_samples"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("warmup_epochs", "train_epochs", "cutout"):
-            if getattr(self, name) < 0:
-                raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.input_size is not None and self.input_size < 8:
-            raise UserError(f"input size must be at least 8 pixels, got {self.input_size}")
         if not self.width_mult > 0:
             raise UserError(f"--width-mult must be positive, got {self.width_mult}")
-        if not 0.0 < self.train_portion < 1.0:
-            raise UserError(f"train_portion must be in (0, 1), got {self.train_portion}")
         for name in ("warmup_learning_rate", "learning_rate", "arch_learning_rate",
-                     "train_learning_rate", "loss_alpha"):
+                     "loss_alpha"):
             if not getattr(self, name) > 0:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("loss_beta", "loss_lambda", "rl_tradeoff", "weight_decay",
@@ -201,27 +154,11 @@ class ProxylessConfig(DictConfig):
                             f"{self.rl_baseline_decay}")
         if not (0.0 <= self.arch_betas[0] < 1.0 and 0.0 <= self.arch_betas[1] < 1.0):
             raise UserError(f"arch_betas must be in [0, 1), got {self.arch_betas}")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise UserError("steps_per_epoch must be positive")
-        if self.train_max_steps is not None and self.train_max_steps < 1:
-            raise UserError("train_max_steps must be positive")
-        self.reference_list  # noqa: B018 - raises UserError for unknown names
-        if self.latency_target_ms is not None:
-            if not self.latency_target_ms > 0:
-                raise UserError(f"--latency-target must be positive, got "
-                                f"{self.latency_target_ms} ms")
-            if "latency" not in metrics:
-                raise UserError("--latency-target needs an objective with latency "
-                                "(e.g. --objective acc+latency)")
-            if self.latency_loss == "mul#log" and self.latency_target_ms <= 1.0:
-                raise UserError(f"--latency-loss mul#log divides by log(ref in ms), which "
-                                f"needs a target above 1 ms (got {self.latency_target_ms} "
-                                f"ms); use --latency-loss add#linear")
-
-    @property
-    def cost_metrics(self) -> list[str]:
-        """Returns the cost metrics of the objective (may be empty)."""
-        return parse_objective(self.objective)
+        if (self.latency_target_ms is not None and self.latency_loss == "mul#log"
+                and self.latency_target_ms <= 1.0):
+            raise UserError(f"--latency-loss mul#log divides by log(ref in ms), which "
+                            f"needs a target above 1 ms (got {self.latency_target_ms} "
+                            f"ms); use --latency-loss add#linear")
 
     def deploy(self, num_classes: int = 10, in_channels: int = 3):
         """Returns the ProxylessDeployConfig searched, retrained, predicted and measured."""
@@ -237,3 +174,6 @@ class ProxylessConfig(DictConfig):
         from ..spaces.proxyless import LAYOUTS
         return self.input_size or LAYOUTS[self.space_config]["input_size"]
 
+    def headline(self) -> str:
+        """Returns the method's description for the log's first line."""
+        return f"proxyless ({self.grad_estimator}, {self.latency_loss})"

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops import OPS, PRIMITIVES
-from ..spaces.darts import cell_plan
+from ..spaces.darts import cell_plan, num_edges
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -139,10 +139,6 @@ class SearchCell(nn.Module):
             relus.append(F.relu(ins[-1]))
         return torch.cat(states[-self._multiplier:], dim=1)
 
-
-def num_edges(steps: int) -> int:
-    """Returns the number of edges of a cell with ``steps`` intermediate nodes."""
-    return sum(2 + i for i in range(steps))
 
 
 def node_softmax(betas: torch.Tensor, steps: int) -> torch.Tensor:

@@ -1,1 +1,9 @@
-"""Search spaces: network geometry and enumeration of the op instances a space places."""
+"""Search spaces: each registered with :func:`register_space`, looked up with
+:func:`get_space`. A space owns its topology once (see :mod:`nasbench.spaces.base`)."""
+
+from .base import SPACES, Arch, SearchSpace, Slot, arch_id, get_space, register_space, space_names
+from .darts import DartsSpace
+from .proxyless import ProxylessSpace
+
+__all__ = ["SPACES", "Arch", "SearchSpace", "Slot", "arch_id", "get_space", "register_space",
+           "space_names", "DartsSpace", "ProxylessSpace"]

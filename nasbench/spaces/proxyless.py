@@ -35,10 +35,12 @@ ProxylessNAS form.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, fields, replace
 
 from ..errors import UserError
-from ..ops import MBCONV_OPS, primitives
+from ..ops import MBCONV_OPS, PROXYLESS_PRIMITIVES
+from .base import SearchSpace, Slot, register_space
 from .darts import OpInstance
 
 SPACE = "proxyless"
@@ -194,7 +196,7 @@ class BlockGeometry:
     @property
     def candidates(self) -> list[str]:
         """Returns the candidate op names of the block (``zero`` only with a shortcut)."""
-        return [op for op in primitives(SPACE) if op != "zero" or self.identity]
+        return [op for op in PROXYLESS_PRIMITIVES if op != "zero" or self.identity]
 
 
 def block_plan(cfg: ProxylessDeployConfig) -> list[BlockGeometry]:
@@ -325,3 +327,150 @@ def anchor_instance(cfg: ProxylessDeployConfig) -> OpInstance:
     """Returns the drift anchor of this deploy network (its first, fixed MBConv block;
     see ``nasbench.spaces.darts.anchor_instance``)."""
     return stem_instances(cfg)[1]
+
+
+_SHORT = {"zero": "skip"}
+
+
+def short_name(op: str) -> str:
+    """Returns the short form of a candidate name (``mb_k5_e6`` -> ``k5e6``, ``zero`` ->
+    ``skip``)."""
+    return _SHORT.get(op, op.replace("mb_", "").replace("_", ""))
+
+
+# --------------------------------------------------------------------------------------
+# the architecture
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProxylessArch:
+    """A ProxylessNAS architecture: the candidate op of every searchable block, in order
+    (``zero`` = the block is skipped). ``layout`` names the space config it was searched
+    in (informational)."""
+
+    blocks: tuple[str, ...]
+    layout: str = "cifar"
+
+    def __post_init__(self):
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        bad = [op for op in self.blocks if op not in PROXYLESS_PRIMITIVES]
+        if bad:
+            raise ValueError(f"unknown proxyless candidate(s) {', '.join(map(repr, bad))}; "
+                             f"known: {', '.join(PROXYLESS_PRIMITIVES)}")
+
+    def to_dict(self) -> dict:
+        """Returns ``{"space": "proxyless", "blocks": [op names], "layout", "summary"}``."""
+        return {"space": "proxyless", "blocks": list(self.blocks), "layout": self.layout,
+                "summary": self.summary()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ProxylessArch:
+        """Returns the architecture stored by :meth:`to_dict`; raises ValueError."""
+        if not isinstance(d, dict) or not isinstance(d.get("blocks"), list):
+            raise ValueError("a proxyless architecture is {'blocks': [op names], ...}")
+        return cls(tuple(str(b) for b in d["blocks"]), str(d.get("layout", "cifar")))
+
+    def summary(self) -> str:
+        """Returns a one-line text: the short op name of every block."""
+        return " ".join(short_name(b) for b in self.blocks)
+
+    def validate_for(self, deploy: ProxylessDeployConfig) -> None:
+        """Raises ValueError when the architecture does not fit ``deploy``'s blocks."""
+        arch_instances(deploy, list(self.blocks))
+
+
+@register_space("proxyless")
+class ProxylessSpace(SearchSpace):
+    """The ProxylessNAS space on its deploy network (the searched network itself): one
+    slot per searchable block (``block/<i>``) with its candidates (``zero`` only where
+    the block has an identity shortcut), weight 1; a slot's instance is the block."""
+
+    candidate_ops = tuple(PROXYLESS_PRIMITIVES)
+    arch_type = ProxylessArch
+
+    def plan(self) -> list[BlockGeometry]:
+        """Returns the searchable blocks' geometries."""
+        return block_plan(self.deploy)
+
+    def slots(self) -> list[Slot]:
+        return [Slot(f"block/{g.index}", tuple(g.candidates)) for g in self.plan()]
+
+    def slot_instances(self, slot: int, op: str) -> list[OpInstance]:
+        return [block_instance(self.plan()[slot], op)]
+
+    def fixed_instances(self) -> list[OpInstance]:
+        return network_fixed_instances(self.deploy)
+
+    def picks(self, arch) -> list[tuple[int, str]]:
+        return list(enumerate(arch.blocks))
+
+    def with_picks(self, arch, picks):
+        return ProxylessArch(tuple(op for _, op in picks), arch.layout)
+
+    def swap_where(self, pick: int, slot: int) -> dict:
+        """Returns where a hard-target swap happened: the block index."""
+        return {"block": slot}
+
+    def instances(self, arch) -> list[OpInstance]:
+        """Returns the network's op instances in execution order."""
+        return arch_instances(self.deploy, list(arch.blocks))
+
+    def enumerate_instances(self) -> list[OpInstance]:
+        return enumerate_instances(self.deploy)
+
+    def anchor_instance(self) -> OpInstance:
+        return anchor_instance(self.deploy)
+
+    def build(self, arch, **_):
+        from ..models.proxyless import build_proxyless_network
+        return build_proxyless_network(arch, self.deploy).eval()
+
+    def sample(self, rng: random.Random):
+        return ProxylessArch(tuple(rng.choice(g.candidates) for g in self.plan()),
+                             self.deploy.layout)
+
+    def choices(self) -> dict[str, list]:
+        return {f"block/{g.index}": list(g.candidates) for g in self.plan()}
+
+    def encode(self, arch) -> dict:
+        return {f"block/{i}": op for i, op in enumerate(arch.blocks)}
+
+    def decode(self, values: dict):
+        arch = ProxylessArch(tuple(values[f"block/{g.index}"] for g in self.plan()),
+                             self.deploy.layout)
+        arch.validate_for(self.deploy)
+        return arch
+
+    @classmethod
+    def arch_to_dict(cls, arch) -> dict:
+        return arch.to_dict()
+
+    @classmethod
+    def arch_from_dict(cls, d: dict):
+        return ProxylessArch.from_dict(d)
+
+    @classmethod
+    def summary(cls, arch) -> str:
+        return arch.summary()
+
+    def deploy_text(self) -> str:
+        d = self.deploy
+        return (f"{d.layout} x{d.width_mult} {d.input_size}x{d.input_size}, "
+                f"{len(self.plan())} searchable blocks")
+
+    def profile_command(self, device: str, out=None) -> str:
+        d = self.deploy
+        cmd = (f"nasbench profile --space proxyless --device {device} --config {d.layout} "
+               f"--input {d.input_size} --classes {d.num_classes} --batch {d.batches[0]}")
+        if d.width_mult != 1.0:
+            cmd += f" --width-mult {d.width_mult}"
+        return cmd + (f" --out {out} --resume" if out else "")
+
+    @classmethod
+    def deploy_from_lut(cls, lut, batch: int | None = None) -> ProxylessDeployConfig:
+        d = dict(lut.provenance.get("deploy") or {})
+        d.pop("space", None)
+        return ProxylessDeployConfig.from_layout(
+            d.pop("layout", "cifar"), **d, batches=(batch or 1,),
+            dtype=lut.provenance.get("dtype", "float32"))

@@ -1,5 +1,5 @@
 """How repeatable is a whole network's latency on this machine, and which drift
-correction makes it more so? ``python -m profilers.drift_check``.
+correction makes it more so? ``python -m nasbench.diagnostics.drift_check``.
 
 Runs the DARTS_V2 evaluation network (torch, CPU) in rounds of ``--calls`` forwards,
 with the drift anchor (the first cell's ``sep_conv_3x3`` at ``--anchor-batch``) timed
@@ -47,7 +47,7 @@ def agreement(values: list[float]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the check and prints one line per estimator; returns the exit status."""
-    ap = argparse.ArgumentParser(prog="python -m profilers.drift_check",
+    ap = argparse.ArgumentParser(prog="python -m nasbench.diagnostics.drift_check",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--anchor-batch", type=int, default=1)
@@ -60,17 +60,15 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("batch sizes, calls, anchors and seconds must be positive")
     import torch
 
-    from nasbench.genotypes import DARTS_V2
-    from nasbench.models.network import build_network_from_genotype
-    from nasbench.spaces.darts import DeployConfig, anchor_instance
+    from ..genotypes import DARTS_V2
+    from ..spaces import get_space
+    from ..spaces.darts import DeployConfig
     if a.threads:
         torch.set_num_threads(a.threads)
     cfg = DeployConfig()                          # the DARTS evaluation network
-    net = build_network_from_genotype(DARTS_V2, C=cfg.channels, num_cells=cfg.layers,
-                                      num_classes=cfg.num_classes,
-                                      in_channels=cfg.in_channels,
-                                      input_size=cfg.input_size).eval()
-    inst = anchor_instance(cfg)                   # the profile's drift anchor
+    space = get_space("darts")(cfg)
+    net = space.build(DARTS_V2)
+    inst = space.anchor_instance()                # the profile's drift anchor
     anchor = inst.build().eval()
     x = torch.randn(a.batch, cfg.in_channels, cfg.input_size, cfg.input_size)
     xa = torch.randn(a.anchor_batch, inst.c_in, inst.h, inst.w)

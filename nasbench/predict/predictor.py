@@ -1,0 +1,132 @@
+"""The predictor of a space's deploy network: where a LUT, its calibration and the
+backend's fusion rule meet, for any space.
+
+:class:`Predictor` holds the LUT (and, when ``nasbench lut calibrate`` fitted one for
+this very file, the calibrated view of it) and the :class:`~nasbench.predict.table.
+CostTable` of the objective's metrics; it answers the expected cost under slot
+probabilities (differentiable), the exact cost of a discrete architecture, bounds, the
+shared hard-target repair, and the whole-network prediction a run records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from .calibration import CalibratedLUT, fused_add_scale, load_calibration
+from .table import CostTable, RepairResult
+
+
+def lut_cost(space, lut, arch, metric: str = "latency", batch: int | None = None
+             ) -> float | None:
+    """Returns the LUT cost (ms, J or B) of ``arch``'s deploy network: the sum of
+    ``lut.value`` over its op instances (fixed parts included; a calibrated view's
+    intercept and fused node sums at their calibrated scale); None when an entry has no
+    value for ``metric``."""
+    deploy = space.deploy
+    batch = batch or deploy.batches[0]
+    if hasattr(space, "prediction_instances"):
+        insts, fused = space.prediction_instances(arch, lut)
+    else:
+        insts, fused = space.instances(arch), []
+    total = getattr(lut, "intercept", {}).get(metric, 0.0)   # calibrated LUT views only
+    for inst in insts:
+        v = lut.value(inst.key, batch, metric, deploy.dtype)
+        if v is None:
+            return None
+        total += v
+    scale = fused_add_scale(lut) if metric == "latency" else None
+    scale = 1.0 if scale is None else scale      # (a fitted scale may be 0)
+    for inst in fused:
+        total += scale * (lut.value(inst.key, batch, metric, deploy.dtype) or 0.0)
+    return total
+
+
+class Predictor:
+    """Cost prediction of ``space``'s deploy network from ``lut`` (see the module doc).
+    ``view`` is the calibrated LUT view when a calibration was fitted for this LUT file
+    at the deploy batch, else the LUT; ``table`` the cost table of ``metrics`` read
+    from ``view``."""
+
+    def __init__(self, space, lut, metrics, path: Path | None = None):
+        self.space, self.lut, self.path = space, lut, Path(path or lut.path or "LUT")
+        self.calibration = load_calibration(lut, space.deploy.batches[0]) \
+            if getattr(lut, "path", None) else None
+        self.view = CalibratedLUT(lut, self.calibration) if self.calibration else lut
+        self.metrics = list(metrics)
+        self.table = CostTable.from_lut(space, self.view, self.metrics)
+
+    @classmethod
+    def from_lut(cls, space, lut, metrics, device: str, path: Path | None = None
+                 ) -> Predictor:
+        """Returns the predictor of ``metrics``; raises UserError naming the missing
+        entries and the profile command that fills them."""
+        path = Path(path or lut.path)
+        try:
+            return cls(space, lut, metrics, path)
+        except KeyError as e:
+            metric, missing = e.args
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more"
+                                              if len(missing) > 3 else "")
+            what = f"the {space.name} deploy network"
+            if metric != "latency" and len(missing) >= len(lut.entries) // 2:
+                raise UserError(f"LUT {path} has no {metric} measurements for {what} "
+                                f"({len(missing)} entries lack it, e.g. {shown}); this "
+                                f"device may have no {metric} meter, use another "
+                                f"objective") from None
+            raise UserError(f"LUT {path} lacks {len(missing)} {metric} entries for "
+                            f"{what}: {shown}; fill them with: "
+                            f"{space.profile_command(device, path)}") from None
+
+    # ---- the cost table -----------------------------------------------------------------
+
+    @property
+    def reference(self) -> dict[str, float]:
+        """Returns E[m] under uniform logits (LUT units), each metric's natural scale."""
+        return self.table.reference
+
+    def expected(self, logits: torch.Tensor, weights: torch.Tensor | None = None
+                 ) -> dict[str, torch.Tensor]:
+        """Returns {metric: E[metric]} under slot logits/weights (see CostTable)."""
+        return self.table.expected(logits, weights)
+
+    def cost(self, arch) -> dict[str, float]:
+        """Returns {metric: predicted cost of ``arch``} (ms, J, B) from the table."""
+        return self.table.cost(arch)
+
+    def bounds(self, metric: str = "latency") -> tuple[float, float]:
+        """Returns (cheapest, dearest) table cost, every slot used once."""
+        return self.table.bounds(metric)
+
+    def repair(self, arch, target: float, scores: torch.Tensor, metric: str = "latency"
+               ) -> tuple[object, RepairResult]:
+        """Returns (``arch`` repaired toward a hard target, the RepairResult)."""
+        rep = self.table.repair(self.space.picks(arch), target, scores, metric)
+        return self.space.with_picks(arch, rep.picks), rep
+
+    # ---- whole-network prediction -------------------------------------------------------
+
+    def predict(self, arch) -> dict:
+        """Returns the LUT prediction of ``arch``'s deploy network: ``{"latency_ms",
+        "latency_plain_ms", "energy_j", "memory_bytes", "source"}`` (None where the LUT
+        has no value). ``latency_ms`` is the calibrated predictor's when one is fitted
+        for this LUT, else the plain sum over the op instances. Energy is a sum; memory
+        the sum of per-op peaks, an upper-bound-style estimate, not the network's peak."""
+        return predict_costs(self.space, self.lut, arch)
+
+
+def predict_costs(space, lut, arch) -> dict:
+    """Returns :meth:`Predictor.predict` for any LUT (calibrated when one is fitted)."""
+    plain = lut_cost(space, lut, arch, "latency")
+    calib = load_calibration(lut, space.deploy.batches[0]) \
+        if getattr(lut, "path", None) and hasattr(lut, "sha256") else None
+    latency, source = plain, "LUT (sum over op instances; an estimate)"
+    if calib is not None and plain is not None:
+        latency = lut_cost(space, CalibratedLUT(lut, calib), arch, "latency")
+        source = "LUT, calibrated predictor (lut calibrate; an estimate)"
+    return {"latency_ms": latency, "latency_plain_ms": plain,
+            "energy_j": lut_cost(space, lut, arch, "energy"),
+            "memory_bytes": lut_cost(space, lut, arch, "memory"),
+            "source": source}

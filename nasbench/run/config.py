@@ -1,0 +1,251 @@
+"""The settings every run shares (:class:`RunConfig`); each searcher's config adds only
+its own fields by subclassing it (``DARTSConfig``, ``ProxylessConfig``...).
+
+Shared: the preset and method, the objective and its latency target, the data, the
+search loop's shape (epochs, steps per epoch, batch), the space's deploy input and
+batch, the retrain budget every candidate gets (derived network and references), and
+the run's device, LUT, output folder, threads, measurement and reference networks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
+
+from ..errors import UserError
+
+DATASETS = ("cifar10", "digits", "synthetic")
+COST_METRICS = ("latency", "energy", "memory")
+
+
+class DictConfig:
+    """JSON round trip and copies for the config dataclasses (tuple fields are stored
+    as lists)."""
+
+    def to_dict(self) -> dict:
+        """Returns every setting as a JSON-ready dict."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Returns the config stored by :meth:`to_dict` (unknown keys are ignored)."""
+        kw = {}
+        for f in fields(cls):
+            if f.name in d:
+                v = d[f.name]
+                kw[f.name] = tuple(v) if isinstance(v, list) and "tuple" in str(f.type) \
+                    else v
+        return cls(**kw)
+
+    def replace(self, **changes):
+        """Returns a copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class RunConfig(DictConfig):
+    """The settings of a run that do not depend on the searcher (see the module doc).
+
+    Units: ``latency_target_ms`` in milliseconds, learning rates per step, sizes in
+    pixels. ``steps_per_epoch``/``train_max_steps`` cap an epoch's batches (None: the
+    whole split)."""
+
+    PRESETS: ClassVar[tuple[str, ...]] = ("quick", "paper")
+    METHODS: ClassVar[tuple[str, ...]] = ()
+
+    preset: str = "quick"
+    method: str = ""
+    space: str = ""
+    objective: str = "acc+latency"        # acc, acc+latency, acc+energy, acc+memory, sums
+    latency_target_ms: float | None = None
+    hard_target: bool = True
+    # data
+    dataset: str = "digits"
+    data_dir: str | None = None
+    download: bool = False
+    train_portion: float = 0.5            # search: train/val halves of the training split
+    # the search loop
+    epochs: int = 2
+    steps_per_epoch: int | None = 20
+    batch_size: int = 32
+    warmup_epochs: int = 0
+    # the deploy network's input and batch (what the cost describes)
+    input_size: int | None = 32
+    deploy_batch: int = 1
+    # retrain of the derived network (and of the references)
+    train_epochs: int = 1
+    train_max_steps: int | None = 30
+    train_batch_size: int = 32
+    train_learning_rate: float = 0.025
+    train_weight_decay: float = 3e-4
+    momentum: float = 0.9
+    grad_clip: float | None = 5.0
+    cutout: int = 16                      # cutout length for the retrain (0: off)
+    # run
+    seed: int = 2
+    device: str = "cpu"
+    lut: str | None = None
+    out: str = "runs"
+    threads: int | None = None
+    measure: bool = True                  # measure the derived deploy network on device
+    # reference networks for the report (trained with the retrain budget, measured);
+    # comma-separated names of nasbench.references.REFERENCES, "" for none
+    references: str = "resnet20,mobilenetv2,darts_v2,pc_darts"
+
+    # ---- presets ------------------------------------------------------------------------
+
+    @classmethod
+    def preset_values(cls, preset: str, method: str) -> dict:
+        """Returns the settings a preset changes for ``method`` (subclasses)."""
+        return {}
+
+    @classmethod
+    def from_preset(cls, preset: str = "quick", method: str | None = None, **overrides):
+        """Returns the preset's config for ``method`` with ``overrides`` applied (None
+        values are ignored, so CLI options left unset keep the preset's value); raises
+        UserError for an unknown preset or method, or an out-of-range value."""
+        if preset not in cls.PRESETS:
+            raise UserError(f"--preset must be one of {', '.join(cls.PRESETS)}, "
+                            f"got {preset!r}")
+        method = method or cls.METHODS[0]
+        if method not in cls.METHODS:
+            raise UserError(f"--method must be one of {', '.join(cls.METHODS)}, "
+                            f"got {method!r}")
+        base: dict = {"preset": preset, "method": method,
+                      **cls.preset_values(preset, method)}
+        names = {f.name for f in fields(cls)}
+        for k, v in overrides.items():
+            if k not in names:
+                raise TypeError(f"{cls.__name__} has no setting {k!r}")
+            if v is not None:
+                base[k] = v
+        cfg = cls(**base)
+        cfg.validate()
+        return cfg
+
+    # ---- checks -------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Raises UserError (one line) for an out-of-range or unknown setting."""
+        if self.METHODS and self.method not in self.METHODS:
+            raise UserError(f"method must be one of {', '.join(self.METHODS)}, "
+                            f"got {self.method!r}")
+        if self.dataset not in DATASETS:
+            raise UserError(f"dataset must be one of {', '.join(DATASETS)}, "
+                            f"got {self.dataset!r}")
+        metrics = parse_objective(self.objective)
+        for name in ("epochs", "batch_size", "deploy_batch", "train_batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("warmup_epochs", "train_epochs", "cutout"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.input_size is not None and self.input_size < 8:
+            raise UserError(f"input size must be at least 8 pixels, got {self.input_size}")
+        if not 0.0 < self.train_portion < 1.0:
+            raise UserError(f"train_portion must be in (0, 1), got {self.train_portion}")
+        if not self.train_learning_rate > 0:
+            raise UserError(f"train_learning_rate must be positive, got "
+                            f"{self.train_learning_rate}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise UserError("steps_per_epoch must be positive")
+        if self.train_max_steps is not None and self.train_max_steps < 1:
+            raise UserError("train_max_steps must be positive")
+        if self.latency_target_ms is not None:
+            if not self.latency_target_ms > 0:
+                raise UserError(f"--latency-target must be positive, got "
+                                f"{self.latency_target_ms} ms")
+            if "latency" not in metrics:
+                raise UserError("--latency-target needs an objective with latency "
+                                "(e.g. --objective acc+latency)")
+        self.reference_list  # noqa: B018 - raises UserError for unknown names
+
+    # ---- derived settings ---------------------------------------------------------------
+
+    @property
+    def reference_list(self) -> list[str]:
+        """Returns the reference network names (empty for "" or "none")."""
+        from ..references import parse_references
+        return parse_references(self.references)
+
+    @property
+    def cost_metrics(self) -> list[str]:
+        """Returns the cost metrics of the objective (may be empty)."""
+        return parse_objective(self.objective)
+
+    @property
+    def data_input_size(self) -> int:
+        """Returns the input size the data is loaded at."""
+        return self.input_size or 32
+
+    def deploy(self, num_classes: int = 10, in_channels: int = 3):
+        """Returns the space's deploy config (the network whose cost is optimised)."""
+        raise NotImplementedError
+
+    def train_size(self) -> dict:
+        """Returns the sizes of the retrain copy that differ from the deploy network's
+        (e.g. DARTS's ``channels``/``layers``), {} when the deploy network is trained."""
+        return {}
+
+    def train_build_options(self) -> dict:
+        """Returns the space ``build`` options of the retrained network (sizes and
+        training-only parts, e.g. DARTS's auxiliary head)."""
+        return self.train_size()
+
+    def retrain_budget(self):
+        """Returns the retrain budget (the derived network's and the references')."""
+        from ..references import RetrainBudget
+        size = self.train_size()
+        return RetrainBudget(epochs=self.train_epochs, max_steps=self.train_max_steps,
+                             batch_size=self.train_batch_size,
+                             learning_rate=self.train_learning_rate, momentum=self.momentum,
+                             weight_decay=self.train_weight_decay,
+                             grad_clip=self.grad_clip or 0.0, cutout=self.cutout,
+                             seed=self.seed,
+                             **{k: v for k, v in (("channels", size.get("C")),
+                                                  ("layers", size.get("num_cells")))
+                                if v is not None})
+
+    def headline(self) -> str:
+        """Returns the method's description for the log's first line."""
+        return self.method
+
+
+def parse_objective(text: str) -> list[str]:
+    """Returns the cost metrics of an objective such as ``acc+latency+energy`` (the
+    accuracy term is always there); raises UserError for anything else."""
+    parts = [p.strip().lower() for p in str(text).split("+") if p.strip()]
+    if not parts or parts[0] not in ("acc", "accuracy"):
+        raise UserError(f"--objective must start with acc (e.g. acc+latency), got {text!r}")
+    metrics = []
+    for p in parts[1:]:
+        p = {"lat": "latency", "mem": "memory"}.get(p, p)
+        if p not in COST_METRICS:
+            raise UserError(f"unknown objective term {p!r} in {text!r} "
+                            f"(use acc, acc+latency, acc+energy, acc+memory or sums)")
+        if p not in metrics:
+            metrics.append(p)
+    return metrics
+
+
+def parse_latency(text: str | float | None) -> float | None:
+    """Returns a latency given as ``4ms``, ``4`` (ms), ``0.004s`` or ``4000us`` in ms."""
+    if text is None:
+        return None
+    if isinstance(text, (int, float)):
+        return float(text)
+    s = str(text).strip().lower().replace(" ", "")
+    scale = 1.0
+    for suffix, f in (("ms", 1.0), ("us", 1e-3), ("µs", 1e-3), ("s", 1e3)):
+        if s.endswith(suffix):
+            s, scale = s[: -len(suffix)], f
+            break
+    try:
+        v = float(s) * scale
+    except ValueError:
+        raise UserError(f"--latency-target must look like 4ms, 4 or 0.004s, got {text!r}") \
+            from None
+    if v <= 0:
+        raise UserError(f"--latency-target must be positive, got {text!r}")
+    return v

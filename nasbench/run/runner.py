@@ -1,0 +1,407 @@
+"""The one runner: everything around a searcher (:mod:`nasbench.searchers`).
+
+It resolves the device once, the LUT (profiling this device first when there is no
+cached one) and the predictor of the space's deploy network; makes the run directory;
+drives the searcher epoch by epoch with a log, progress bars, history and a checkpoint
+after every epoch and on Ctrl-C (resume continues mid-epoch, nothing runs twice); then
+derives (the searcher's architecture, repaired to a hard latency target by the
+predictor), retrains, evaluates, predicts and measures the deploy network, trains the
+reference networks, and writes ``result.json`` and the report.
+
+A run directory ``<out>/<YYYYmmdd-HHMMSS>-<method>-<6 hex>/`` holds:
+
+* ``config.json`` every resolved setting; ``lut.json`` the LUT's path, sha256 and
+  provenance; ``search.log`` the log;
+* ``history.json`` the searcher's records, one per epoch;
+* ``checkpoint.pt`` the last checkpoint (the searcher's state, the retrain's, the RNG
+  states), for ``--resume RUN``;
+* ``genotype.json`` the derived (and, with a hard target, repaired) architecture;
+* ``result.json`` the outcome (:class:`~nasbench.run.result.SearchResult`);
+* ``report.html``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from profilers.lut import LUT, LUTError
+
+from ..errors import UserError
+from ..searchers import SearchContext, get_searcher
+from ..spaces import Arch, get_space
+from .result import SearchResult
+from .util import (
+    Logger,
+    Progress,
+    atomic_torch_save,
+    new_run_dir,
+    now_iso,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    write_json,
+)
+
+
+def resolve_lut(cfg, space, device, quiet: bool = False) -> tuple[LUT, Path]:
+    """Returns the LUT to use and its path: ``cfg.lut``, else the per-user cached LUT of
+    this device and deploy network (profiled first when absent). Raises UserError for a
+    missing/corrupt LUT or one recorded for another device, space or network."""
+    from ..profiling import ensure_lut
+    if cfg.lut:
+        path = Path(cfg.lut).expanduser()
+    else:
+        path = ensure_lut(device, space.deploy, quiet=quiet)
+    try:
+        lut = LUT.load(path)
+        lut.check_matches(device=device.device.to_dict(), deploy=space.describe())
+    except LUTError as e:
+        msg = str(e)
+        if "another network" in msg:
+            msg += f"; make one with: {space.profile_command(cfg.device)} --out FILE"
+        raise UserError(msg) from None
+    return lut, path
+
+
+def load_run(resume, config=None):
+    """Returns (config, run directory, checkpoint or None) of a run to resume: ``resume``
+    is a run directory or its name under ``config.out``; raises UserError."""
+    run_dir = Path(resume)
+    if not run_dir.is_dir() and config is not None:
+        run_dir = Path(config.out) / str(resume)
+    if not (run_dir / "config.json").is_file():
+        raise UserError(f"--resume {resume}: not a run directory (no config.json)")
+    try:
+        d = json.loads((run_dir / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"--resume {resume}: unreadable config.json ({e})") from None
+    cfg = get_searcher(str(d.get("method"))).config_class.from_dict(d)
+    ckpt = None
+    if (run_dir / "checkpoint.pt").is_file():
+        ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    return cfg, run_dir, ckpt
+
+
+def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = False,
+               lut: str | Path | None = None, expect_method: tuple[str, ...] | None = None,
+               _interrupt_after_steps: int | None = None) -> SearchResult:
+    """Runs the search of ``config`` (a registered searcher's config) and everything
+    around it (see the module doc); returns the :class:`SearchResult` (status
+    "interrupted" after Ctrl-C, with a checkpoint to ``resume`` from).
+
+    ``resume`` is a run directory (or its name under ``config.out``); the run continues
+    with its own saved config (``expect_method``: the methods a caller accepts).
+    ``_interrupt_after_steps`` simulates Ctrl-C after that many steps (tests)."""
+    t_start = time.time()
+    ckpt = None
+    if resume is not None:
+        cfg, run_dir, ckpt = load_run(resume, config)
+        if expect_method and cfg.method not in expect_method:
+            raise UserError(f"--resume {resume}: a {cfg.method} run, not a "
+                            f"{' or '.join(expect_method)} one")
+    else:
+        if config is None:
+            raise UserError("run_search needs a config or a run to resume")
+        cfg = config.replace(lut=str(lut)) if lut is not None else config
+        run_dir = None
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    searcher_cls = get_searcher(cfg.method)
+
+    # ---- everything that can fail on user input happens before the run dir exists ----
+    from ..data import load_dataset
+    from ..predict.predictor import Predictor
+    from ..profiling import DeviceHandle
+    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download, cfg.data_input_size)
+    deploy = cfg.deploy(num_classes=data.num_classes, in_channels=data.in_channels)
+    space = get_space(cfg.space)(deploy)
+    device = DeviceHandle.of(cfg.device)           # resolved once for the whole run
+    lut_obj, lut_path = resolve_lut(cfg, space, device, quiet=quiet)
+    metrics = list(dict.fromkeys(["latency", *cfg.cost_metrics]))
+    predictor = Predictor.from_lut(space, lut_obj, metrics, cfg.device, lut_path)
+
+    pending: list[str] = []                        # setup's lines, logged after the header
+    cl = cfg.device == "cpu"                       # channels_last: faster convs on CPU
+    seed_everything(cfg.seed)
+    searcher = searcher_cls()
+    ctx = SearchContext(config=cfg, space=space, predictor=predictor, data=data,
+                        metrics=cfg.cost_metrics, target_ms=cfg.latency_target_ms,
+                        log=pending.append, device=device, channels_last=cl)
+    searcher.setup(ctx)
+
+    if run_dir is None:
+        run_dir = new_run_dir(cfg.out, cfg.method)
+        cfg = cfg.replace(lut=str(lut_path))
+        ctx.config = cfg
+        write_json(run_dir / "config.json", cfg.to_dict())
+        write_json(run_dir / "lut.json", {"path": str(lut_path), "sha256": lut_obj.sha256(),
+                                          "provenance": lut_obj.provenance})
+    log = Logger(run_dir / "search.log", quiet)
+    if ckpt is None:
+        log(f"run {run_dir}: {cfg.headline()}, objective {cfg.objective}, "
+            f"preset {cfg.preset}, dataset {cfg.dataset}")
+        log("settings: " + ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items()))
+    else:
+        log(f"resuming {run_dir} at phase {ckpt['phase']}, epoch {ckpt['epoch']}")
+    log(f"LUT {lut_path} (device {lut_obj.device_name}"
+        + (", calibrated predictor" if predictor.calibration else "")
+        + f"); deploy network {space.deploy_text()}, batch {deploy.batches[0]}")
+    for line in pending:
+        log(line)
+    ctx.log = log
+
+    history: list[dict] = []
+    state = {"phase": "search", "epoch": 0, "train": None, "train_epoch": 0,
+             "durations": {"search": 0.0, "train": 0.0}}
+    if ckpt is not None:
+        searcher.load_state_dict(ckpt)
+        history = ckpt["history"]
+        state.update({k: ckpt[k] for k in state})
+        set_rng_state(ckpt["rng"])
+
+    steps_done = [0]
+    t_phase = [time.time()]
+    retrain: dict = {}
+
+    def interrupt_check():
+        steps_done[0] += 1
+        if _interrupt_after_steps is not None and steps_done[0] >= _interrupt_after_steps:
+            raise KeyboardInterrupt
+
+    def save_checkpoint(extra: dict | None = None):
+        now = time.time()
+        if state["phase"] in state["durations"]:
+            state["durations"][state["phase"]] += now - t_phase[0]
+        t_phase[0] = now
+        own = {"history": history, "rng": rng_state(), "config": cfg.to_dict(), **state}
+        mine = searcher.state_dict()
+        clash = set(mine) & set(own)
+        if clash:      # the searcher's state sits beside the runner's in one checkpoint
+            raise RuntimeError(f"searcher state keys {sorted(clash)} clash with the runner's")
+        atomic_torch_save({**mine, **own, **(extra or {})}, run_dir / "checkpoint.pt")
+
+    result = SearchResult(run_dir=run_dir, method=cfg.method, status="interrupted",
+                          config=cfg.to_dict(), headline=cfg.headline(), space=space.name,
+                          deploy=space.describe() | {"batch": deploy.batches[0],
+                                                     "text": space.deploy_text()},
+                          lut={"path": str(lut_path), "sha256": lut_obj.sha256(),
+                               "device": lut_obj.device_name},
+                          dataset=data.describe(),
+                          started=_dt.datetime.fromtimestamp(t_start).astimezone().isoformat(
+                              timespec="seconds"))
+
+    def interrupted() -> SearchResult:
+        result.durations_s = dict(state["durations"])
+        result.visited = searcher.visited()
+        write_json(run_dir / "result.json", result.to_dict())
+        return result
+
+    try:
+        with Progress(quiet) as prog:
+            # ---------------- search ----------------
+            if state["phase"] == "search":
+                total = searcher.epochs
+                ep_task = prog.task("search epochs", total, state["epoch"])
+                st_task = prog.task("steps", searcher.steps_per_epoch)
+
+                def on_step(step: int, info: str = ""):
+                    prog.update(st_task, completed=step, info=info)
+                    interrupt_check()
+
+                while state["epoch"] < total:
+                    prog.reset(st_task, searcher.steps_per_epoch,
+                               getattr(searcher, "step", 0),
+                               description=f"epoch {state['epoch'] + 1}/{total}")
+                    history.append(searcher.run_epoch(state["epoch"], on_step))
+                    log(searcher.epoch_line(history[-1]))
+                    state["epoch"] += 1
+                    write_json(run_dir / "history.json", history)
+                    save_checkpoint()
+                    prog.update(ep_task, completed=state["epoch"])
+                state["phase"] = "derive"
+
+            # ---------------- derive ----------------
+            arch = _derive(searcher, predictor, cfg, result, log)
+            result.epochs_done = len(history)
+            write_json(run_dir / "genotype.json",
+                       {"genotype": Arch.of(arch, space.name).to_dict(),
+                        "derived": Arch.of(result.derived_genotype, space.name).to_dict(),
+                        "method": cfg.method, "summary": space.summary(arch)})
+            if state["phase"] == "derive":
+                state["phase"] = "train"
+                state["train_epoch"] = 0
+                save_checkpoint()
+
+            # ---------------- retrain ----------------
+            net, test_q, tr_history = _retrain(cfg, data, space, arch, cl, state, prog,
+                                               retrain, interrupt_check, save_checkpoint, log)
+            state["phase"] = "evaluate"
+    except KeyboardInterrupt:
+        if state["phase"] == "train" and retrain:
+            # mid-epoch: keep the current weights and loader position; the epoch's
+            # remaining batches run on resume
+            state["train"] = {"model": retrain["net"].state_dict(),
+                              "opt": retrain["opt"].state_dict(),
+                              "loader": retrain["loader"].state_dict(),
+                              "history": (state.get("train") or {}).get("history", []),
+                              "mid_epoch": retrain["steps"] > 0}
+        save_checkpoint()
+        log(f"interrupted: checkpoint saved; continue with: nasbench search --resume {run_dir}")
+        return interrupted()
+
+    # ---------------- evaluate, predict, measure ----------------
+    from ..train import evaluate
+    from .measure import count_complexity, measure_deploy
+    t_eval = time.time()
+    try:
+        test = evaluate(net, test_q)
+        result.test_acc, result.test_loss = test["acc"], test["loss"]
+        log(f"test accuracy {100 * test['acc']:.2f} % ({test['n']} images), "
+            f"loss {test['loss']:.4f}")
+        size = cfg.train_size()
+        result.trained_network = {
+            **({"channels": size["C"], "layers": size["num_cells"],
+                "size": f"C={size['C']}, {size['num_cells']} cells, "} if size else
+               {"size": ""}),
+            "epochs": cfg.train_epochs, "steps": sum(h.get("steps", 0) for h in tr_history),
+            "history": tr_history}
+        deploy_net = space.build(arch)
+        if not size:             # the retrained network is the deploy network: keep it
+            deploy_net.load_state_dict(net.state_dict())
+            deploy_net.eval()
+        result.params, result.macs = count_complexity(deploy_net, deploy)
+        if cfg.measure:
+            result.measured = measure_deploy(deploy_net, deploy, device, log, lut_obj)
+        if cfg.reference_list:
+            from ..references import reference_candidates
+            result.references = reference_candidates(
+                cfg.reference_list, data, deploy, cfg.retrain_budget(), device,
+                lut=lut_obj, measure=cfg.measure, log=log, quiet=quiet)
+    except KeyboardInterrupt:
+        # the last checkpoint (retrain done) stays; resuming redoes only this part
+        log(f"interrupted: continue with: nasbench search --resume {run_dir}")
+        return interrupted()
+    state["durations"]["evaluate"] = time.time() - t_eval
+    result.visited = searcher.visited()
+    save_checkpoint({"phase": "done"})
+    return complete_run(result, {**state["durations"], "total": time.time() - t_start},
+                        lut_path, log)
+
+
+def _derive(searcher, predictor, cfg, result: SearchResult, log):
+    """Returns the architecture to retrain: the searcher's, repaired by the predictor to
+    a hard latency target; fills the result's architecture, expected cost, target and
+    prediction."""
+    out = searcher.result()
+    derived = arch = out.arch
+    expected = {}
+    if out.logits is not None:
+        with torch.no_grad():
+            expected = {m: float(v) for m, v in
+                        predictor.expected(out.logits, out.weights).items()}
+    target = None
+    if cfg.latency_target_ms is not None:
+        scores = out.scores()
+        if scores is None:
+            scores = torch.zeros_like(predictor.table.tables["latency"])
+        repaired, rep = predictor.repair(derived, cfg.latency_target_ms, scores)
+        hard = cfg.hard_target
+        arch = repaired if hard else derived
+        target = {"target_ms": cfg.latency_target_ms, "hard": hard,
+                  "derived_ms": rep.before, "final_ms": rep.after if hard else rep.before,
+                  "met": rep.met if hard else rep.before <= cfg.latency_target_ms,
+                  "repaired": bool(rep.swaps) and hard, "swaps": rep.swaps if hard else [],
+                  "lower_bound_ms": rep.lower_bound, "message": rep.message, **out.extra}
+        log(("hard target: " if hard else "target: ") + rep.message)
+    log(f"architecture: {predictor.space.summary(arch)}")
+    result.genotype, result.derived_genotype = arch, derived
+    result.expected, result.target = expected, target
+    result.predicted = predictor.predict(arch)
+    return arch
+
+
+def _retrain(cfg, data, space, arch, cl, state, prog, objs, interrupt_check, save_checkpoint,
+             log):
+    """Retrains the derived network with the run's budget (resumable mid-epoch); returns
+    (network, test loader, retrain history)."""
+    from ..data import TensorLoader
+    from ..train import cosine_lr, make_optimizer, train_epoch
+    with torch.random.fork_rng():       # leave the global RNG stream untouched (resume)
+        torch.manual_seed(cfg.seed)
+        net = space.build(arch, **cfg.train_build_options()).train()
+    if cl:
+        net = net.to(memory_format=torch.channels_last)
+    opt = make_optimizer(net, cfg.train_learning_rate, cfg.momentum, cfg.train_weight_decay)
+    tq = TensorLoader(data.train, cfg.train_batch_size, mean=data.mean, std=data.std,
+                      augment=True, cutout=cfg.cutout, seed=cfg.seed + 3,
+                      max_steps=cfg.train_max_steps, channels_last=cl)
+    test_q = TensorLoader(data.test, 256, mean=data.mean, std=data.std, shuffle=False,
+                          channels_last=cl)
+    tr = state.get("train") or {}
+    objs.update(net=net, opt=opt, loader=tq, steps=0)
+    if "model" in tr:
+        net.load_state_dict(tr["model"])
+        opt.load_state_dict(tr["opt"])
+        tq.load_state_dict(tr["loader"])
+    tr_history = tr.get("history", [])
+    if state["phase"] != "train" or cfg.train_epochs <= 0:
+        return net, test_q, tr_history
+    ep_task = prog.task("retrain epochs", cfg.train_epochs, state["train_epoch"])
+    st_task = prog.task("steps", len(tq))
+
+    def on_step(i, n, loss):
+        objs["steps"] += 1
+        prog.update(st_task, advance=1, info=f"loss {loss:.3f}")
+        interrupt_check()
+
+    while state["train_epoch"] < cfg.train_epochs:
+        e = state["train_epoch"]
+        lr = cosine_lr(cfg.train_learning_rate, 0.0, e, cfg.train_epochs)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if hasattr(net, "drop_path_prob"):
+            net.drop_path_prob = getattr(cfg, "drop_path_prob", 0.0) * e / cfg.train_epochs
+        prog.reset(st_task, len(tq), tq._cursor if tq._cursor < len(tq) else 0,
+                   description=f"retrain {e + 1}/{cfg.train_epochs}")
+        if tr.pop("mid_epoch", False) and tq._cursor >= len(tq):
+            # interrupted right after the epoch's last step: close it as is
+            stats = {"loss": None, "acc": None, "steps": 0, "complete": True}
+        else:
+            stats = train_epoch(net, tq, opt, grad_clip=cfg.grad_clip, on_step=on_step,
+                                auxiliary_weight=getattr(cfg, "auxiliary_weight", 0.0))
+        tr_history.append({"epoch": e, "lr": lr, **stats})
+        if stats["loss"] is not None:
+            log(f"retrain epoch {e + 1}/{cfg.train_epochs}: loss {stats['loss']:.4f} "
+                f"acc {100 * stats['acc']:.2f} %")
+        state["train_epoch"] = e + 1
+        state["train"] = {"model": net.state_dict(), "opt": opt.state_dict(),
+                          "loader": tq.state_dict(), "history": tr_history}
+        save_checkpoint()
+        objs["steps"] = 0
+        prog.update(ep_task, completed=state["train_epoch"])
+    return net, test_q, tr_history
+
+
+def complete_run(result: SearchResult, durations_s: dict, lut_path: Path, log
+                 ) -> SearchResult:
+    """Marks ``result`` complete, writes its result.json and the run's report.html (the
+    run is complete without its report when the builder fails); returns ``result``."""
+    result.status, result.finished = "complete", now_iso()
+    result.durations_s = durations_s
+    write_json(result.run_dir / "result.json", result.to_dict())
+    try:
+        from reports import build_report
+    except ImportError:
+        return result
+    try:
+        build_report([result.run_dir], result.run_dir / "report.html", lut=lut_path)
+        log(f"report: {result.run_dir / 'report.html'}")
+    except Exception as e:  # noqa: BLE001 - the run is complete without its report
+        log(f"report builder failed: {e.__class__.__name__}: {e}")
+    return result

@@ -1,0 +1,16 @@
+"""Searchers: each registered with :func:`register_searcher`, run by the one runner
+(:mod:`nasbench.run`). A searcher owns only its algorithm (see :mod:`.base`)."""
+
+from .base import (
+    SEARCHERS,
+    Outcome,
+    SearchContext,
+    Searcher,
+    get_searcher,
+    register_searcher,
+)
+from .darts import DartsSearcher
+from .proxyless import ProxylessSearcher
+
+__all__ = ["SEARCHERS", "Outcome", "SearchContext", "Searcher", "get_searcher",
+           "register_searcher", "DartsSearcher", "ProxylessSearcher"]

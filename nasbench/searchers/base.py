@@ -1,0 +1,143 @@
+"""The searcher protocol and its registry.
+
+The runner (:mod:`nasbench.run.runner`) owns the loop and everything around it; a
+searcher owns only its algorithm, in the shape of NNI's Strategy and Optuna's sampler.
+It answers a few hooks::
+
+    @register_searcher("mine")
+    class Mine(Searcher):
+        config_class = MyConfig            # a RunConfig subclass: only its own fields
+
+        def setup(self, ctx): ...          # space, predictor, data, config, log...
+        def run_epoch(self, epoch, on_step) -> dict: ...   # one history record
+        def result(self) -> Outcome: ...   # the architecture (+ slot logits/weights)
+
+plus ``epochs`` / ``steps_per_epoch`` (for progress), ``visited()`` (what it evaluated,
+for the report), ``epoch_line(record)`` (the log line) and ``state_dict()`` /
+``load_state_dict()`` (everything needed to resume, mid-epoch included: the runner
+saves it with the global RNG states in the run's checkpoint).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from ..errors import UserError
+
+SEARCHERS: dict[str, type[Searcher]] = {}
+#: the checkpoint entries the runner writes beside a searcher's state_dict()
+RUNNER_KEYS = ("history", "rng", "config", "phase", "epoch", "train", "train_epoch",
+               "durations")
+
+
+def register_searcher(*names: str):
+    """Class decorator that registers a :class:`Searcher` under each of ``names`` (one
+    class may serve several methods, e.g. darts and pcdarts); returns the class."""
+
+    def decorate(cls):
+        for name in names:
+            if name in SEARCHERS and SEARCHERS[name] is not cls:
+                raise ValueError(f"searcher {name!r} is already registered")
+            SEARCHERS[name] = cls
+        cls.methods = tuple(dict.fromkeys((*getattr(cls, "methods", ()), *names)))
+        return cls
+
+    return decorate
+
+
+def get_searcher(method: str) -> type[Searcher]:
+    """Returns the searcher class of ``method``; raises UserError naming the known ones."""
+    try:
+        return SEARCHERS[method]
+    except KeyError:
+        raise UserError(f"--method must be one of {', '.join(SEARCHERS)}, got "
+                        f"{method!r}") from None
+
+
+@dataclass
+class SearchContext:
+    """What the runner hands a searcher in :meth:`Searcher.setup`: the run config, the
+    space bound to the deploy network, the predictor of the objective's metrics
+    (calibrated LUT), the dataset, the objective's cost metrics and latency target (ms),
+    the log, the device handle, and ``channels_last`` (CPU: faster convolutions)."""
+
+    config: Any
+    space: Any
+    predictor: Any
+    data: Any
+    metrics: list[str]
+    target_ms: float | None
+    log: Any
+    device: Any
+    channels_last: bool = False
+
+
+@dataclass
+class Outcome:
+    """A searcher's answer: the architecture (the space's value), and where it has them
+    the slot logits [slots x candidates] and weights [slots] of its final distribution
+    (the expected cost and the hard-target repair's scores use them)."""
+
+    arch: Any
+    logits: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
+    extra: dict = field(default_factory=dict)
+
+    def scores(self) -> torch.Tensor | None:
+        """Returns the repair's preference per slot and candidate (probabilities times
+        slot weights; any per-slot monotone score works), None without logits."""
+        if self.logits is None:
+            return None
+        p = torch.softmax(self.logits.detach().double(), -1)
+        return p if self.weights is None else p * self.weights.detach().double().unsqueeze(1)
+
+
+class Searcher:
+    """Base class of the searchers (see the module doc)."""
+
+    methods: ClassVar[tuple[str, ...]] = ()
+    config_class: ClassVar[type] = object
+
+    def setup(self, ctx: SearchContext) -> None:
+        """Builds the searcher's state for a run (called once, before any resume)."""
+        self.ctx = ctx
+
+    @property
+    def epochs(self) -> int:
+        """Returns the number of epochs (history records) of the search."""
+        return self.ctx.config.epochs
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Returns the steps of one epoch (for progress)."""
+        return 1
+
+    def run_epoch(self, epoch: int, on_step) -> dict:
+        """Runs (the rest of) epoch ``epoch``, calling ``on_step(step, info)`` after each
+        step; returns the epoch's history record (JSON-ready)."""
+        raise NotImplementedError
+
+    def epoch_line(self, record: dict) -> str:
+        """Returns the log line of a history record."""
+        return f"epoch {record.get('epoch', 0) + 1}/{self.epochs}"
+
+    def result(self) -> Outcome:
+        """Returns the searched architecture (after the last epoch)."""
+        raise NotImplementedError
+
+    def visited(self) -> list[dict]:
+        """Returns the architectures the searcher evaluated, as ``{"arch": space JSON,
+        "epoch": int, ...}`` records (one-shot methods: the argmax after each epoch)."""
+        return []
+
+    def state_dict(self) -> dict:
+        """Returns everything needed to resume (torch.save-able). It is stored beside
+        the runner's own entries (:data:`RUNNER_KEYS`), which its keys must avoid;
+        ``step`` is the steps done in the current epoch."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores :meth:`state_dict`."""

@@ -1,0 +1,162 @@
+"""DARTS (Liu et al., ICLR 2019) and PC-DARTS (Xu et al., ICLR 2020) as a searcher.
+
+The supernet is a proxy (``channels``/``layers`` of the config) of the space's deploy
+network; each step is one weight step on the train half and, after the warm-up epochs,
+one architecture step on the validation half (first or second order) whose loss adds
+the cost objective: the expected LUT cost of the deploy network under the alphas (and
+PC-DARTS's betas), see :mod:`nasbench.search.cost`. The result is the DARTS rule's
+genotype; its slot logits are the alphas, its slot weights PC-DARTS's edge
+normalisation.
+
+history.json: one record per epoch: ``epoch``, ``lr``, ``train_loss``, ``train_acc`` and
+``val_acc`` in percent, ``val_loss`` (nats), ``arch_steps``, ``expected`` /
+``expected_cost`` ({"latency": ms, ...} under the epoch's final alphas), ``penalty``,
+``alphas`` ({"normal", "reduce"}: softmax weights [edges x ops]), ``primitives``,
+``ops``, ``genotype`` (the DARTS rule's), ``seconds``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..genotypes import genotype_to_dict
+from ..search.architect import Architect, weight_step
+from ..search.config import DARTSConfig
+from ..search.cost import CostModel, CostObjective
+from ..search.supernet import SearchNetwork, node_softmax
+from ..train import cosine_lr
+from .base import Outcome, SearchContext, Searcher, register_searcher
+
+
+@register_searcher("darts", "pcdarts")
+class DartsSearcher(Searcher):
+    """DARTS / PC-DARTS (``method`` of the config; PC-DARTS samples ``partial_k``
+    channels per edge and learns edge normalisation betas)."""
+
+    config_class = DARTSConfig
+
+    def setup(self, ctx: SearchContext) -> None:
+        super().setup(ctx)
+        cfg, data, cl = ctx.config, ctx.data, ctx.channels_last
+        self.latency_model = CostModel(ctx.predictor.table, ["latency"])
+        self.cost_model = CostModel(ctx.predictor.table, ctx.metrics)
+        model = SearchNetwork(C=cfg.channels, num_classes=data.num_classes, layers=cfg.layers,
+                              steps=cfg.steps, multiplier=cfg.multiplier,
+                              stem_multiplier=cfg.stem_multiplier,
+                              in_channels=data.in_channels, input_size=cfg.input_size,
+                              partial_k=cfg.partial)
+        self.model = model.to(memory_format=torch.channels_last) if cl else model
+        self.w_opt = torch.optim.SGD(self.model.weights(), cfg.learning_rate,
+                                     momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.objective = (CostObjective(self.cost_model, cfg.effective_cost_weight,
+                                        cfg.latency_target_ms) if ctx.metrics else None)
+        self.architect = Architect(self.model, lr=cfg.arch_learning_rate,
+                                   betas=cfg.arch_betas, weight_decay=cfg.arch_weight_decay,
+                                   order=cfg.order, momentum=cfg.momentum,
+                                   network_weight_decay=cfg.weight_decay,
+                                   penalty=self.objective)
+        from ..data import TensorLoader
+        train_half, val_half = data.search_splits(cfg.train_portion, cfg.seed)
+        b = cfg.batch_size
+        n = min(-(-len(train_half) // b), -(-len(val_half) // b))
+        self.n_steps = min(n, cfg.steps_per_epoch) if cfg.steps_per_epoch else n
+        kw = dict(mean=data.mean, std=data.std, augment=True, max_steps=self.n_steps,
+                  channels_last=cl)
+        self.train_q = TensorLoader(train_half, b, seed=cfg.seed + 1, **kw)
+        self.val_q = TensorLoader(val_half, b, seed=cfg.seed + 2, **kw)
+        self.step, self.acc, self._visited = 0, None, []
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n_steps
+
+    def run_epoch(self, epoch: int, on_step) -> dict:
+        cfg = self.ctx.config
+        lr = cosine_lr(cfg.learning_rate, cfg.learning_rate_min, epoch, cfg.epochs)
+        for g in self.w_opt.param_groups:
+            g["lr"] = lr
+        acc = self.acc = self.acc or {"loss": 0.0, "correct": 0, "n": 0, "val_loss": 0.0,
+                                      "val_correct": 0, "val_n": 0, "arch_steps": 0,
+                                      "t0": time.time()}
+        # (an interrupt right after an epoch's last step leaves nothing to run)
+        batches = zip(self.train_q, self.val_q, strict=False) if self.step < self.n_steps \
+            else ()
+        for (x, y), (xv, yv) in batches:
+            if epoch >= cfg.warmup_epochs:
+                info = self.architect.step(x, y, xv, yv, lr, self.w_opt)
+                acc["val_loss"] += info["val_loss"] * yv.shape[0]
+                acc["val_correct"] += info.get("val_correct", 0)
+                acc["val_n"] += yv.shape[0]
+                acc["arch_steps"] += 1
+            loss, logits = weight_step(self.model, self.w_opt, x, y, cfg.grad_clip)
+            acc["loss"] += loss * y.shape[0]
+            acc["correct"] += int((logits.argmax(1) == y).sum())
+            acc["n"] += y.shape[0]
+            self.step += 1
+            on_step(self.step, f"loss {acc['loss'] / acc['n']:.3f}")
+        rec = self._record(epoch, lr, acc)
+        self.step, self.acc = 0, None
+        self._visited.append({"epoch": epoch, "arch": self.ctx.space.arch_to_dict(
+            self.model.genotype()), "kind": "argmax after the epoch"})
+        return rec
+
+    def _record(self, epoch: int, lr: float, acc: dict) -> dict:
+        model = self.model
+        with torch.no_grad():
+            w = model.arch_weights()
+            exp = {m: float(v) for m, v in self.latency_model.expected_of_model(model).items()}
+            if self.objective:
+                exp.update({m: float(v) for m, v in
+                            self.cost_model.expected_of_model(model).items()})
+            pen = float(self.objective.penalty(
+                {m: torch.tensor(exp[m], dtype=torch.float64) for m in self.cost_model.metrics}
+            )) if self.objective else 0.0
+        return {"epoch": epoch, "lr": lr,
+                "train_loss": acc["loss"] / max(acc["n"], 1),
+                "train_acc": 100.0 * acc["correct"] / max(acc["n"], 1),
+                "val_loss": acc["val_loss"] / acc["val_n"] if acc["val_n"] else None,
+                "val_acc": 100.0 * acc["val_correct"] / acc["val_n"] if acc["val_n"] else None,
+                "arch_steps": acc["arch_steps"], "expected": exp, "expected_cost": exp,
+                "penalty": pen, "seconds": time.time() - acc["t0"],
+                "alphas": {k: v.tolist() for k, v in w.items()},
+                "primitives": list(model.primitives), "ops": list(model.primitives),
+                "genotype": genotype_to_dict(model.genotype())}
+
+    def epoch_line(self, h: dict) -> str:
+        exp = ", ".join(f"E[{m}] {v:.4g}" for m, v in h["expected"].items())
+        val = f" val loss {h['val_loss']:.3f} acc {h['val_acc']:.1f} %" if h["val_loss"] else ""
+        w = torch.tensor(h["alphas"]["normal"]).mean(0).tolist()
+        dist = " ".join(f"{p}:{x:.3f}" for p, x in zip(h["primitives"], w, strict=False))
+        return (f"epoch {h['epoch'] + 1}/{self.epochs}: train loss {h['train_loss']:.3f} acc "
+                f"{h['train_acc']:.1f} %{val}; {exp}; mean normal alphas {dist}")
+
+    def result(self) -> Outcome:
+        m = self.model
+        weights = None
+        if m.partial_k > 1:
+            steps = self.ctx.config.steps
+            weights = 2.0 * torch.cat([node_softmax(m.betas_normal.detach(), steps),
+                                       node_softmax(m.betas_reduce.detach(), steps)])
+        return Outcome(m.genotype(),
+                       torch.cat([m.alphas_normal.detach(), m.alphas_reduce.detach()]),
+                       weights)
+
+    def visited(self) -> list[dict]:
+        return list(self._visited)
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(),
+                "architect": self.architect.state_dict(),
+                "train_q": self.train_q.state_dict(), "val_q": self.val_q.state_dict(),
+                "step": self.step, "acc": self.acc, "visited": self._visited}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.w_opt.load_state_dict(state["w_opt"])
+        self.architect.load_state_dict(state["architect"])
+        self.train_q.load_state_dict(state["train_q"])
+        self.val_q.load_state_dict(state["val_q"])
+        self.step, self.acc = state["step"], state["acc"]
+        self._visited = state.get("visited", [])

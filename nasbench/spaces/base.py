@@ -1,0 +1,276 @@
+"""The search-space protocol, its registry and the architecture handle.
+
+A space owns its topology once (timm-style registry: one decorator registers it, every
+consumer looks it up with :func:`get_space`)::
+
+    @register_space("toy")
+    class ToySpace(SearchSpace):
+        candidate_ops = ("a", "b")
+        ...
+
+A space object is bound to one deploy network (``space = get_space("darts")(deploy)``)
+and answers, for that network:
+
+* its **decision slots** (:meth:`SearchSpace.slots`): each a key, the candidate op names
+  a derived network may hold there, and a weight (the expected number of times the slot
+  is used, e.g. DARTS's expected edge survival 2/(inputs of the node));
+* the op instances a slot/candidate places in the deploy network
+  (:meth:`~SearchSpace.slot_instances`), the fixed instances, the instances of a whole
+  architecture (:meth:`~SearchSpace.instances`: what a cost prediction sums), the
+  deployable network built from those same instances (:meth:`~SearchSpace.build`) and
+  the drift-anchor instance;
+* an architecture's picks (slot, candidate) for the predictor, and back;
+* ``sample``, ``mutate``, a categorical encoding per decision (surrogates, Optuna), and
+  JSON with a stable id.
+
+:class:`Arch` is the one architecture handle of the runner, the candidates and the
+reports: a space name and the space's own value (a DARTS ``Genotype``, a
+``ProxylessArch``...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..errors import UserError
+
+SPACES: dict[str, type[SearchSpace]] = {}
+
+
+def register_space(name: str):
+    """Class decorator that registers a :class:`SearchSpace` subclass under ``name``;
+    returns the class unchanged."""
+
+    def decorate(cls):
+        if name in SPACES and SPACES[name] is not cls:
+            raise ValueError(f"search space {name!r} is already registered")
+        cls.name = name
+        SPACES[name] = cls
+        return cls
+
+    return decorate
+
+
+def get_space(name: str) -> type[SearchSpace]:
+    """Returns the registered space class ``name``; raises UserError naming the known
+    spaces."""
+    try:
+        return SPACES[name]
+    except KeyError:
+        raise UserError(f"unknown search space {name!r} (available: "
+                        f"{', '.join(sorted(SPACES))})") from None
+
+
+def space_names() -> list[str]:
+    """Returns the registered space names, sorted."""
+    return sorted(SPACES)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One decision of a space: ``key`` (stable, e.g. ``normal/2/1``), the candidate op
+    names a derived network may hold there, and ``weight``: how many times the slot is
+    expected to be used by a derived network (1 for a block; DARTS: 2/(inputs of the
+    node), as derivation keeps two inputs)."""
+
+    key: str
+    candidates: tuple[str, ...]
+    weight: float = 1.0
+
+
+class SearchSpace:
+    """Base class of the search spaces (see the module doc). Subclasses set
+    ``candidate_ops`` (the column order of every slot x candidate table, and of a
+    supernet's architecture parameters), ``arch_type`` (the class of the space's
+    architecture value) and implement the topology methods."""
+
+    name: ClassVar[str] = ""
+    candidate_ops: ClassVar[tuple[str, ...]] = ()
+    arch_type: ClassVar[type] = object
+
+    def __init__(self, deploy):
+        self.deploy = deploy
+
+    # ---- topology (subclasses) ----------------------------------------------------------
+
+    def slots(self) -> list[Slot]:
+        """Returns the decision slots, in a fixed order."""
+        raise NotImplementedError
+
+    def slot_instances(self, slot: int, op: str) -> list:
+        """Returns every op instance candidate ``op`` places in the deploy network at slot
+        index ``slot`` (with repetitions: a DARTS edge recurs in every cell of its kind)."""
+        raise NotImplementedError
+
+    def fixed_instances(self) -> list:
+        """Returns the architecture-independent op instances, with repetitions."""
+        raise NotImplementedError
+
+    def picks(self, arch) -> list[tuple[int, str]]:
+        """Returns the (slot index, op name) decisions ``arch`` makes."""
+        raise NotImplementedError
+
+    def with_picks(self, arch, picks: list[tuple[int, str]]):
+        """Returns ``arch`` with the ops of ``picks`` (same slots as :meth:`picks`)."""
+        raise NotImplementedError
+
+    def build(self, arch):
+        """Returns the deployable network of ``arch`` (a torch module, eval mode), made of
+        the registry modules of :meth:`instances`."""
+        raise NotImplementedError
+
+    def anchor_instance(self):
+        """Returns the drift-anchor op instance (a real op of the deploy network)."""
+        raise NotImplementedError
+
+    def sample(self, rng: random.Random):
+        """Returns a uniformly sampled architecture."""
+        raise NotImplementedError
+
+    def choices(self) -> dict[str, list]:
+        """Returns the categorical decisions {name: options} of :meth:`encode`."""
+        raise NotImplementedError
+
+    def encode(self, arch) -> dict[str, Any]:
+        """Returns ``arch`` as one categorical value per decision (see :meth:`choices`)."""
+        raise NotImplementedError
+
+    def decode(self, values: dict[str, Any]):
+        """Returns the architecture of :meth:`encode`'s values; raises ValueError."""
+        raise NotImplementedError
+
+    @classmethod
+    def arch_to_dict(cls, arch) -> dict:
+        """Returns the JSON form of an architecture (with ``"space"``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def arch_from_dict(cls, d: dict):
+        """Returns the architecture stored by :meth:`arch_to_dict`; raises ValueError."""
+        raise NotImplementedError
+
+    @classmethod
+    def summary(cls, arch) -> str:
+        """Returns a one-line text of an architecture."""
+        return json.dumps(cls.arch_to_dict(arch))
+
+    def profile_command(self, device: str, out=None) -> str:
+        """Returns the ``nasbench profile`` command that measures this deploy network."""
+        cmd = f"nasbench profile --space {self.name} --device {device}"
+        return cmd + (f" --out {out} --resume" if out else "")
+
+    @classmethod
+    def deploy_from_lut(cls, lut, batch: int | None = None):
+        """Returns the deploy network a LUT of this space describes, at ``batch``."""
+        raise NotImplementedError
+
+    # ---- derived from the above ---------------------------------------------------------
+
+    def describe(self) -> dict:
+        """Returns the deploy network's identifying fields (LUT provenance)."""
+        return {"space": self.name, **self.deploy.describe()}
+
+    def deploy_text(self) -> str:
+        """Returns the deploy network in a few words, for logs and summaries."""
+        return ", ".join(f"{k} {v}" for k, v in self.deploy.describe().items()
+                         if k != "space")
+
+    def instances(self, arch) -> list:
+        """Returns every op instance the deploy network of ``arch`` runs, with
+        repetitions: the fixed parts and each pick's instances."""
+        out = list(self.fixed_instances())
+        for s, op in self.picks(arch):
+            out += self.slot_instances(s, op)
+        return out
+
+    def enumerate_instances(self) -> list:
+        """Returns the distinct op instances the space can place in the deploy network
+        (fixed parts and every candidate at every slot), in first-use order."""
+        seen: dict = {}
+        insts = list(self.fixed_instances())
+        for s, slot in enumerate(self.slots()):
+            for op in slot.candidates:
+                insts += self.slot_instances(s, op)
+        for inst in insts:
+            seen.setdefault(inst.key, inst)
+        return list(seen.values())
+
+    def mutate(self, arch, rng: random.Random):
+        """Returns ``arch`` with one decision changed to another of its options."""
+        values = self.encode(arch)
+        opts = self.choices()
+        names = [k for k in values if len(opts[k]) > 1]
+        k = rng.choice(names)
+        values[k] = rng.choice([o for o in opts[k] if o != values[k]])
+        return self.decode(values)
+
+    def arch_id(self, arch) -> str:
+        """Returns a stable id of an architecture (12 hex digits of the sha256 of its
+        canonical JSON)."""
+        return arch_id(self.arch_to_dict(arch))
+
+    def size(self) -> int:
+        """Returns the number of architectures of the encoding (a Python int)."""
+        n = 1
+        for opts in self.choices().values():
+            n *= len(opts)
+        return n
+
+
+def arch_id(d: dict) -> str:
+    """Returns the stable id of an architecture's JSON form (summary/id keys ignored)."""
+    core = {k: v for k, v in d.items() if k not in ("summary", "id")}
+    return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Arch:
+    """An architecture of a registered space: the space name and the space's value."""
+
+    space: str
+    value: Any
+
+    @classmethod
+    def of(cls, value: Any, space: str | None = None) -> Arch:
+        """Returns the handle of ``value`` (an Arch is returned as is); the space is
+        ``space`` or the registered space whose ``arch_type`` the value is."""
+        if isinstance(value, Arch):
+            return value
+        if space is None:
+            space = next((n for n, c in SPACES.items() if isinstance(value, c.arch_type)),
+                         None)
+            if space is None:
+                raise TypeError(f"no registered space has architectures of type "
+                                f"{type(value).__name__}")
+        return cls(space, value)
+
+    @classmethod
+    def from_dict(cls, d: dict, space: str | None = None) -> Arch:
+        """Returns the handle of an architecture's JSON form (space from ``d["space"]``
+        unless given); raises ValueError."""
+        name = space or d.get("space")
+        if not name:
+            raise ValueError("an architecture's JSON needs its 'space'")
+        return cls(name, get_space(name).arch_from_dict(d))
+
+    @property
+    def space_class(self) -> type[SearchSpace]:
+        return get_space(self.space)
+
+    def to_dict(self) -> dict:
+        """Returns the JSON form (the space's, with ``space``)."""
+        d = self.space_class.arch_to_dict(self.value)
+        return {**d, "space": d.get("space", self.space)} if isinstance(d, dict) else d
+
+    def summary(self) -> str:
+        """Returns the space's one-line text of the architecture."""
+        return self.space_class.summary(self.value)
+
+    @property
+    def id(self) -> str:
+        """Returns the stable id (:func:`arch_id`)."""
+        return arch_id(self.to_dict())
