@@ -191,12 +191,6 @@ def register_op(name: str, *, kind: str = "primitive", group: str | None = None,
     return decorate
 
 
-def primitives(space: str) -> list[str]:
-    """Returns the candidate op names of a registered search space, in its order."""
-    from .spaces import get_space
-    return list(get_space(space).candidate_ops)
-
-
 def op_group(op: str) -> str:
     """Returns the family of a registered op (``sep_conv``, ``pool``, ``fixed``...)."""
     return OPS[op].group if op in OPS else "fixed"

@@ -216,23 +216,15 @@ def train_reference(net: nn.Module, data, budget: RetrainBudget, channels_last: 
                     on_step: Callable | None = None) -> dict:
     """Trains ``net`` with ``budget`` and evaluates it on the test split; returns
     {"test_acc": fraction, "test_loss": nats, "steps": batches trained, "seconds"}."""
-    from .data import TensorLoader
-    from .train import cosine_lr, evaluate, make_optimizer, train_epoch
+    from .train import cosine_lr, evaluate, retrain_parts, train_epoch
     t0 = time.time()
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    opt = make_optimizer(net, budget.learning_rate, budget.momentum, budget.weight_decay)
-    tq = TensorLoader(data.train, budget.batch_size, mean=data.mean, std=data.std,
-                      augment=True, cutout=budget.cutout, seed=budget.seed + 3,
-                      max_steps=budget.max_steps, channels_last=channels_last)
+    net, opt, tq, test_q = retrain_parts(net, data, budget, channels_last)
     steps = 0
     for e in range(budget.epochs):
         for g in opt.param_groups:
             g["lr"] = cosine_lr(budget.learning_rate, 0.0, e, budget.epochs)
         steps += train_epoch(net, tq, opt, grad_clip=budget.grad_clip,
                              on_step=on_step)["steps"]
-    test_q = TensorLoader(data.test, 256, mean=data.mean, std=data.std, shuffle=False,
-                          channels_last=channels_last)
     ev = evaluate(net, test_q)
     return {"test_acc": ev["acc"], "test_loss": ev["loss"], "steps": steps,
             "seconds": time.time() - t0}

@@ -83,3 +83,19 @@ def cosine_lr(base: float, minimum: float, epoch: int, epochs: int) -> float:
     if epochs <= 1:
         return base
     return minimum + 0.5 * (base - minimum) * (1 + math.cos(math.pi * epoch / epochs))
+
+
+def retrain_parts(net: nn.Module, data, budget, channels_last: bool = False):
+    """Returns (network, SGD optimiser, augmented train loader, test loader) for the
+    retrain every candidate gets with ``budget`` (a RetrainBudget: the derived network
+    and the reference networks train alike)."""
+    from .data import TensorLoader
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    opt = make_optimizer(net, budget.learning_rate, budget.momentum, budget.weight_decay)
+    tq = TensorLoader(data.train, budget.batch_size, mean=data.mean, std=data.std,
+                      augment=True, cutout=budget.cutout, seed=budget.seed + 3,
+                      max_steps=budget.max_steps, channels_last=channels_last)
+    test_q = TensorLoader(data.test, 256, mean=data.mean, std=data.std, shuffle=False,
+                          channels_last=channels_last)
+    return net, opt, tq, test_q

@@ -32,7 +32,6 @@ from profilers.lut import LUT, atomic_write_text
 
 from .errors import UserError
 from .genotypes import Genotype
-from .ops import PRIMITIVES
 from .predict.calibration import (  # noqa: F401 - re-exported
     CALIBRATION_SCHEMA,
     FEATURES,
@@ -57,19 +56,9 @@ from .spaces import SearchSpace, get_space
 
 def sample_genotype(rng: random.Random, steps: int = 4) -> Genotype:
     """Returns a uniformly sampled genotype: per node two distinct inputs, each with a
-    uniformly chosen non-``none`` op (the shape of every DARTS-derived cell; the same
-    draws as :meth:`~nasbench.spaces.darts.DartsSpace.sample`)."""
-    ops = [p for p in PRIMITIVES if p != "none"]
-
-    def cell():
-        edges = []
-        for node in range(steps):
-            for j in sorted(rng.sample(range(node + 2), 2)):
-                edges.append((rng.choice(ops), j))
-        return edges
-
-    concat = list(range(2, 2 + steps))
-    return Genotype(cell(), concat, cell(), concat)
+    uniformly chosen non-``none`` op (:meth:`~nasbench.spaces.darts.DartsSpace.sample`)."""
+    from .spaces.darts import DartsSpace, DeployConfig
+    return DartsSpace(DeployConfig(steps=steps)).sample(rng)
 
 
 def lut_space_name(lut: LUT) -> str:

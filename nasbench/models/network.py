@@ -8,7 +8,7 @@ from torch import nn
 
 from ..genotypes import Genotype, validate_genotype
 from ..ops import Identity
-from ..spaces.darts import (
+from ..spaces.darts_cells import (
     CellGeometry,
     OpInstance,
     cell_fixed_instances,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..spaces.darts import OpInstance
-from ..spaces.proxyless import ProxylessDeployConfig, arch_instances
+from ..spaces.base import OpInstance
+from ..spaces.proxyless_blocks import ProxylessDeployConfig, arch_instances
 
 
 class ProxylessNetwork(nn.Module):

@@ -101,10 +101,9 @@ class Predictor:
         return self.table.bounds(metric)
 
     def repair(self, arch, target: float, scores: torch.Tensor, metric: str = "latency"
-               ) -> tuple[object, RepairResult]:
-        """Returns (``arch`` repaired toward a hard target, the RepairResult)."""
-        rep = self.table.repair(self.space.picks(arch), target, scores, metric)
-        return self.space.with_picks(arch, rep.picks), rep
+               ) -> RepairResult:
+        """Returns ``arch`` repaired toward a hard target (see CostTable.repair)."""
+        return self.table.repair(arch, target, scores, metric)
 
     # ---- whole-network prediction -------------------------------------------------------
 

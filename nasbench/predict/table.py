@@ -32,18 +32,23 @@ UNITS = {"latency": "ms", "energy": "J", "memory": "B"}
 
 @dataclass
 class RepairResult:
-    """Outcome of :meth:`CostTable.repair`: the picks after repair, the cost before and
-    after (LUT units, ms for latency), the swaps made, whether the target is met, the
-    cheapest cost with the same slots and a one-line message."""
+    """Outcome of :meth:`CostTable.repair`: the architecture after repair (the space's
+    value), its cost before and after (LUT units: ms for latency), the target, whether
+    it is met, the swaps made, the cheapest cost with the same slots and a one-line
+    message. (``genotype`` is ``arch``, the name DARTS code reads.)"""
 
-    picks: list[tuple[int, str]]
-    before: float
-    after: float
-    target: float
+    arch: object
+    before_ms: float
+    after_ms: float
+    target_ms: float
     met: bool
     swaps: list[dict]
-    lower_bound: float
+    lower_bound_ms: float
     message: str
+
+    @property
+    def genotype(self):
+        return self.arch
 
 
 @dataclass
@@ -160,9 +165,9 @@ class CostTable:
         hi = t.masked_fill(~self.allowed, float("-inf")).max(1).values.sum()
         return self.fixed[metric] + float(lo), self.fixed[metric] + float(hi)
 
-    def repair(self, picks: list[tuple[int, str]], target: float, scores: torch.Tensor,
+    def repair(self, arch, target: float, scores: torch.Tensor,
                metric: str = "latency") -> RepairResult:
-        """Returns ``picks`` made to meet a hard ``metric`` target, if possible.
+        """Returns ``arch`` made to meet a hard ``metric`` target, if possible.
 
         Greedy: while over target, take the pick with the highest table cost that has a
         cheaper allowed candidate, and replace its op by the cheaper candidate with the
@@ -171,7 +176,7 @@ class CostTable:
         can be made cheaper."""
         t = self.tables[metric]
         scores = scores.detach().double()
-        picks = list(picks)
+        picks = self.space.picks(arch)
         where = getattr(self.space, "swap_where", lambda i, s: {"slot": s})
         before = cost = self.picks_cost(picks)[metric]
         lower = self.fixed[metric] + sum(
@@ -206,4 +211,5 @@ class CostTable:
                    f"{before:.3f} {u}; the cheapest op at each of its decisions gives "
                    f"{cost:.3f} {u}, which could not meet it either (lower bound with "
                    f"these decisions {lower:.3f} {u})")
-        return RepairResult(picks, before, cost, target, met, swaps, lower, msg)
+        return RepairResult(self.space.with_picks(arch, picks), before, cost, target, met,
+                            swaps, lower, msg)

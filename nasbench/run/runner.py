@@ -310,14 +310,15 @@ def _derive(searcher, predictor, cfg, result: SearchResult, log):
         scores = out.scores()
         if scores is None:
             scores = torch.zeros_like(predictor.table.tables["latency"])
-        repaired, rep = predictor.repair(derived, cfg.latency_target_ms, scores)
+        rep = predictor.repair(derived, cfg.latency_target_ms, scores)
         hard = cfg.hard_target
-        arch = repaired if hard else derived
+        arch = rep.arch if hard else derived
         target = {"target_ms": cfg.latency_target_ms, "hard": hard,
-                  "derived_ms": rep.before, "final_ms": rep.after if hard else rep.before,
-                  "met": rep.met if hard else rep.before <= cfg.latency_target_ms,
+                  "derived_ms": rep.before_ms,
+                  "final_ms": rep.after_ms if hard else rep.before_ms,
+                  "met": rep.met if hard else rep.before_ms <= cfg.latency_target_ms,
                   "repaired": bool(rep.swaps) and hard, "swaps": rep.swaps if hard else [],
-                  "lower_bound_ms": rep.lower_bound, "message": rep.message, **out.extra}
+                  "lower_bound_ms": rep.lower_bound_ms, "message": rep.message, **out.extra}
         log(("hard target: " if hard else "target: ") + rep.message)
     log(f"architecture: {predictor.space.summary(arch)}")
     result.genotype, result.derived_genotype = arch, derived
@@ -330,19 +331,11 @@ def _retrain(cfg, data, space, arch, cl, state, prog, objs, interrupt_check, sav
              log):
     """Retrains the derived network with the run's budget (resumable mid-epoch); returns
     (network, test loader, retrain history)."""
-    from ..data import TensorLoader
-    from ..train import cosine_lr, make_optimizer, train_epoch
+    from ..train import cosine_lr, retrain_parts, train_epoch
     with torch.random.fork_rng():       # leave the global RNG stream untouched (resume)
         torch.manual_seed(cfg.seed)
         net = space.build(arch, **cfg.train_build_options()).train()
-    if cl:
-        net = net.to(memory_format=torch.channels_last)
-    opt = make_optimizer(net, cfg.train_learning_rate, cfg.momentum, cfg.train_weight_decay)
-    tq = TensorLoader(data.train, cfg.train_batch_size, mean=data.mean, std=data.std,
-                      augment=True, cutout=cfg.cutout, seed=cfg.seed + 3,
-                      max_steps=cfg.train_max_steps, channels_last=cl)
-    test_q = TensorLoader(data.test, 256, mean=data.mean, std=data.std, shuffle=False,
-                          channels_last=cl)
+    net, opt, tq, test_q = retrain_parts(net, data, cfg.retrain_budget(), cl)
     tr = state.get("train") or {}
     objs.update(net=net, opt=opt, loader=tq, steps=0)
     if "model" in tr:

@@ -34,15 +34,13 @@ Objectives (``acc`` plus any of ``latency``, ``energy``, ``memory``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from ..genotypes import Genotype
 from ..ops import PRIMITIVES
 from ..predict.calibration import fused_add_scale  # noqa: F401 - re-exported
 from ..predict.predictor import lut_cost
-from ..predict.table import UNITS, CostTable  # noqa: F401 - UNITS re-exported
+from ..predict.table import UNITS, CostTable, RepairResult  # noqa: F401 - re-exported
 from ..spaces.darts import DartsSpace, DeployConfig, node_fuses  # noqa: F401
 from .supernet import node_softmax
 
@@ -141,33 +139,14 @@ class CostObjective:
         return pen, {f"expected_{m}": float(v.detach()) for m, v in exp.items()}
 
 
-@dataclass
-class RepairResult:
-    """Outcome of :func:`repair_to_target`: the (possibly changed) genotype, its LUT
-    latency in ms before and after, the swaps made, whether it meets the target, and the
-    cheapest latency these edges allow (ms)."""
-
-    genotype: Genotype
-    before_ms: float
-    after_ms: float
-    target_ms: float
-    met: bool
-    swaps: list[dict]
-    lower_bound_ms: float
-    message: str
-
-
 def repair_to_target(genotype: Genotype, cost_model: CostModel, target_ms: float,
                      weights_normal: torch.Tensor, weights_reduce: torch.Tensor,
                      metric: str = "latency") -> RepairResult:
     """Returns the derived genotype made to meet a hard LUT-latency target, if possible
     (the shared greedy :meth:`~nasbench.predict.table.CostTable.repair`; edges keep
-    their inputs)."""
+    their inputs; ``.genotype`` is the result)."""
     scores = torch.cat([weights_normal.detach(), weights_reduce.detach()])
-    rep = cost_model.table.repair(cost_model.space.picks(genotype), target_ms, scores, metric)
-    g = cost_model.space.with_picks(genotype, rep.picks)
-    return RepairResult(g, rep.before, rep.after, rep.target, rep.met, rep.swaps,
-                        rep.lower_bound, rep.message)
+    return cost_model.table.repair(genotype, target_ms, scores, metric)
 
 
 def required_op_keys(deploy: DeployConfig) -> list[str]:

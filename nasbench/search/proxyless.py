@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +63,7 @@ from torch import nn
 
 from ..ops import OPS, PROXYLESS_PRIMITIVES
 from ..predict.predictor import lut_cost
-from ..predict.table import CostTable
+from ..predict.table import CostTable, RepairResult
 from ..spaces.proxyless import (  # noqa: F401 - ProxylessArch, short_name re-exported
     ProxylessArch,
     ProxylessDeployConfig,
@@ -463,30 +462,16 @@ def reinforce_arch_step(net: ProxylessSupernet, objective: ProxylessObjective,
 # --------------------------------------------------------------------------------------
 
 
-@dataclass
-class ArchRepair:
-    """Outcome of :func:`repair_arch_to_target`: the (possibly changed) architecture, its
-    LUT cost before and after (ms for latency), the swaps made, whether it meets the
-    target, the cheapest network of the space and a one-line message."""
-
-    arch: ProxylessArch
-    before_ms: float
-    after_ms: float
-    target_ms: float
-    met: bool
-    swaps: list[dict]
-    lower_bound_ms: float
-    message: str
+#: the outcome of :func:`repair_arch_to_target` (``.arch`` is the result)
+ArchRepair = RepairResult
 
 
 def repair_arch_to_target(arch: ProxylessArch, cost_model: ProxylessCostModel,
                           target: float, probs: torch.Tensor,
-                          metric: str = "latency") -> ArchRepair:
+                          metric: str = "latency") -> RepairResult:
     """Returns ``arch`` made to meet a hard LUT ``metric`` target, if the space allows
     (the shared greedy :meth:`~nasbench.predict.table.CostTable.repair`)."""
-    rep = cost_model.table.repair(cost_model.space.picks(arch), target, probs, metric)
-    return ArchRepair(cost_model.space.with_picks(arch, rep.picks), rep.before, rep.after,
-                      rep.target, rep.met, rep.swaps, rep.lower_bound, rep.message)
+    return cost_model.table.repair(arch, target, probs, metric)
 
 
 __all__ = ["ProxylessArch", "ProxylessSupernet", "BinaryGateBlock", "ProxylessCostModel",

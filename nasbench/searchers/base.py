@@ -95,15 +95,40 @@ class Outcome:
         return p if self.weights is None else p * self.weights.detach().double().unsqueeze(1)
 
 
+def tally(acc: dict, loss: float, logits: torch.Tensor, y: torch.Tensor) -> None:
+    """Adds one training batch to an epoch's running sums (``loss`` x samples,
+    ``correct``, ``n``), the figures one-shot searchers report per epoch."""
+    acc["loss"] += loss * y.shape[0]
+    acc["correct"] += int((logits.argmax(1) == y).sum())
+    acc["n"] += y.shape[0]
+
+
 class Searcher:
     """Base class of the searchers (see the module doc)."""
 
     methods: ClassVar[tuple[str, ...]] = ()
     config_class: ClassVar[type] = object
+    #: attributes saved through their own state_dict() (modules, optimisers, loaders)
+    stateful: ClassVar[tuple[str, ...]] = ()
+    #: attributes saved as they are (torch.save-able values)
+    plain_state: ClassVar[tuple[str, ...]] = ("step", "acc")
 
     def setup(self, ctx: SearchContext) -> None:
         """Builds the searcher's state for a run (called once, before any resume)."""
         self.ctx = ctx
+        self._visited: list[dict] = []
+
+    def close_epoch(self, record: dict, argmax=None) -> dict:
+        """Ends an epoch: resets the in-epoch ``step`` and ``acc``, notes the epoch's
+        ``argmax`` architecture as visited (one-shot methods); returns ``record``."""
+        self.step, self.acc = 0, None
+        if argmax is not None:
+            self.note_visit(argmax, epoch=record["epoch"], kind="argmax after the epoch")
+        return record
+
+    def note_visit(self, arch, **info) -> None:
+        """Records an architecture the searcher evaluated (see :meth:`visited`)."""
+        self._visited.append({"arch": self.ctx.space.arch_to_dict(arch), **info})
 
     @property
     def epochs(self) -> int:
@@ -131,13 +156,22 @@ class Searcher:
     def visited(self) -> list[dict]:
         """Returns the architectures the searcher evaluated, as ``{"arch": space JSON,
         "epoch": int, ...}`` records (one-shot methods: the argmax after each epoch)."""
-        return []
+        return list(getattr(self, "_visited", []))
 
     def state_dict(self) -> dict:
-        """Returns everything needed to resume (torch.save-able). It is stored beside
-        the runner's own entries (:data:`RUNNER_KEYS`), which its keys must avoid;
-        ``step`` is the steps done in the current epoch."""
-        return {}
+        """Returns everything needed to resume (torch.save-able): by default the
+        ``stateful`` attributes' state dicts, the ``plain_state`` attributes and the
+        visited list. It is stored beside the runner's own entries
+        (:data:`RUNNER_KEYS`), which its keys must avoid; ``step`` is the steps done in
+        the current epoch."""
+        out = {n: getattr(self, n).state_dict() for n in self.stateful}
+        out.update({n: getattr(self, n) for n in self.plain_state})
+        return out | {"visited": self.visited()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restores :meth:`state_dict`."""
+        for n in self.stateful:
+            getattr(self, n).load_state_dict(state[n])
+        for n in self.plain_state:
+            setattr(self, n, state[n])
+        self._visited = list(state.get("visited", []))

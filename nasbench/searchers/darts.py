@@ -27,7 +27,7 @@ from ..search.config import DARTSConfig
 from ..search.cost import CostModel, CostObjective
 from ..search.supernet import SearchNetwork, node_softmax
 from ..train import cosine_lr
-from .base import Outcome, SearchContext, Searcher, register_searcher
+from .base import Outcome, SearchContext, Searcher, register_searcher, tally
 
 
 @register_searcher("darts", "pcdarts")
@@ -36,6 +36,7 @@ class DartsSearcher(Searcher):
     channels per edge and learns edge normalisation betas)."""
 
     config_class = DARTSConfig
+    stateful = ("model", "w_opt", "architect", "train_q", "val_q")
 
     def setup(self, ctx: SearchContext) -> None:
         super().setup(ctx)
@@ -66,7 +67,7 @@ class DartsSearcher(Searcher):
                   channels_last=cl)
         self.train_q = TensorLoader(train_half, b, seed=cfg.seed + 1, **kw)
         self.val_q = TensorLoader(val_half, b, seed=cfg.seed + 2, **kw)
-        self.step, self.acc, self._visited = 0, None, []
+        self.step, self.acc = 0, None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -91,16 +92,10 @@ class DartsSearcher(Searcher):
                 acc["val_n"] += yv.shape[0]
                 acc["arch_steps"] += 1
             loss, logits = weight_step(self.model, self.w_opt, x, y, cfg.grad_clip)
-            acc["loss"] += loss * y.shape[0]
-            acc["correct"] += int((logits.argmax(1) == y).sum())
-            acc["n"] += y.shape[0]
+            tally(acc, loss, logits, y)
             self.step += 1
             on_step(self.step, f"loss {acc['loss'] / acc['n']:.3f}")
-        rec = self._record(epoch, lr, acc)
-        self.step, self.acc = 0, None
-        self._visited.append({"epoch": epoch, "arch": self.ctx.space.arch_to_dict(
-            self.model.genotype()), "kind": "argmax after the epoch"})
-        return rec
+        return self.close_epoch(self._record(epoch, lr, acc), self.model.genotype())
 
     def _record(self, epoch: int, lr: float, acc: dict) -> dict:
         model = self.model
@@ -142,21 +137,3 @@ class DartsSearcher(Searcher):
         return Outcome(m.genotype(),
                        torch.cat([m.alphas_normal.detach(), m.alphas_reduce.detach()]),
                        weights)
-
-    def visited(self) -> list[dict]:
-        return list(self._visited)
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(),
-                "architect": self.architect.state_dict(),
-                "train_q": self.train_q.state_dict(), "val_q": self.val_q.state_dict(),
-                "step": self.step, "acc": self.acc, "visited": self._visited}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.w_opt.load_state_dict(state["w_opt"])
-        self.architect.load_state_dict(state["architect"])
-        self.train_q.load_state_dict(state["train_q"])
-        self.val_q.load_state_dict(state["val_q"])
-        self.step, self.acc = state["step"], state["acc"]
-        self._visited = state.get("visited", [])

@@ -34,7 +34,7 @@ from ..search.proxyless import (
 )
 from ..search.proxyless_config import ProxylessConfig
 from ..train import cosine_lr
-from .base import Outcome, SearchContext, Searcher, register_searcher
+from .base import Outcome, SearchContext, Searcher, register_searcher, tally
 
 
 @register_searcher("proxyless")
@@ -43,6 +43,8 @@ class ProxylessSearcher(Searcher):
     REINFORCE."""
 
     config_class = ProxylessConfig
+    stateful = ("model", "w_opt", "a_opt", "train_q", "val_q")
+    plain_state = ("step", "acc", "baseline")
 
     def setup(self, ctx: SearchContext) -> None:
         super().setup(ctx)
@@ -79,7 +81,7 @@ class ProxylessSearcher(Searcher):
         self.val_q = TensorLoader(val_half, cfg.batch_size, mean=data.mean, std=data.std,
                                   augment=False, seed=cfg.seed + 2, drop_last=True,
                                   channels_last=cl)
-        self.step, self.acc, self.baseline, self._visited = 0, None, {"value": None}, []
+        self.step, self.acc, self.baseline = 0, None, {"value": None}
 
     @property
     def epochs(self) -> int:
@@ -115,18 +117,12 @@ class ProxylessSearcher(Searcher):
             acc["lr"] = lr
             loss, logits = weight_step(self.model, self.w_opt, x, y, cfg.grad_clip,
                                        cfg.label_smoothing)
-            acc["loss"] += loss * y.shape[0]
-            acc["correct"] += int((logits.argmax(1) == y).sum())
-            acc["n"] += y.shape[0]
+            tally(acc, loss, logits, y)
             if not warm and (self.step + 1) % cfg.arch_update_every == 0:
                 self._arch_step(acc)
             self.step += 1
             on_step(self.step, f"loss {acc['loss'] / acc['n']:.3f}")
-        rec = self._record(epoch, warm, acc)
-        self.step, self.acc = 0, None
-        self._visited.append({"epoch": epoch, "arch": self.ctx.space.arch_to_dict(
-            self.model.derive()), "kind": "argmax after the epoch"})
-        return rec
+        return self.close_epoch(self._record(epoch, warm, acc), self.model.derive())
 
     def _arch_step(self, acc: dict) -> None:
         cfg = self.ctx.config
@@ -173,21 +169,3 @@ class ProxylessSearcher(Searcher):
     def result(self) -> Outcome:
         return Outcome(self.model.derive(), self.model.alphas.detach().clone(),
                        extra={"loss_reference_ms": self.objective.refs.get("latency")})
-
-    def visited(self) -> list[dict]:
-        return list(self._visited)
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(),
-                "a_opt": self.a_opt.state_dict(), "train_q": self.train_q.state_dict(),
-                "val_q": self.val_q.state_dict(), "step": self.step, "acc": self.acc,
-                "baseline": self.baseline, "visited": self._visited}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.w_opt.load_state_dict(state["w_opt"])
-        self.a_opt.load_state_dict(state["a_opt"])
-        self.train_q.load_state_dict(state["train_q"])
-        self.val_q.load_state_dict(state["val_q"])
-        self.step, self.acc, self.baseline = state["step"], state["acc"], state["baseline"]
-        self._visited = state.get("visited", [])

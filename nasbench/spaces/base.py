@@ -33,10 +33,11 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import UserError
+from ..ops import OPS
 
 SPACES: dict[str, type[SearchSpace]] = {}
 
@@ -68,6 +69,36 @@ def get_space(name: str) -> type[SearchSpace]:
 def space_names() -> list[str]:
     """Returns the registered space names, sorted."""
     return sorted(SPACES)
+
+
+@dataclass(frozen=True)
+class OpInstance:
+    """One distinct operation placement: op name, input (c_in, h, w), c_out, stride.
+
+    ``attrs`` carries extra key fields for spaces that need them (e.g. expansion).
+    """
+
+    op: str
+    c_in: int
+    c_out: int
+    h: int
+    w: int
+    stride: int = 1
+    attrs: tuple = field(default=())
+
+    @property
+    def key(self) -> str:
+        """Returns the LUT key of this instance without batch and dtype."""
+        extra = "".join(f"/{k}{v}" for k, v in self.attrs)
+        return f"{self.op}/c{self.c_in}-{self.c_out}/h{self.h}w{self.w}/s{self.stride}{extra}"
+
+    def output_shape(self) -> tuple[int, int, int]:
+        """Returns (C, H, W) of the op's output, by the registry's shape rule."""
+        return OPS[self.op].shape(self.c_in, self.c_out, self.h, self.w, self.stride)
+
+    def build(self):
+        """Returns a fresh module of this instance (registry constructor)."""
+        return OPS[self.op].build(self.c_in, self.c_out, self.stride, affine=True)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The ``nasbench`` command line (typer + rich).
+"""The ``nasbench`` command line (typer + rich): every command lives in this package
+(``search`` and ``report`` in modules of their own).
 
 Every command has ``--help``; data commands have ``--json``; bad input prints one line
 on stderr and exits with status 2.
@@ -16,7 +17,7 @@ from rich.table import Table
 
 from profilers.latency import DEFAULT_ROUNDS
 
-from .errors import UserError
+from ..errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Hardware-aware benchmarking and profiling for Neural Architecture "
@@ -56,7 +57,7 @@ def _parse_ratio(text: str) -> float:
 def devices(json_out: bool = typer.Option(False, "--json", help="Print JSON."),
             quiet: bool = typer.Option(False, "--quiet", "-q", help="Only device specs.")):
     """List every device found and which meters (latency, memory, energy) work there."""
-    from .device_report import device_rows
+    from ..device_report import device_rows
     rows = device_rows()
     if json_out:
         print(json.dumps(rows, indent=1, default=str))
@@ -126,9 +127,9 @@ def profile(
     """Measure every op instance the space places in the deploy network into a LUT."""
     from profilers.latency import LatencySettings
 
-    from .profiling import cached_lut_path, get_device, run_profile
-    from .progress import progress_bar
-    from .spaces.darts import DeployConfig
+    from ..profiling import cached_lut_path, get_device, run_profile
+    from ..progress import progress_bar
+    from ..spaces.darts import DeployConfig
     if space not in ("darts", "proxyless"):
         raise UserError(f"unknown space {space!r} (available: darts, proxyless)")
     if dtype not in ("float32", "float16"):
@@ -152,7 +153,7 @@ def profile(
     except ValueError as e:
         raise UserError(str(e)) from None
     if space == "proxyless":
-        from .spaces.proxyless import ProxylessDeployConfig
+        from ..spaces.proxyless import ProxylessDeployConfig
         deploy = ProxylessDeployConfig.from_layout(
             config, input_size=input_size, num_classes=classes, width_mult=width_mult,
             batches=_parse_batches(batch), dtype=dtype)
@@ -352,7 +353,7 @@ def lut_validate(
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ):
     """Measure sampled architectures end to end and compare with the LUT's prediction."""
-    from .validate import run_validation, write_json
+    from ..validate import run_validation, write_json
     _check_rounds(rounds, min_repeats)
     vals = _validation_inputs(lut_file, device, space, samples)
     genotypes = [_run_genotype(r, space) for r in (from_run or [])]
@@ -397,7 +398,7 @@ def lut_calibrate(
     <lut>.calib-b<batch>.json."""
     import random
 
-    from .validate import (
+    from ..validate import (
         calibration_path,
         fit_calibration,
         measure_samples,
@@ -441,7 +442,7 @@ def lut_calibrate(
 def _validation_points(path: Path, lut, features: str) -> list[dict]:
     """Returns the (batch, measured ms, feature sums) of the networks a validation of
     ``lut`` stored, their architectures read by the LUT's space."""
-    from .validate import group_sums, space_from_lut
+    from ..validate import group_sums, space_from_lut
     try:
         res = json.loads(Path(path).read_text())
         points, batch, sha = res["points"], res["batch"], res["lut_sha256"]
@@ -473,9 +474,9 @@ def _check_rounds(rounds: int, min_repeats: int | None) -> None:
 def _validation_inputs(lut_file: Path, device: str | None, space: str, samples: int):
     """Returns the LUT after checking the arguments, and that it describes ``device``
     (not checked when None: nothing will be measured)."""
-    from .profiling import get_device
-    from .spaces import space_names
-    from .validate import lut_space_name
+    from ..profiling import get_device
+    from ..spaces import space_names
+    from ..validate import lut_space_name
     if space not in space_names():
         raise UserError(f"unknown space {space!r} (available: {', '.join(space_names())})")
     if samples < 0:
@@ -498,7 +499,7 @@ def _validation_inputs(lut_file: Path, device: str | None, space: str, samples: 
 
 def _run_genotype(run: Path, space: str = "darts"):
     """Returns the architecture of a run's genotype.json, of search space ``space``."""
-    from .spaces import get_space
+    from ..spaces import get_space
     p = run / "genotype.json"
     if not p.is_file():
         raise UserError(f"{run} has no genotype.json")
@@ -514,7 +515,7 @@ def _run_genotype(run: Path, space: str = "darts"):
 
 
 def _progress(label: str, quiet: bool):
-    from .progress import progress_bar
+    from ..progress import progress_bar
     return progress_bar(label, quiet=quiet)
 
 
@@ -564,20 +565,14 @@ def _print_validation(res: dict, path: Path, quiet: bool) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# search / report (implemented in nasbench.commands)
+# search / report (their own modules of this package)
 # --------------------------------------------------------------------------------------
 
-try:
-    from .commands.search import search as _search
-    app.command("search")(_search)
-except ImportError:  # pragma: no cover - during development only
-    pass
+from .report import report as _report  # noqa: E402
+from .search import search as _search  # noqa: E402
 
-try:
-    from .commands.report import report as _report
-    app.command("report")(_report)
-except ImportError:  # pragma: no cover
-    pass
+app.command("search")(_search)
+app.command("report")(_report)
 
 
 def main(argv: list[str] | None = None) -> int:

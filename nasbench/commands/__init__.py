@@ -1,1 +1,0 @@
-"""CLI command implementations, registered by nasbench.cli."""
