@@ -16,6 +16,7 @@ from .darts_cells import (  # noqa: F401 - the geometry, re-exported
     DeployConfig,
     OpInstance,
     anchor_instance,
+    cell_edges,
     cell_fixed_instances,
     cell_plan,
     edge_instance,
@@ -62,7 +63,7 @@ class DartsSpace(SearchSpace):
     def edges(self) -> list[tuple[str, int, int]]:
         """Returns (cell kind, node, input) of every slot, in slot order."""
         return [(kind, node, j) for kind in ("normal", "reduce")
-                for node in range(self.deploy.steps) for j in range(node + 2)]
+                for node, j in cell_edges(self.deploy.steps)]
 
     def slots(self) -> list[Slot]:
         ops = tuple(p for p in self.candidate_ops if p != "none")
@@ -79,8 +80,8 @@ class DartsSpace(SearchSpace):
 
     def slot_index(self, kind: str, node: int, j: int) -> int:
         """Returns the slot index of edge (node, input j) of a cell kind."""
-        per_kind = num_edges(self.deploy.steps)
-        return (per_kind if kind == "reduce" else 0) + sum(2 + i for i in range(node)) + j
+        edges = cell_edges(self.deploy.steps)
+        return (len(edges) if kind == "reduce" else 0) + edges.index((node, j))
 
     def picks(self, arch) -> list[tuple[int, str]]:
         return [(self.slot_index(kind, k // 2, j), op) for kind in ("normal", "reduce")

@@ -134,9 +134,8 @@ def network_edge_instances(cfg: DeployConfig, ops: list[str] | None = None) -> l
     out = []
     for cell in cell_plan(cfg.channels, cfg.layers, cfg.input_size, cfg.multiplier,
                           cfg.stem_multiplier):
-        for node in range(cfg.steps):
-            for j in range(node + 2):
-                out += [edge_instance(cell, op, j) for op in ops]
+        for _, j in cell_edges(cfg.steps):
+            out += [edge_instance(cell, op, j) for op in ops]
     return out
 
 
@@ -215,6 +214,12 @@ def network_instances(cfg: DeployConfig, genotype, *, node_adds: bool = True,
     return out
 
 
+def cell_edges(steps: int) -> list[tuple[int, int]]:
+    """Returns the (node, input state) of every edge of a cell with ``steps`` nodes, in
+    the order of the alpha rows: node i reads the two cell inputs and nodes 0..i-1."""
+    return [(node, j) for node in range(steps) for j in range(node + 2)]
+
+
 def num_edges(steps: int) -> int:
     """Returns the number of edges of a cell with ``steps`` intermediate nodes."""
-    return sum(2 + i for i in range(steps))
+    return len(cell_edges(steps))
