@@ -3,7 +3,8 @@
 Every searcher and the reference networks describe an architecture the same way (the
 space's JSON of an :class:`~nasbench.spaces.Arch`), so a report treats them alike::
 
-    {"name", "role": "derived" | "reference", "space", "genotype", "genotype_summary",
+    {"name", "role": "derived" | "reference", "space", "genotype", "arch_id",
+     "genotype_summary",
      "accuracy": % top-1, "accuracy_kind": "test", "train_epochs", "train_steps",
      "latency_ms": {"measured": {median, p5, p95, cv, ...} | None, "predicted": ms | None},
      "energy_j": {"measured": J | None, "predicted": J | None, "reason": str | None},
@@ -62,6 +63,9 @@ def candidate(name: str, role: str, *, arch: Any = None, space: str | None = Non
         "name": name, "role": role,
         "space": space or (arch_space(arch) if arch is not None else ""),
         "genotype": arch_dict(arch),
+        # the space's stable id of the architecture (None for hand-designed networks)
+        "arch_id": Arch.of(arch).id if arch is not None and not isinstance(arch, dict)
+        else None,
         "genotype_summary": summary if summary is not None else arch_summary(arch),
         "accuracy": None if test_acc is None else 100.0 * test_acc,
         "accuracy_kind": "test",

@@ -209,3 +209,22 @@ def test_presets_resolve():
     assert (pc.partial_k, pc.batch_size, pc.learning_rate, pc.arch_learning_rate,
             pc.warmup_epochs, pc.epochs) == (4, 256, 0.1, 6e-4, 15, 3)
     assert DARTSConfig.from_dict(pc.to_dict()) == pc
+
+
+@pytest.mark.parametrize("stop", [3, 8])
+def test_interrupt_on_an_epochs_last_step_runs_nothing_twice(tmp_path, fake_measure, stop):
+    """Ctrl-C right after the last step of a search epoch (3 steps per epoch) or of a
+    retrain epoch (2 steps): resuming neither repeats nor adds an epoch, and ends where
+    the uninterrupted run ends."""
+    cfg = config(tmp_path, train_epochs=2)
+    full = search_architecture(cfg, quiet=True)
+    part = search_architecture(cfg, quiet=True, _interrupt_after_steps=stop)
+    assert part.status == "interrupted"
+    done = search_architecture(None, resume=part.run_dir, quiet=True)
+    hist = json.loads((done.run_dir / "history.json").read_text())
+    assert [h["epoch"] for h in hist] == [0, 1]
+    assert hist[-1]["alphas"] == json.loads(
+        (full.run_dir / "history.json").read_text())[-1]["alphas"]
+    res = json.loads((done.run_dir / "result.json").read_text())
+    assert [h["epoch"] for h in res["trained_network"]["history"]] == [0, 1]
+    assert done.genotype == full.genotype and done.test_acc == full.test_acc

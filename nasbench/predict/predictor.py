@@ -63,7 +63,7 @@ class Predictor:
                  ) -> Predictor:
         """Returns the predictor of ``metrics``; raises UserError naming the missing
         entries and the profile command that fills them."""
-        path = Path(path or lut.path)
+        path = Path(path or lut.path or "LUT")
         try:
             return cls(space, lut, metrics, path)
         except KeyError as e:

@@ -241,8 +241,8 @@ class SearchSpace:
 
     def arch_id(self, arch) -> str:
         """Returns a stable id of an architecture (12 hex digits of the sha256 of its
-        canonical JSON)."""
-        return arch_id(self.arch_to_dict(arch))
+        canonical JSON, space included)."""
+        return Arch(self.name, arch).id
 
     def size(self) -> int:
         """Returns the number of architectures of the encoding (a Python int)."""
