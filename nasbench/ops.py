@@ -423,3 +423,62 @@ def _px_feature_mix(c_in, c_out, stride, affine=True):
 
 #: the ProxylessNAS space's candidates, in the ProxylessNAS code's order
 PROXYLESS_PRIMITIVES = [*(f"mb_k{k}_e{e}" for k in (3, 5, 7) for e in (3, 6)), "zero"]
+
+
+# --------------------------------------------------------------------------------------
+# NAS-Bench-201 space (Dong & Yang, ICLR 2020)
+# --------------------------------------------------------------------------------------
+#
+# Its ``none``, ``skip_connect`` and ``avg_pool_3x3`` are the DARTS entries above (the
+# same modules: Zero, Identity, 3x3 average pooling without the padding in the mean), as
+# is its stem (3x3 conv + BN) and classifier (``gap_linear``).
+
+
+@register_op("nor_conv_1x1", group="conv")
+def _nor_conv_1x1(c_in, c_out, stride, affine=True):
+    """ReLU -> 1x1 conv -> BN (NAS-Bench-201)."""
+    return ReLUConvBN(c_in, c_out, 1, stride, 0, affine=affine)
+
+
+@register_op("nor_conv_3x3", group="conv")
+def _nor_conv_3x3(c_in, c_out, stride, affine=True):
+    """ReLU -> 3x3 conv -> BN (NAS-Bench-201)."""
+    return ReLUConvBN(c_in, c_out, 3, stride, 1, affine=affine)
+
+
+class ResNetBasicBlock(nn.Module):
+    """NAS-Bench-201's reduction between stages: two ReLU-conv3x3-BN (the first strides)
+    plus a shortcut (2x2 average pooling and a 1x1 conv when it strides)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, affine: bool = True):
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride, 1, affine=affine)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1, affine=affine)
+        if stride == 2:
+            self.downsample = nn.Sequential(nn.AvgPool2d(2, stride=2, padding=0),
+                                            nn.Conv2d(c_in, c_out, 1, bias=False))
+        elif c_in != c_out:
+            self.downsample = ReLUConvBN(c_in, c_out, 1, 1, 0, affine=affine)
+        else:
+            self.downsample = None
+
+    def forward(self, x):
+        y = self.conv_b(self.conv_a(x))
+        return y + (x if self.downsample is None else self.downsample(x))
+
+
+@register_op("resnet_block", kind="fixed",
+             shape=lambda c_in, c_out, h, w, s: (c_out, h // s, w // s))
+def _resnet_block(c_in, c_out, stride, affine=True):
+    """NAS-Bench-201 residual basic block between stages (stride 2)."""
+    return ResNetBasicBlock(c_in, c_out, stride, affine=affine)
+
+
+@register_op("bn_relu", kind="fixed")
+def _bn_relu(c_in, c_out, stride, affine=True):
+    """BatchNorm -> ReLU (NAS-Bench-201's last activation before the classifier)."""
+    return nn.Sequential(nn.BatchNorm2d(c_in, affine=affine), nn.ReLU(inplace=False))
+
+
+#: the NAS-Bench-201 space's candidates, in NAS-Bench-201's order
+NB201_PRIMITIVES = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]

@@ -3,7 +3,8 @@
 
 from .base import SPACES, Arch, SearchSpace, Slot, arch_id, get_space, register_space, space_names
 from .darts import DartsSpace
+from .nb201 import NB201Space
 from .proxyless import ProxylessSpace
 
 __all__ = ["SPACES", "Arch", "SearchSpace", "Slot", "arch_id", "get_space", "register_space",
-           "space_names", "DartsSpace", "ProxylessSpace"]
+           "space_names", "DartsSpace", "ProxylessSpace", "NB201Space"]

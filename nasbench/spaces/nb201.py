@@ -1,0 +1,111 @@
+"""The NAS-Bench-201 search space (Dong & Yang, ICLR 2020), registered as ``nb201``: the
+6 edges of the cell are the decision slots (one cell shared by all 15 cells of the
+network, so a slot's instances are that edge in every cell), each with the 5 ops
+``none``, ``skip_connect``, ``nor_conv_1x1``, ``nor_conv_3x3``, ``avg_pool_3x3``.
+The geometry is :mod:`.nb201_cells` (re-exported here); 5^6 = 15,625 cells."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from .base import OpInstance, SearchSpace, Slot, register_space
+from .nb201_cells import (  # noqa: F401 - the geometry, re-exported
+    EDGES,
+    NB201_OPS,
+    NODES,
+    SPACE,
+    NB201Arch,
+    NB201DeployConfig,
+    StageGeometry,
+    arch_instances,
+    edge_instance,
+    fixed_instances,
+    stage_plan,
+)
+
+
+@register_space("nb201")
+class NB201Space(SearchSpace):
+    """NAS-Bench-201 on its deploy network (see the module doc). Encoding: one
+    categorical per edge, keyed ``i->j``; :meth:`all_archs` enumerates the space."""
+
+    candidate_ops = NB201_OPS
+    arch_type = NB201Arch
+
+    def slots(self) -> list[Slot]:
+        return [Slot(f"{i}->{j}", NB201_OPS) for i, j in EDGES]
+
+    def slot_instances(self, slot: int, op: str) -> list[OpInstance]:
+        return [edge_instance(st, op) for st in stage_plan(self.deploy)
+                for _ in range(st.cells)]
+
+    def fixed_instances(self) -> list[OpInstance]:
+        return fixed_instances(self.deploy)
+
+    def picks(self, arch) -> list[tuple[int, str]]:
+        return list(enumerate(arch.ops))
+
+    def with_picks(self, arch, picks):
+        return NB201Arch(tuple(op for _, op in picks))
+
+    def instances(self, arch) -> list[OpInstance]:
+        return arch_instances(self.deploy, arch)
+
+    def anchor_instance(self) -> OpInstance:
+        """Returns the first stage's ``nor_conv_3x3`` (a real, mid-sized op)."""
+        return edge_instance(stage_plan(self.deploy)[0], "nor_conv_3x3")
+
+    def build(self, arch, **_):
+        from ..models.nb201 import NB201Network
+        return NB201Network(arch, self.deploy).eval()
+
+    def sample(self, rng: random.Random):
+        return NB201Arch(tuple(rng.choice(NB201_OPS) for _ in EDGES))
+
+    def all_archs(self) -> list[NB201Arch]:
+        """Returns all 15,625 cells (first edge varying slowest)."""
+        return [NB201Arch(ops) for ops in itertools.product(NB201_OPS, repeat=len(EDGES))]
+
+    def choices(self) -> dict[str, list]:
+        return {f"{i}->{j}": list(NB201_OPS) for i, j in EDGES}
+
+    def encode(self, arch) -> dict:
+        return {f"{i}->{j}": op for op, (i, j) in zip(arch.ops, EDGES, strict=True)}
+
+    def decode(self, values: dict):
+        return NB201Arch(tuple(values[f"{i}->{j}"] for i, j in EDGES))
+
+    @classmethod
+    def arch_to_dict(cls, arch) -> dict:
+        return {"space": SPACE, "arch": arch.to_str(), "ops": list(arch.ops)}
+
+    @classmethod
+    def arch_from_dict(cls, d: dict):
+        if isinstance(d, dict) and "arch" in d:
+            return NB201Arch.from_str(d["arch"])
+        if isinstance(d, dict) and "ops" in d:
+            return NB201Arch(tuple(d["ops"]))
+        raise ValueError("a NAS-Bench-201 architecture is {'arch': '|op~0|+...'}")
+
+    @classmethod
+    def summary(cls, arch) -> str:
+        return arch.to_str()
+
+    def deploy_text(self) -> str:
+        d = self.deploy
+        return (f"C={d.channels}, {d.cells} cells per stage, "
+                f"{d.input_size}x{d.input_size}")
+
+    def profile_command(self, device: str, out=None) -> str:
+        d = self.deploy
+        cmd = (f"nasbench profile --space nb201 --device {device} --input {d.input_size} "
+               f"--classes {d.num_classes} --batch {d.batches[0]}")
+        return cmd + (f" --out {out} --resume" if out else "")
+
+    @classmethod
+    def deploy_from_lut(cls, lut, batch: int | None = None) -> NB201DeployConfig:
+        d = dict(lut.provenance.get("deploy") or {})
+        keys = ("channels", "cells", "input_size", "in_channels", "num_classes")
+        return NB201DeployConfig(**{k: d[k] for k in keys if k in d}, batches=(batch or 1,),
+                                 dtype=lut.provenance.get("dtype", "float32"))
