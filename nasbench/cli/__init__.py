@@ -91,7 +91,7 @@ def profile(
     device: str = typer.Option("cpu", "--device", "-d",
                                help="cpu, cuda[:N], rocm[:N], opencl[:P[:D]] or a preset."),
     space: str = typer.Option("darts", help="Search space whose ops are enumerated: "
-                              "darts or proxyless."),
+                              "darts, proxyless or nb201 (NAS-Bench-201)."),
     channels: int | None = typer.Option(None, help="DARTS deploy network: initial "
                                            "channels C (default 36)."),
     layers: int | None = typer.Option(None, help="DARTS deploy network: number of cells "
@@ -130,8 +130,8 @@ def profile(
     from ..profiling import cached_lut_path, get_device, run_profile
     from ..progress import progress_bar
     from ..spaces.darts import DeployConfig
-    if space not in ("darts", "proxyless"):
-        raise UserError(f"unknown space {space!r} (available: darts, proxyless)")
+    if space not in ("darts", "proxyless", "nb201"):
+        raise UserError(f"unknown space {space!r} (available: darts, proxyless, nb201)")
     if dtype not in ("float32", "float16"):
         raise UserError(f"--dtype must be float32 or float16, got {dtype!r}")
     for name, v in (("--channels", channels), ("--layers", layers), ("--input", input_size),
@@ -143,6 +143,9 @@ def profile(
     if space == "proxyless" and (channels is not None or layers is not None):
         raise UserError("--channels/--layers describe the DARTS network; the proxyless "
                         "space takes --config and --width-mult")
+    if space == "nb201" and layers is not None:
+        raise UserError("--layers describes the DARTS network; NAS-Bench-201 has 3 "
+                        "stages of 5 cells")
     if threads is not None and threads < 1:
         raise UserError("--threads must be positive")
     try:
@@ -157,6 +160,13 @@ def profile(
         deploy = ProxylessDeployConfig.from_layout(
             config, input_size=input_size, num_classes=classes, width_mult=width_mult,
             batches=_parse_batches(batch), dtype=dtype)
+    elif space == "nb201":
+        from ..spaces.nb201 import NB201DeployConfig
+        # --input 16 with --classes 120: the ImageNet16-120 network
+        deploy = NB201DeployConfig(channels=channels or 16, input_size=input_size or 32,
+                                   num_classes=classes or 10,
+                                   batches=_parse_batches(batch), dtype=dtype)
+        deploy.validate()
     else:
         deploy = DeployConfig(channels=channels or 36, layers=layers or 20,
                               input_size=input_size or 32, num_classes=classes or 10,
