@@ -578,11 +578,13 @@ def _print_validation(res: dict, path: Path, quiet: bool) -> None:
 # search / report (their own modules of this package)
 # --------------------------------------------------------------------------------------
 
+from .arch import arch as _arch  # noqa: E402
 from .report import report as _report  # noqa: E402
 from .search import search as _search  # noqa: E402
 
 app.command("search")(_search)
 app.command("report")(_report)
+app.command("arch")(_arch)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -199,7 +199,32 @@ class SearchSpace:
         """Returns the deploy network a LUT of this space describes, at ``batch``."""
         raise NotImplementedError
 
+    @classmethod
+    def default_deploy(cls):
+        """Returns the space's default deploy network (the one its papers evaluate)."""
+        raise NotImplementedError
+
     # ---- derived from the above ---------------------------------------------------------
+
+    @classmethod
+    def parse_arch(cls, text: str):
+        """Returns the architecture a user wrote: a JSON file, or JSON text, of
+        :meth:`arch_to_dict` (spaces add their own short forms); raises ValueError."""
+        import json as _json
+        from pathlib import Path
+        p = Path(str(text)).expanduser()
+        try:
+            d = _json.loads(p.read_text()) if p.is_file() else _json.loads(str(text))
+        except (OSError, ValueError):
+            raise ValueError(f"not a {cls.name} architecture (JSON or a JSON file): "
+                             f"{text!r}") from None
+        if isinstance(d, dict) and isinstance(d.get("genotype"), dict):
+            d = d["genotype"]                  # a run's genotype.json
+        return cls.arch_from_dict(d)
+
+    def draw(self, arch) -> list[str]:
+        """Returns the architecture drawn as text lines (one per decision)."""
+        return [f"{k:>16}  {v}" for k, v in self.encode(arch).items()]
 
     def describe(self) -> dict:
         """Returns the deploy network's identifying fields (LUT provenance)."""

@@ -218,6 +218,33 @@ class DartsSpace(SearchSpace):
         from ..genotypes import summarize
         return summarize(arch)
 
+    @classmethod
+    def default_deploy(cls) -> DeployConfig:
+        return DeployConfig()
+
+    @classmethod
+    def parse_arch(cls, text: str):
+        """Returns a named genotype (DARTS_V2...), or one in JSON / a JSON file."""
+        from ..genotypes import NAMED
+        if str(text).upper() in NAMED:
+            return NAMED[str(text).upper()]
+        return super().parse_arch(text)
+
+    def draw(self, arch) -> list[str]:
+        """Returns both cells as their nodes, each the sum of two ops on earlier states
+        (c_{k-2}, c_{k-1} are the cell's inputs, 0..3 its nodes)."""
+        names = ["c_{k-2}", "c_{k-1}"] + [f"node {i}" for i in range(self.deploy.steps)]
+        lines = []
+        for kind in ("normal", "reduce"):
+            edges = getattr(arch, kind)
+            lines.append(f"{kind} cell:")
+            for n in range(len(edges) // 2):
+                (o1, a), (o2, b) = edges[2 * n], edges[2 * n + 1]
+                lines.append(f"  node {n} = {o1}({names[a]}) + {o2}({names[b]})")
+            concat = getattr(arch, kind + "_concat")
+            lines.append("  output = concat(" + ", ".join(names[i] for i in concat) + ")")
+        return lines
+
     # ---- LUT ------------------------------------------------------------------------------
 
     def describe(self) -> dict:

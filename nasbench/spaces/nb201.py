@@ -92,6 +92,27 @@ class NB201Space(SearchSpace):
     def summary(cls, arch) -> str:
         return arch.to_str()
 
+    @classmethod
+    def default_deploy(cls) -> NB201DeployConfig:
+        return NB201DeployConfig()
+
+    @classmethod
+    def parse_arch(cls, text: str):
+        """Returns the cell of a NAS-Bench-201 string (or of its JSON)."""
+        t = str(text).strip()
+        if t.startswith("|"):
+            return NB201Arch.from_str(t)
+        return super().parse_arch(t)
+
+    def draw(self, arch) -> list[str]:
+        """Returns the cell as its nodes, each with the ops on its incoming edges."""
+        lines = ["node 0: the cell's input"]
+        for j in range(1, NODES):
+            ins = [f"{op}(node {i})" for op, (i, jj) in zip(arch.ops, EDGES, strict=True)
+                   if jj == j]
+            lines.append(f"node {j} = " + " + ".join(ins))
+        return lines + [f"output: node {NODES - 1}"]
+
     def deploy_text(self) -> str:
         d = self.deploy
         return (f"C={d.channels}, {d.cells} cells per stage, "

@@ -104,6 +104,24 @@ class ProxylessSpace(SearchSpace):
     def summary(cls, arch) -> str:
         return arch.summary()
 
+    @classmethod
+    def default_deploy(cls) -> ProxylessDeployConfig:
+        return ProxylessDeployConfig.from_layout("cifar")
+
+    @classmethod
+    def parse_arch(cls, text: str):
+        """Returns the blocks of a comma- or space-separated op list (or of JSON)."""
+        t = str(text).strip()
+        if not t.startswith(("{", "[")) and not t.endswith(".json"):
+            return ProxylessArch(tuple(x for x in t.replace(",", " ").split() if x))
+        return super().parse_arch(t)
+
+    def draw(self, arch) -> list[str]:
+        """Returns one line per searchable block: its geometry and candidate."""
+        return [f"block {g.index:2d} (stage {g.stage}, {g.c_in}->{g.c_out} ch, "
+                f"{g.h_in}px, stride {g.stride}): {op}"
+                for g, op in zip(self.plan(), arch.blocks, strict=True)]
+
     def deploy_text(self) -> str:
         d = self.deploy
         return (f"{d.layout} x{d.width_mult} {d.input_size}x{d.input_size}, "

@@ -1,0 +1,106 @@
+"""``nasbench arch --space S ARCH``: how big and how fast is one architecture?"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ..errors import UserError
+
+
+def arch(
+    architecture: str = typer.Argument(..., metavar="ARCH",
+                                       help="nb201: a NAS-Bench-201 string or index; "
+                                            "darts: DARTS_V2, PC_DARTS... or a genotype "
+                                            "JSON (file); proxyless: comma-separated "
+                                            "block ops or JSON."),
+    space: str = typer.Option("darts", help="Search space (a registered one)."),
+    lut: Path | None = typer.Option(None, help="LUT of a device: predicted latency, "
+                                       "energy and memory (its deploy network is used)."),
+    benchmark_dir: Path | None = typer.Option(None, help="nb201: folder of the "
+                                                 "NAS-Bench-201 / HW-NAS-Bench CSV files "
+                                                 "(table values)."),
+    dataset: str = typer.Option("cifar10", help="nb201 tables: cifar10, cifar100 or "
+                                "ImageNet16-120."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+):
+    """Describe one architecture: parameters, MACs (thop, ptflops), the LUT's predicted
+    cost, the benchmark's values, and the cell drawn."""
+    from profilers.lut import LUT
+
+    from ..predict.predictor import predict_costs
+    from ..run.measure import count_complexity
+    from ..spaces import get_space
+    cls = get_space(space)
+    bench = None
+    if benchmark_dir is not None:
+        if space != "nb201":
+            raise UserError("--benchmark-dir holds NAS-Bench-201 tables: use --space nb201")
+        from ..benchmarks import NB201Bench
+        bench = NB201Bench(benchmark_dir)
+    lut_obj = LUT.load(lut) if lut is not None else None
+    if lut_obj is not None:
+        lut_space = (lut_obj.provenance.get("deploy") or {}).get("space", "darts")
+        if lut_space != space:
+            raise UserError(f"LUT {lut} describes a {lut_space} network, not {space}: "
+                            f"pass --space {lut_space}")
+        deploy = cls.deploy_from_lut(lut_obj)
+    else:
+        deploy = cls.default_deploy()
+    sp = cls(deploy)
+    text = architecture.strip()
+    try:
+        if space == "nb201" and text.isdigit():
+            if bench is None:
+                raise UserError("an index needs the tables: pass --benchmark-dir")
+            a = bench.arch(int(text))
+        else:
+            a = cls.parse_arch(text)
+        sp.instances(a)                       # checks the architecture fits the network
+    except (ValueError, KeyError) as e:
+        raise UserError(f"{space} architecture {architecture!r}: {e}") from None
+    params, macs = count_complexity(sp.build(a), deploy)
+    out = {"space": space, "arch": sp.arch_to_dict(a), "id": sp.arch_id(a),
+           "summary": sp.summary(a), "deploy": sp.describe(),
+           "params": params, "macs": macs}
+    if lut_obj is not None:
+        out["predicted"] = predict_costs(sp, lut_obj, a)
+        out["lut"] = {"path": str(lut), "device": lut_obj.device_name}
+    if bench is not None:
+        out["benchmark"] = bench.lookup(a, dataset)
+    if json_out:
+        print(json.dumps(out, indent=1, default=str))
+        return
+    from rich.console import Console
+    console = Console()                           # stdout: this is the command's output
+    console.print(f"[bold]{space}[/] {out['summary']}  [dim](id {out['id']})[/]",
+                  highlight=False)
+    for line in sp.draw(a):
+        console.print("  " + line, highlight=False, markup=False)
+    console.print(f"deploy network {sp.deploy_text()}, batch {deploy.batches[0]}: "
+                  f"{params['torch']:,} parameters; MACs thop {macs.get('thop')}, "
+                  f"ptflops {macs.get('ptflops')}, conv+linear {macs['conv_linear']}",
+                  highlight=False)
+    p = out.get("predicted")
+    if p:
+        parts = [f"latency {p['latency_ms']:.3f} ms" if p["latency_ms"] is not None
+                 else "latency -"]
+        if p.get("energy_j") is not None:
+            parts.append(f"energy {p['energy_j']:.4g} J")
+        if p.get("memory_bytes") is not None:
+            parts.append(f"memory {p['memory_bytes'] / 2**20:.1f} MiB (sum of op peaks)")
+        console.print(f"predicted on {out['lut']['device']}: " + ", ".join(parts)
+                      + f" [dim]({p['source']})[/]", highlight=False)
+    b = out.get("benchmark")
+    if b:
+        console.print(f"NAS-Bench-201 #{b['index']} on {dataset}: 12-epoch accuracy "
+                      f"val {b['val_acc']:.2f} % / test {b['test_acc']:.2f} %"
+                      + (f", 200-epoch val {b['val_acc_200']:.2f} %"
+                         if b.get("val_acc_200") is not None else ""), highlight=False)
+        unit = {"ms": "ms", "mj": "mJ"}
+        hw = ", ".join(f"{k.split('_')[0]} {k.split('_')[1]} {v:.3g} "
+                       f"{unit[k.rsplit('_', 1)[1]]}"
+                       for k, v in b.items() if k.endswith(("_ms", "_mj")) and v is not None)
+        console.print(f"HW-NAS-Bench (measured): {hw}", highlight=False)
