@@ -121,11 +121,20 @@ def profile(
     anchor: bool = typer.Option(True, "--anchor/--no-anchor",
                                 help="Time a fixed anchor op before every call and store "
                                      "drift-corrected latencies (raw ones beside them)."),
+    benchmark_dir: Path | None = typer.Option(None, help="With --device "
+                                                 "hw-nas-bench:DEV: the folder of the "
+                                                 "HW-NAS-Bench / NAS-Bench-201 CSV files."),
+    dataset: str = typer.Option("cifar10", help="With --device hw-nas-bench:DEV: cifar10, "
+                                "cifar100 or ImageNet16-120."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress, no table."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ):
-    """Measure every op instance the space places in the deploy network into a LUT."""
+    """Measure every op instance the space places in the deploy network into a LUT
+    (with --device hw-nas-bench:DEV: fit one to that device's table)."""
     from profilers.latency import LatencySettings
+    if device.startswith("hw-nas-bench"):
+        return _profile_tabular(device, space, benchmark_dir, dataset, out_file, quiet,
+                                json_out)
 
     from ..profiling import cached_lut_path, get_device, run_profile
     from ..progress import progress_bar
@@ -195,6 +204,39 @@ def profile(
             out.print(f"drift anchor {a['key']}: {a['ref_ms']:.3g} ms typical, its "
                       f"medians spread {a['spread']:.0%} over the profile (latencies are "
                       f"corrected for it; raw_latency_ms keeps the measured ones)",
+                      highlight=False)
+
+
+def _profile_tabular(device: str, space: str, benchmark_dir: Path | None, dataset: str,
+                     out_file: Path | None, quiet: bool, json_out: bool) -> None:
+    """``profile --device hw-nas-bench:DEV``: a LUT fitted to HW-NAS-Bench's whole-network
+    costs (not measured), and the device's additivity on held-apart cells."""
+    from ..benchmarks import NB201Bench
+    from ..benchmarks.hwnas import additivity, fitted_lut, parse_tabular_device
+    dev = parse_tabular_device(device)
+    if space != "nb201":
+        raise UserError(f"{device} holds NAS-Bench-201 cells: use --space nb201")
+    if benchmark_dir is None or out_file is None:
+        raise UserError(f"{device} needs --benchmark-dir (the HW-NAS-Bench CSV files) and "
+                        f"--out FILE")
+    bench = NB201Bench(benchmark_dir)
+    lut = fitted_lut(bench, dev, dataset)
+    lut.save(out_file)
+    report = {m: additivity(bench, dev, dataset, m)
+              for m in ("latency", "energy") if f"{dev}_{m}" in bench.hardware(dataset)}
+    summary = {"path": str(out_file), "entries": len(lut.entries), "device": device,
+               "dataset": dataset, "fitted": lut.provenance["fitted"],
+               "additivity": report}
+    if json_out:
+        print(json.dumps(summary, indent=1, default=str))
+        return
+    if not quiet:
+        out.print(f"[bold green]wrote[/] {out_file}: {len(lut.entries)} entries fitted to "
+                  f"HW-NAS-Bench {dev} ({dataset}; fitted, not measured)", highlight=False)
+        for m, r in report.items():
+            out.print(f"{m}: on {r['test_cells']} held-apart cells the sum of fitted op "
+                      f"costs is within 10 % for {r['within_10pct']:.0%}, MAPE "
+                      f"{r['mape_pct']:.1f} %, Spearman {r['spearman']:.3f}",
                       highlight=False)
 
 

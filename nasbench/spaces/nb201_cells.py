@@ -79,6 +79,16 @@ class NB201Arch:
         """Returns the architecture string (its one-line form)."""
         return self.to_str()
 
+    def connected(self) -> bool:
+        """Returns whether the cell's output depends on its input: a path of non-``none``
+        edges from node 0 to node 3 (otherwise every cell outputs zeros, and a compiler
+        may remove the whole network)."""
+        reach = {0}
+        for op, (i, j) in zip(self.ops, EDGES, strict=True):   # edges in node order
+            if op != "none" and i in reach:
+                reach.add(j)
+        return NODES - 1 in reach
+
 
 @dataclass(frozen=True)
 class NB201DeployConfig:
