@@ -19,6 +19,7 @@ from nasbench.spaces import SPACES, SearchSpace, Slot, get_space, register_space
 from nasbench.spaces.darts import OpInstance
 from profilers.lut import LUT, full_key
 from tests.conftest import make_entry
+from tests.test_runner import fake_measure  # noqa: F401 - the fixture
 
 OPS = ("skip_connect", "max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3")
 COST = {"skip_connect": 0.1, "max_pool_3x3": 0.5, "avg_pool_3x3": 0.6, "sep_conv_3x3": 2.0,
@@ -159,18 +160,10 @@ class ToyRandom(Searcher):
 
 
 @pytest.fixture
-def toy(monkeypatch):
+def toy(fake_measure):  # noqa: F811 - the imported fixture, requested
     register_space("toy")(ToySpace)
     register_searcher("toy-random")(ToyRandom)
 
-    def measure(module, input_shape, device="cpu", **kw):
-        with torch.no_grad():
-            module(torch.zeros(input_shape))
-        return {"latency_ms": {"median": 1.0, "mean": 1.0, "p5": 0.9, "p95": 1.1,
-                               "cv": 0.01, "repeats": 3},
-                "memory_bytes": None, "memory_method": "test", "energy_j": None,
-                "energy_reason": "test", "device": {"id": "cpu:test"}}
-    monkeypatch.setattr(nasbench.profiling, "measure_network", measure)
     yield
     SPACES.pop("toy", None)
     SEARCHERS.pop("toy-random", None)

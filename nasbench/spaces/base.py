@@ -189,9 +189,14 @@ class SearchSpace:
         """Returns a one-line text of an architecture."""
         return json.dumps(cls.arch_to_dict(arch))
 
+    def profile_options(self) -> dict:
+        """Returns the ``nasbench profile`` options that describe this deploy network."""
+        return {}
+
     def profile_command(self, device: str, out=None) -> str:
         """Returns the ``nasbench profile`` command that measures this deploy network."""
-        cmd = f"nasbench profile --space {self.name} --device {device}"
+        opts = "".join(f" --{k} {v}" for k, v in self.profile_options().items())
+        cmd = f"nasbench profile --space {self.name} --device {device}{opts}"
         return cmd + (f" --out {out} --resume" if out else "")
 
     @classmethod

@@ -255,11 +255,13 @@ class DartsSpace(SearchSpace):
         return f"C={d.channels}, {d.layers} cells, {d.input_size}x{d.input_size}"
 
     def profile_command(self, device: str, out=None) -> str:
+        # darts is `nasbench profile`'s default space: the command says no --space
+        return super().profile_command(device, out).replace(" --space darts", "", 1)
+
+    def profile_options(self) -> dict:
         d = self.deploy
-        cmd = (f"nasbench profile --device {device} --channels {d.channels} "
-               f"--layers {d.layers} --input {d.input_size} "
-               f"--classes {d.num_classes} --batch {d.batches[0]}")
-        return cmd + (f" --out {out} --resume" if out else "")
+        return {"channels": d.channels, "layers": d.layers, "input": d.input_size,
+                "classes": d.num_classes, "batch": d.batches[0]}
 
     @classmethod
     def deploy_from_lut(cls, lut, batch: int | None = None) -> DeployConfig:

@@ -118,11 +118,10 @@ class NB201Space(SearchSpace):
         return (f"C={d.channels}, {d.cells} cells per stage, "
                 f"{d.input_size}x{d.input_size}")
 
-    def profile_command(self, device: str, out=None) -> str:
+    def profile_options(self) -> dict:
         d = self.deploy
-        cmd = (f"nasbench profile --space nb201 --device {device} --input {d.input_size} "
-               f"--classes {d.num_classes} --batch {d.batches[0]}")
-        return cmd + (f" --out {out} --resume" if out else "")
+        return {"channels": d.channels, "input": d.input_size, "classes": d.num_classes,
+                "batch": d.batches[0]}
 
     @classmethod
     def deploy_from_lut(cls, lut, batch: int | None = None) -> NB201DeployConfig:

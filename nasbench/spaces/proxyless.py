@@ -127,13 +127,11 @@ class ProxylessSpace(SearchSpace):
         return (f"{d.layout} x{d.width_mult} {d.input_size}x{d.input_size}, "
                 f"{len(self.plan())} searchable blocks")
 
-    def profile_command(self, device: str, out=None) -> str:
+    def profile_options(self) -> dict:
         d = self.deploy
-        cmd = (f"nasbench profile --space proxyless --device {device} --config {d.layout} "
-               f"--input {d.input_size} --classes {d.num_classes} --batch {d.batches[0]}")
-        if d.width_mult != 1.0:
-            cmd += f" --width-mult {d.width_mult}"
-        return cmd + (f" --out {out} --resume" if out else "")
+        opts = {"config": d.layout, "input": d.input_size, "classes": d.num_classes,
+                "batch": d.batches[0]}
+        return opts | ({"width-mult": d.width_mult} if d.width_mult != 1.0 else {})
 
     @classmethod
     def deploy_from_lut(cls, lut, batch: int | None = None) -> ProxylessDeployConfig:
