@@ -192,7 +192,8 @@ def register_op(name: str, *, kind: str = "primitive", group: str | None = None,
 
 
 def op_group(op: str) -> str:
-    """Returns the family of a registered op (``sep_conv``, ``pool``, ``fixed``...)."""
+    """Returns the family of a registered op (``sep_conv``, ``pool``...); ``fixed`` for
+    the fixed parts (stem, preprocessing, head) and for unknown names."""
     return OPS[op].group if op in OPS else "fixed"
 
 
@@ -382,7 +383,8 @@ def _register_mbconv(kernel: int, expand: int, kind: str = "primitive") -> None:
 
     build.__doc__ = (f"MBConv: {kernel}x{kernel} depthwise, expansion {expand}, identity "
                      f"shortcut when stride 1 and c_in == c_out.")
-    register_op(name, kind=kind, group="mbconv")(build)
+    # a fixed part's family is "fixed" (the first block is not a candidate)
+    register_op(name, kind=kind, group="mbconv" if kind == "primitive" else None)(build)
 
 
 # candidate order is the ProxylessNAS code's: 3x3_MBConv3, 3x3_MBConv6, 5x5..., 7x7...

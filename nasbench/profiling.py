@@ -46,19 +46,15 @@ def space_of(deploy) -> str:
     return str(deploy.describe().get("space", "darts"))
 
 
-def space_for(deploy):
-    """Returns the registered space bound to ``deploy`` (its ``describe()["space"]``)."""
-    from .spaces import get_space
-    return get_space(space_of(deploy))(deploy)
-
-
 def space_instances(deploy) -> list[OpInstance]:
     """Returns the distinct op instances of the deploy network of its search space."""
+    from .spaces import space_for
     return space_for(deploy).enumerate_instances()
 
 
 def space_anchor(deploy) -> OpInstance:
     """Returns the drift-anchor op instance of the deploy network's search space."""
+    from .spaces import space_for
     return space_for(deploy).anchor_instance()
 
 

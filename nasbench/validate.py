@@ -51,7 +51,7 @@ from .predict.calibration import (  # noqa: F401 - re-exported
     op_feature,
     op_group,
 )
-from .spaces import SearchSpace, get_space
+from .spaces import SearchSpace, get_space, lut_space, space_for
 
 
 def sample_genotype(rng: random.Random, steps: int = 4) -> Genotype:
@@ -59,12 +59,6 @@ def sample_genotype(rng: random.Random, steps: int = 4) -> Genotype:
     uniformly chosen non-``none`` op (:meth:`~nasbench.spaces.darts.DartsSpace.sample`)."""
     from .spaces.darts import DartsSpace, DeployConfig
     return DartsSpace(DeployConfig(steps=steps)).sample(rng)
-
-
-def lut_space_name(lut: LUT) -> str:
-    """Returns the search space a LUT's deploy network belongs to (its provenance's
-    ``deploy.space``; ``darts`` for LUTs that predate spaces)."""
-    return str((lut.provenance.get("deploy") or {}).get("space") or "darts")
 
 
 def deploy_from_lut(lut: LUT, batch: int | None = None):
@@ -78,29 +72,12 @@ def deploy_from_lut(lut: LUT, batch: int | None = None):
     batch = batch or (batches[0] if batches else 1)
     if batch not in batches:
         raise UserError(f"LUT {lut.path} has no batch {batch} (it has {batches})")
-    return get_space(lut_space_name(lut)).deploy_from_lut(lut, batch)
+    return get_space(lut_space(lut)).deploy_from_lut(lut, batch)
 
 
 def space_from_lut(lut: LUT, batch: int | None = None) -> SearchSpace:
     """Returns the LUT's space bound to its deploy network at ``batch``."""
-    return as_space(deploy_from_lut(lut, batch))
-
-
-def as_space(deploy) -> SearchSpace:
-    """Returns ``deploy`` as a bound space (a space is returned as is; a deploy config
-    as the space its ``describe()["space"]`` names, default ``darts``)."""
-    if isinstance(deploy, SearchSpace):
-        return deploy
-    return get_space(str(deploy.describe().get("space", "darts")))(deploy)
-
-
-def prediction_instances(space: SearchSpace, arch, lut) -> tuple[list, list]:
-    """Returns (instances a prediction from ``lut`` sums at their LUT value, node sums a
-    fusing backend folds into a conv: the ``fused_add`` feature) of ``arch``; spaces
-    without fused sums give ``(space.instances(arch), [])``."""
-    if hasattr(space, "prediction_instances"):
-        return space.prediction_instances(arch, lut)
-    return list(space.instances(arch)), []
+    return space_for(deploy_from_lut(lut, batch))
 
 
 def group_sums(lut: LUT, deploy, g, features: str = "op") -> dict[str, float]:
@@ -109,11 +86,11 @@ def group_sums(lut: LUT, deploy, g, features: str = "op") -> dict[str, float]:
     for DARTS :data:`OP_FEATURES` for "op", :data:`GROUPS` for "group"; node sums count
     as fixed, those a fusing backend folds into a conv as ``fused_add``). ``deploy`` is
     the deploy config (or the bound space); raises UserError naming a missing entry."""
-    space = as_space(deploy)
+    space = space_for(deploy)
     deploy = space.deploy
     names = feature_names(space.name, features)
     batch = deploy.batches[0]
-    insts, fused = prediction_instances(space, g, lut)
+    insts, fused = space.prediction_instances(g, lut)
     sums = dict.fromkeys(names, 0.0)
     # at their standalone cost (measured: an epilogue add is not free, see the README);
     # the calibration learns their share
@@ -143,10 +120,11 @@ def measure_samples(lut: LUT, device: str, genotypes: list, deploy,
 
     from profilers.machine import LoadMonitor
 
-    from .profiling import measure_network, prepare_lut_anchor
-    space = as_space(deploy)
+    from .profiling import DeviceHandle, measure_network, prepare_lut_anchor
+    space = space_for(deploy)
     deploy = space.deploy
     prov = lut.provenance
+    device = DeviceHandle.of(device)     # resolved once, not per network and round
     anchor = prepare_lut_anchor(lut, device, deploy)
     settings = LatencySettings(**prov["settings"]) if "settings" in prov else \
         LatencySettings()

@@ -125,7 +125,9 @@ def fitted_lut(bench: NB201Bench, device: str, dataset: str = "cifar10"):
     """Returns a LUT of the nb201 space's op instances for ``device`` fitted to every
     measured cell (latency, and energy where HW-NAS-Bench has it, in J), labelled in
     its provenance as fitted from HW-NAS-Bench, not measured."""
-    from profilers.lut import LUT, full_key
+    from profilers.lut import LUT
+
+    from ..profiling import instance_item
     space = tabular_space(dataset)
     fits = {m: fit_costs(bench, device, dataset, m) for m in DEVICE_METRICS[device]}
     entries = {}
@@ -138,16 +140,15 @@ def fitted_lut(bench: NB201Bench, device: str, dataset: str = "cifar10"):
                 v = fit["fixed"] if inst.op == "stem" else 0.0
             vals[m] = v
         lat = vals["latency"]
-        e = {"op": inst.op, "c_in": inst.c_in, "c_out": inst.c_out, "h": inst.h,
-             "w": inst.w, "stride": inst.stride, "batch": 1, "dtype": "float32",
-             "op_key": inst.key, "fitted": True,
+        item = instance_item(inst, 1, "float32")      # the key and fields a profile writes
+        e = {**item.fields, "fitted": True,
              "latency_ms": {"median": lat, "mean": lat, "p5": lat, "p95": lat, "cv": 0.0,
                             "repeats": 0},
              "noisy": False, "memory_bytes": None,
              "energy_j": vals["energy"] * 1e-3 if "energy" in vals else None,
              "energy_reason": None if "energy" in vals else
              f"HW-NAS-Bench has no energy for {device}"}
-        entries[full_key(inst.key, 1)] = e
+        entries[item.key] = e
     prov = {"device": {"id": f"hw-nas-bench:{device}", "name": DEVICE_NAMES[device],
                        "spec": f"hw-nas-bench:{device}"},
             "backend": "hw-nas-bench (tabular)", "threads": None,

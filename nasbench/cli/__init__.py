@@ -528,16 +528,12 @@ def _validation_inputs(lut_file: Path, device: str | None, space: str, samples: 
     (not checked when None: nothing will be measured)."""
     from ..profiling import get_device
     from ..spaces import space_names
-    from ..validate import lut_space_name
     if space not in space_names():
         raise UserError(f"unknown space {space!r} (available: {', '.join(space_names())})")
     if samples < 0:
         raise UserError("--samples must not be negative")
     lut = _load_lut(lut_file)
-    recorded = lut_space_name(lut)
-    if recorded != space:
-        raise UserError(f"LUT {lut_file} describes a {recorded} deploy network, not "
-                        f"{space}: pass --space {recorded}")
+    check_lut_space(lut, space)
     if device is None:
         return lut
     dev = get_device(device)
@@ -547,6 +543,15 @@ def _validation_inputs(lut_file: Path, device: str | None, space: str, samples: 
     except LUTError as e:
         raise UserError(str(e)) from None
     return lut
+
+
+def check_lut_space(lut, space: str) -> None:
+    """Raises UserError when ``lut`` describes another space's deploy network."""
+    from ..spaces import lut_space
+    recorded = lut_space(lut)
+    if recorded != space:
+        raise UserError(f"LUT {lut.path} describes a {recorded} deploy network, not "
+                        f"{space}: pass --space {recorded}")
 
 
 def _run_genotype(run: Path, space: str = "darts"):

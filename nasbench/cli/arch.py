@@ -42,10 +42,8 @@ def arch(
         bench = NB201Bench(benchmark_dir)
     lut_obj = LUT.load(lut) if lut is not None else None
     if lut_obj is not None:
-        lut_space = (lut_obj.provenance.get("deploy") or {}).get("space", "darts")
-        if lut_space != space:
-            raise UserError(f"LUT {lut} describes a {lut_space} network, not {space}: "
-                            f"pass --space {lut_space}")
+        from . import check_lut_space
+        check_lut_space(lut_obj, space)
         deploy = cls.deploy_from_lut(lut_obj)
     else:
         deploy = cls.default_deploy()

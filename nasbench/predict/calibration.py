@@ -31,7 +31,7 @@ import numpy as np
 from profilers.lut import LUT
 
 from ..errors import UserError
-from ..ops import OPS
+from ..ops import op_group  # noqa: F401 - the calibration's group of an op, re-exported
 
 #: the DARTS space's group features (the order of the calibration files fitted so far)
 GROUPS = ("sep_conv", "dil_conv", "pool", "skip", "fused_add", "fixed")
@@ -45,14 +45,6 @@ EXTRA_FEATURES = ("fused_add", "fixed")
 _KEPT_ORDER = {("darts", "group"): GROUPS, ("darts", "op"): OP_FEATURES}
 FEATURE_KINDS = ("op", "group")
 CALIBRATION_SCHEMA = 2
-
-
-def op_group(op: str) -> str:
-    """Returns the calibration group of an op: its family in the registry
-    (:func:`nasbench.ops.op_group`) for a candidate op, ``fixed`` for the fixed parts
-    (stem, preprocessing, head, ProxylessNAS's first block) and unknown names."""
-    spec = OPS.get(op)
-    return spec.group if spec is not None and spec.kind == "primitive" else "fixed"
 
 
 def op_feature(op: str) -> str:

@@ -27,10 +27,7 @@ def lut_cost(space, lut, arch, metric: str = "latency", batch: int | None = None
     value for ``metric``."""
     deploy = space.deploy
     batch = batch or deploy.batches[0]
-    if hasattr(space, "prediction_instances"):
-        insts, fused = space.prediction_instances(arch, lut)
-    else:
-        insts, fused = space.instances(arch), []
+    insts, fused = space.prediction_instances(arch, lut)
     total = getattr(lut, "intercept", {}).get(metric, 0.0)   # calibrated LUT views only
     for inst in insts:
         v = lut.value(inst.key, batch, metric, deploy.dtype)
@@ -53,7 +50,7 @@ class Predictor:
     def __init__(self, space, lut, metrics, path: Path | None = None):
         self.space, self.lut, self.path = space, lut, Path(path or lut.path or "LUT")
         self.calibration = load_calibration(lut, space.deploy.batches[0]) \
-            if getattr(lut, "path", None) else None
+            if lut.path else None
         self.view = CalibratedLUT(lut, self.calibration) if self.calibration else lut
         self.metrics = list(metrics)
         self.table = CostTable.from_lut(space, self.view, self.metrics)
@@ -113,14 +110,18 @@ class Predictor:
         has no value). ``latency_ms`` is the calibrated predictor's when one is fitted
         for this LUT, else the plain sum over the op instances. Energy is a sum; memory
         the sum of per-op peaks, an upper-bound-style estimate, not the network's peak."""
-        return predict_costs(self.space, self.lut, arch)
+        return predict_costs(self.space, self.lut, arch, self.calibration)
 
 
-def predict_costs(space, lut, arch) -> dict:
-    """Returns :meth:`Predictor.predict` for any LUT (calibrated when one is fitted)."""
+_LOAD = object()
+
+
+def predict_costs(space, lut, arch, calib=_LOAD) -> dict:
+    """Returns :meth:`Predictor.predict` for any LUT: calibrated with ``calib``, by
+    default the calibration fitted for this LUT file when there is one."""
     plain = lut_cost(space, lut, arch, "latency")
-    calib = load_calibration(lut, space.deploy.batches[0]) \
-        if getattr(lut, "path", None) and hasattr(lut, "sha256") else None
+    if calib is _LOAD:
+        calib = load_calibration(lut, space.deploy.batches[0]) if lut.path else None
     latency, source = plain, "LUT (sum over op instances; an estimate)"
     if calib is not None and plain is not None:
         latency = lut_cost(space, CalibratedLUT(lut, calib), arch, "latency")

@@ -102,13 +102,13 @@ class CostTable:
                     for inst in insts:
                         t[s, o] += val(inst.key)
             ct.tables[m] = t
-            extra_fixed = space.fixed_extra(lut, val) if hasattr(space, "fixed_extra") else 0.0
             # a calibrated LUT view adds its per-network overhead (ms) to the fixed part
-            ct.fixed[m] = (sum(val(i.key) for i in fixed) + extra_fixed
+            ct.fixed[m] = (sum(val(i.key) for i in fixed) + space.fixed_extra(lut, val)
                            + getattr(lut, "intercept", {}).get(m, 0.0))
             scale = fused_add_scale(lut) if m == "latency" else None
-            if scale is not None and hasattr(space, "cost_extra"):
-                ct.extra[m] = space.cost_extra(scale, val)
+            extra = space.cost_extra(scale, val) if scale is not None else None
+            if extra is not None:
+                ct.extra[m] = extra
         uniform = torch.zeros(len(slots), len(cands), dtype=torch.float64)
         for m in ct.metrics:
             ct.reference[m] = float(ct.expected(uniform)[m])
@@ -177,7 +177,6 @@ class CostTable:
         t = self.tables[metric]
         scores = scores.detach().double()
         picks = self.space.picks(arch)
-        where = getattr(self.space, "swap_where", lambda i, s: {"slot": s})
         before = cost = self.picks_cost(picks)[metric]
         lower = self.fixed[metric] + sum(
             float(t[s][self.allowed[s]].min()) for s, _ in picks)
@@ -197,7 +196,7 @@ class CostTable:
             s, old = picks[i]
             picks[i] = (s, self.candidates[o])
             cost = self.picks_cost(picks)[metric]
-            swaps.append({**where(i, s), "from": old, "to": self.candidates[o],
+            swaps.append({**self.space.swap_where(i, s), "from": old, "to": self.candidates[o],
                           "saved": cur - float(t[s, o]), "cost_after": cost})
         met = cost <= target
         u = UNITS[metric]

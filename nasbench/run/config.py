@@ -193,6 +193,11 @@ class RunConfig(DictConfig):
         training-only parts, e.g. DARTS's auxiliary head)."""
         return self.train_size()
 
+    def retrain_epoch(self, net, epoch: int) -> dict:
+        """Prepares ``net`` for retrain epoch ``epoch`` and returns the extra keyword
+        arguments of ``train_epoch`` (none by default)."""
+        return {}
+
     def retrain_budget(self):
         """Returns the retrain budget (the derived network's and the references')."""
         from ..references import RetrainBudget

@@ -216,7 +216,7 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
 
                 while state["epoch"] < total:
                     prog.reset(st_task, searcher.steps_per_epoch,
-                               getattr(searcher, "step", 0),
+                               searcher.step,
                                description=f"epoch {state['epoch'] + 1}/{total}")
                     history.append(searcher.run_epoch(state["epoch"], on_step))
                     log(searcher.epoch_line(history[-1]))
@@ -358,8 +358,7 @@ def _retrain(cfg, data, space, arch, cl, state, prog, objs, interrupt_check, sav
         lr = cosine_lr(cfg.train_learning_rate, 0.0, e, cfg.train_epochs)
         for g in opt.param_groups:
             g["lr"] = lr
-        if hasattr(net, "drop_path_prob"):
-            net.drop_path_prob = getattr(cfg, "drop_path_prob", 0.0) * e / cfg.train_epochs
+        extra = cfg.retrain_epoch(net, e)
         prog.reset(st_task, len(tq), tq._cursor if tq._cursor < len(tq) else 0,
                    description=f"retrain {e + 1}/{cfg.train_epochs}")
         if tr.pop("mid_epoch", False) and tq._cursor >= len(tq):
@@ -367,7 +366,7 @@ def _retrain(cfg, data, space, arch, cl, state, prog, objs, interrupt_check, sav
             stats = {"loss": None, "acc": None, "steps": 0, "complete": True}
         else:
             stats = train_epoch(net, tq, opt, grad_clip=cfg.grad_clip, on_step=on_step,
-                                auxiliary_weight=getattr(cfg, "auxiliary_weight", 0.0))
+                                **extra)
         tr_history.append({"epoch": e, "lr": lr, **stats})
         if stats["loss"] is not None:
             log(f"retrain epoch {e + 1}/{cfg.train_epochs}: loss {stats['loss']:.4f} "

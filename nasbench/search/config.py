@@ -160,6 +160,12 @@ class DARTSConfig(RunConfig):
         return {**self.train_size(), "auxiliary": self.auxiliary_weight > 0,
                 "drop_path_prob": self.drop_path_prob}
 
+    def retrain_epoch(self, net, epoch: int) -> dict:
+        """Ramps the drop-path rate linearly over the retrain (the DARTS code's rule) and
+        adds the auxiliary head's loss weight."""
+        net.drop_path_prob = self.drop_path_prob * epoch / self.train_epochs
+        return {"auxiliary_weight": self.auxiliary_weight}
+
     def headline(self) -> str:
         """Returns the method's description for the log's first line."""
         return f"{self.method} ({self.order} order)"

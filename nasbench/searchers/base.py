@@ -112,6 +112,8 @@ class Searcher:
     stateful: ClassVar[tuple[str, ...]] = ()
     #: attributes saved as they are (torch.save-able values)
     plain_state: ClassVar[tuple[str, ...]] = ("step", "acc")
+    #: steps done in the current epoch (progress and resume)
+    step: int = 0
 
     def setup(self, ctx: SearchContext) -> None:
         """Builds the searcher's state for a run (called once, before any resume)."""

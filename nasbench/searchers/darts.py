@@ -25,7 +25,7 @@ from ..genotypes import genotype_to_dict
 from ..search.architect import Architect, weight_step
 from ..search.config import DARTSConfig
 from ..search.cost import CostModel, CostObjective
-from ..search.supernet import SearchNetwork, node_softmax
+from ..search.supernet import SearchNetwork
 from ..train import cosine_lr
 from .base import Outcome, SearchContext, Searcher, register_searcher, tally
 
@@ -130,10 +130,9 @@ class DartsSearcher(Searcher):
     def result(self) -> Outcome:
         m = self.model
         weights = None
-        if m.partial_k > 1:
-            steps = self.ctx.config.steps
-            weights = 2.0 * torch.cat([node_softmax(m.betas_normal.detach(), steps),
-                                       node_softmax(m.betas_reduce.detach(), steps)])
+        if m.partial_k > 1:           # PC-DARTS's edge normalisation, as the cost sees it
+            weights = self.cost_model.weights(m.betas_normal.detach(),
+                                              m.betas_reduce.detach())
         return Outcome(m.genotype(),
                        torch.cat([m.alphas_normal.detach(), m.alphas_reduce.detach()]),
                        weights)

@@ -248,6 +248,27 @@ class SearchSpace:
             out += self.slot_instances(s, op)
         return out
 
+    def prediction_instances(self, arch, lut) -> tuple[list, list]:
+        """Returns (the instances a prediction from ``lut`` sums at their LUT value, the
+        node sums a fusing backend folds into a conv epilogue: the calibration's
+        ``fused_add`` feature); spaces without such sums: ``(instances(arch), [])``."""
+        return list(self.instances(arch)), []
+
+    def fixed_extra(self, lut, val) -> float:
+        """Returns a LUT-dependent architecture-independent cost beyond the fixed
+        instances (``val(key)`` reads the LUT; DARTS: its node sums), default 0."""
+        return 0.0
+
+    def cost_extra(self, scale: float, val):
+        """Returns the cost table's extra term for a calibrated ``fused_add`` scale (an
+        object with ``expected(probs, weights)`` and ``exact(picks)``), None without
+        fused sums (the default)."""
+        return None
+
+    def swap_where(self, pick: int, slot: int) -> dict:
+        """Returns where a hard-target swap of pick ``pick`` at ``slot`` happened."""
+        return {"slot": self.slots()[slot].key}
+
     def enumerate_instances(self) -> list:
         """Returns the distinct op instances the space can place in the deploy network
         (fixed parts and every candidate at every slot), in first-use order."""
@@ -280,6 +301,20 @@ class SearchSpace:
         for opts in self.choices().values():
             n *= len(opts)
         return n
+
+
+def space_for(deploy) -> SearchSpace:
+    """Returns ``deploy`` as a bound space: a space as is, a deploy config as the space
+    its ``describe()["space"]`` names (``darts`` for configs that predate spaces)."""
+    if isinstance(deploy, SearchSpace):
+        return deploy
+    return get_space(str(deploy.describe().get("space", "darts")))(deploy)
+
+
+def lut_space(lut) -> str:
+    """Returns the space a LUT's deploy network belongs to (its provenance's
+    ``deploy.space``; ``darts`` for LUTs that predate spaces)."""
+    return str((lut.provenance.get("deploy") or {}).get("space") or "darts")
 
 
 def arch_id(d: dict) -> str:

@@ -139,11 +139,9 @@ class DartsSpace(SearchSpace):
         return sum(self.deploy.steps * (val(node_add_instance(c).key) or 0.0)
                    for c in self.plan())
 
-    def cost_extra(self, scale: float | None, val):
+    def cost_extra(self, scale: float, val):
         """Returns the fused node-sum term of a calibrated, fusing LUT (see
-        :class:`FusedAdds`), or None without a ``fused_add`` scale."""
-        if scale is None:
-            return None
+        :class:`FusedAdds`)."""
         x = {k: torch.zeros(self.deploy.steps, dtype=torch.float64)
              for k in ("normal", "reduce")}
         for c in self.plan():
