@@ -89,6 +89,8 @@ def test_cli_arch_other_spaces_and_bad_input(capsys):
     assert "block 11" in capsys.readouterr().out
     for args, msg in ((["--space", "nb201", "|foo~0|"], "not a NAS-Bench-201 cell"),
                       (["--space", "nb201", "7"], "needs the tables"),
+                      (["--space", "nb201", "1", "--benchmark-dir", str(SHARED), "--dataset",
+                        "mnist"], "unknown NAS-Bench-201 data set 'mnist'"),
                       (["--space", "proxyless", "mb_k3_e3"], "12 searchable blocks"),
                       (["--space", "nope", "x"], "unknown search space"),
                       (["NOT_A_GENOTYPE"], "darts architecture")):

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..spaces.nb201 import NB201Arch, NB201DeployConfig, NB201Space
-from .nb201 import DATASETS, DEVICE_METRICS, NB201Bench
+from .nb201 import DEVICE_METRICS, NB201Bench, check_dataset
 
 DEVICE_NAMES = {"edgegpu": "NVIDIA Jetson TX2 (edge GPU)", "raspi4": "Raspberry Pi 4",
                 "edgetpu": "Google Edge TPU", "pixel3": "Google Pixel 3",
@@ -49,9 +49,7 @@ def parse_tabular_device(spec: str) -> str:
 
 def tabular_space(dataset: str) -> NB201Space:
     """Returns the nb201 space on the network HW-NAS-Bench measured for ``dataset``."""
-    if dataset not in DATASETS:
-        raise UserError(f"unknown NAS-Bench-201 data set {dataset!r} (use "
-                        f"{', '.join(DATASETS)})")
+    check_dataset(dataset)
     size, classes = INPUT[dataset]
     return NB201Space(NB201DeployConfig(input_size=size, num_classes=classes))
 

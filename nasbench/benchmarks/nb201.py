@@ -34,6 +34,13 @@ WHERE = ("the NAS-Bench-201 / HW-NAS-Bench CSV files (e.g. ../shared/data/nb201/
          "project; HW-NAS-Bench: github.com/GATECH-EIC/HW-NAS-Bench)")
 
 
+def check_dataset(dataset: str) -> None:
+    """Raises UserError (one line) for a data set the tables do not hold."""
+    if dataset not in DATASETS:
+        raise UserError(f"unknown NAS-Bench-201 data set {dataset!r} (use "
+                        f"{', '.join(DATASETS)})")
+
+
 def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     """Returns the CSV indexed by ``index``; raises UserError for a missing file, an
     unreadable one or one without ``columns``."""
@@ -86,9 +93,7 @@ class NB201Bench:
     def hardware(self, dataset: str = "cifar10") -> pd.DataFrame:
         """Returns HW-NAS-Bench's table for ``dataset`` (columns ``<device>_latency``
         ms, ``<device>_energy`` mJ; NaN where not measured)."""
-        if dataset not in DATASETS:
-            raise UserError(f"unknown NAS-Bench-201 data set {dataset!r} (use "
-                            f"{', '.join(DATASETS)})")
+        check_dataset(dataset)
         if dataset not in self._hw:
             cols = tuple(f"{d}_{m}" for d, ms in DEVICE_METRICS.items() for m in ms)
             df = _read(self.folder / f"hw-nas-bench-{dataset}.csv", cols)
@@ -128,6 +133,7 @@ class NB201Bench:
         ``arch``, ``val_acc``/``test_acc`` (12-epoch, %), ``val_acc_200`` (CIFAR-10,
         % or None), and ``<device>_latency_ms`` / ``<device>_energy_mj`` (None where
         not measured)."""
+        check_dataset(dataset)
         a = self.arch(arch) if not isinstance(arch, NB201Arch) else arch
         i = self.index(a)
         row = self.accuracy.loc[i]

@@ -39,6 +39,8 @@ def arch(
         if space != "nb201":
             raise UserError("--benchmark-dir holds NAS-Bench-201 tables: use --space nb201")
         from ..benchmarks import NB201Bench
+        from ..benchmarks.nb201 import check_dataset
+        check_dataset(dataset)                # before any work
         bench = NB201Bench(benchmark_dir)
     lut_obj = LUT.load(lut) if lut is not None else None
     if lut_obj is not None:
