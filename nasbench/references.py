@@ -276,7 +276,7 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
                 else None
             rec = {"key": name, "train": tr, "params": params, "macs": macs,
                    "measured": measured}
-            log(f"reference {ref.label}: test accuracy {tr['test_acc']:.4f} after "
+            log(f"reference {ref.label}: test accuracy {100 * tr['test_acc']:.2f} % after "
                 f"{tr['steps']} steps ({tr['seconds']:.0f} s)")
         else:
             log(f"reference {ref.label}: reused from {cache}")
