@@ -498,7 +498,8 @@ def alpha_figure(history: list[dict[str, Any]], title: str = "") -> go.Figure | 
         return None
     ops = epochs[-1].get("ops") or []
     ep_nums = [int(h.get("epoch", i)) for i, h in enumerate(epochs)]
-    titles = {"normal": "Normal cell", "reduce": "Reduction cell", "blocks": "Blocks"}
+    titles = {"normal": "Normal cell", "reduce": "Reduction cell", "blocks": "Blocks",
+              "cell": "Cell (every cell shares it)"}
     fig = make_subplots(rows=len(kinds), cols=1, vertical_spacing=0.2 if len(kinds) > 1 else 0.1,
                         subplot_titles=[titles.get(k, k) for k in kinds])
     for r, kind in enumerate(kinds, start=1):

@@ -47,9 +47,15 @@ class Truth:
         return cls(ids, pts, non_dominated_mask(pts, SENSES),
                    default_reference_point(pts, SENSES), np.where(span > 0, span, 1.0))
 
+    def __post_init__(self):
+        self._pos = {i: k for k, i in enumerate(self.ids)}
+
+    def __contains__(self, i) -> bool:
+        return i in self._pos
+
     def point(self, i) -> np.ndarray:
         """Returns (accuracy, cost) of cell ``i``."""
-        return self.points[self.ids.index(i)]
+        return self.points[self._pos[i]]
 
     def best_under(self, target: float | None) -> float:
         """Returns the best accuracy of the cells costing at most ``target`` (all cells

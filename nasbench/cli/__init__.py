@@ -626,12 +626,14 @@ def _print_validation(res: dict, path: Path, quiet: bool) -> None:
 # --------------------------------------------------------------------------------------
 
 from .arch import arch as _arch  # noqa: E402
+from .bench import bench as _bench  # noqa: E402
 from .report import report as _report  # noqa: E402
 from .search import search as _search  # noqa: E402
 
 app.command("search")(_search)
 app.command("report")(_report)
 app.command("arch")(_arch)
+app.command("bench")(_bench)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,15 +14,19 @@ def search(
     objective: str = typer.Option("acc+latency", help="acc, acc+latency, acc+energy, "
                                   "acc+memory or sums (acc+latency+energy)."),
     method: str = typer.Option("darts", help="A registered searcher: darts, pcdarts "
-                               "(partial channels) or proxyless (binary gates, MBConv "
-                               "space)."),
+                               "(partial channels), proxyless (binary gates, MBConv "
+                               "space) or random (multi-trial, --space nb201)."),
+    space: str | None = typer.Option(None, help="darts (default for darts/pcdarts), "
+                                     "nb201 (NAS-Bench-201's cell; darts/pcdarts) or "
+                                     "proxyless (--method proxyless)."),
     order: str = typer.Option("first", help="first or second (unrolled) order alpha step."),
     preset: str = typer.Option("quick", help="quick (minutes on a CPU) or paper (the "
                                "DARTS / PC-DARTS / ProxylessNAS paper's settings)."),
     lut: str | None = typer.Option(None, help="LUT file (default: this device's cached "
                                       "LUT, profiled first when absent)."),
     device: str = typer.Option("cpu", "--device", "-d", help="Device the cost is for "
-                               "(cpu, cuda[:N], rocm[:N], opencl[:P[:D]], rx580...)."),
+                               "(cpu, cuda[:N], rocm[:N], opencl[:P[:D]], rx580...; "
+                               "hw-nas-bench:DEV with --space nb201)."),
     cost_weight: float | None = typer.Option(None, help="Weight of the normalised cost "
                                                 "term (default 0.1; 1.0 with a target). "
                                                 "proxyless: lambda of add#linear (0.1), "
@@ -55,6 +59,10 @@ def search(
     layers: int | None = typer.Option(None, help="Search network cells."),
     seed: int | None = typer.Option(None, help="Random seed (default 2)."),
     threads: int | None = typer.Option(None, help="torch threads (default: torch's)."),
+    benchmark_dir: str | None = typer.Option(None, help="nb201: the folder of the "
+                                                "NAS-Bench-201 / HW-NAS-Bench CSV files "
+                                                "(the chosen cell's table values; needed "
+                                                "by --device hw-nas-bench:DEV)."),
     out: str = typer.Option("runs", help="Folder that receives the run directory."),
     resume: str | None = typer.Option(None, help="Continue the run directory RUN from "
                                          "its last checkpoint."),
@@ -63,6 +71,14 @@ def search(
                                              "comma-separated resnet20, mobilenetv2, "
                                              "darts_v2, pc_darts, or none (default: all "
                                              "four with --preset quick)."),
+    trials: int | None = typer.Option(None, help="random: distinct architectures to "
+                                         "evaluate (default 100)."),
+    evaluate: str | None = typer.Option(None, help="random: the evaluator, table "
+                                           "(NAS-Bench-201's accuracy; --space nb201 "
+                                           "--benchmark-dir)."),
+    fidelity: int | None = typer.Option(None, help="random with --evaluate table: the "
+                                           "accuracy the search sees, 12 (default) or "
+                                           "200 epochs (CIFAR-10)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or log echo."),
     json_out: bool = typer.Option(False, "--json", help="Print result.json to stdout."),
     latency_loss: str | None = typer.Option(None, help="proxyless: add#linear (CE + lambda "
@@ -88,13 +104,13 @@ def search(
         result = run_search(_out_only(out), resume=resume, quiet=quiet or json_out)
         return _finish(result, json_out, quiet)
     cls = get_searcher(method).config_class
-    common = dict(objective=objective, lut=lut, device=device,
+    common = dict(space=space, objective=objective, lut=lut, device=device,
                   latency_target_ms=parse_latency(latency_target),
                   hard_target=False if soft_target else None, input_size=input_size,
                   deploy_batch=batch, dataset=dataset, data_dir=data_dir,
                   download=download or None, epochs=epochs, train_epochs=train_epochs,
                   batch_size=batch_size, seed=seed, threads=threads, out=out,
-                  references=references)
+                  references=references, benchmark_dir=benchmark_dir)
     if dataset is None and data_dir is not None:
         common["dataset"] = "cifar10"
     if steps_per_epoch is not None and steps_per_epoch < 0:
@@ -102,7 +118,9 @@ def search(
     if cost_weight is not None and cost_weight < 0:
         raise UserError(f"--cost-weight must be >= 0, got {cost_weight}")
     # the options of one method only: given to another, they are an error
-    own = {"proxyless": {"--latency-loss": ("latency_loss", latency_loss),
+    own = {"trials": {"--trials": ("trials", trials), "--evaluate": ("evaluate", evaluate),
+                      "--fidelity": ("fidelity", fidelity)},
+           "proxyless": {"--latency-loss": ("latency_loss", latency_loss),
                          "--grad-estimator": ("grad_estimator", grad_estimator),
                          "--space-config": ("space_config", space_config),
                          "--width-mult": ("width_mult", width_mult),
@@ -111,16 +129,24 @@ def search(
                      "--eval-channels": ("eval_channels", eval_channels),
                      "--eval-layers": ("eval_layers", eval_layers),
                      "--order": ("order", order if order != "first" else None)}}
-    mine = "proxyless" if method == "proxyless" else "darts"
-    given = [k for k, (_, v) in own["darts" if mine == "proxyless" else "proxyless"].items()
-             if v is not None]
-    if given:
-        what = ("describe the DARTS networks; --method proxyless searches the deploy "
-                "network itself (use --space-config and --width-mult)" if mine == "proxyless"
-                else "apply to --method proxyless only")
-        raise UserError(f"{', '.join(given)} {what}")
+    from ..searchers import TrialConfig
+    mine = ("trials" if issubclass(cls, TrialConfig) else
+            "proxyless" if method == "proxyless" else "darts")
+    for other in own:
+        given = [k for k, (_, v) in own[other].items() if v is not None] \
+            if other != mine else []
+        if given:
+            what = {"darts": "describe the DARTS / NAS-Bench-201 supernets (--method darts "
+                             "or pcdarts)",
+                    "proxyless": "apply to --method proxyless only",
+                    "trials": "apply to the multi-trial methods (--method random)"}[other]
+            raise UserError(f"{', '.join(given)} {what}")
     common.update({name: v for name, v in own[mine].values()})
-    if mine == "proxyless":
+    if mine == "trials":
+        if cost_weight is not None:
+            raise UserError("--cost-weight applies to the one-shot methods; multi-trial "
+                            "methods filter by --latency-target")
+    elif mine == "proxyless":
         if cost_weight is not None:
             form = latency_loss or ("mul#log" if preset == "paper" else "add#linear")
             common["loss_beta" if form == "mul#log" else "loss_lambda"] = cost_weight

@@ -84,8 +84,11 @@ class RunConfig(DictConfig):
     cutout: int = 16                      # cutout length for the retrain (0: off)
     # run
     seed: int = 2
-    device: str = "cpu"
+    device: str = "cpu"                   # or hw-nas-bench:DEV (a tabular device, nb201)
     lut: str | None = None
+    # NAS-Bench-201 / HW-NAS-Bench tables (nb201): the chosen cell's table values, and
+    # what a hw-nas-bench:DEV device reads
+    benchmark_dir: str | None = None
     out: str = "runs"
     threads: int | None = None
     measure: bool = True                  # measure the derived deploy network on device
@@ -101,6 +104,12 @@ class RunConfig(DictConfig):
         return {}
 
     @classmethod
+    def space_values(cls, space: str, preset: str, method: str) -> dict:
+        """Returns the settings a space changes on top of the preset (subclasses: e.g.
+        the nb201 deploy network's size)."""
+        return {}
+
+    @classmethod
     def from_preset(cls, preset: str = "quick", method: str | None = None, **overrides):
         """Returns the preset's config for ``method`` with ``overrides`` applied (None
         values are ignored, so CLI options left unset keep the preset's value); raises
@@ -112,8 +121,10 @@ class RunConfig(DictConfig):
         if method not in cls.METHODS:
             raise UserError(f"--method must be one of {', '.join(cls.METHODS)}, "
                             f"got {method!r}")
+        space = overrides.get("space") or cls.space
         base: dict = {"preset": preset, "method": method,
-                      **cls.preset_values(preset, method)}
+                      **cls.preset_values(preset, method),
+                      **cls.space_values(space, preset, method)}
         names = {f.name for f in fields(cls)}
         for k, v in overrides.items():
             if k not in names:
@@ -160,6 +171,16 @@ class RunConfig(DictConfig):
                 raise UserError("--latency-target needs an objective with latency "
                                 "(e.g. --objective acc+latency)")
         self.reference_list  # noqa: B018 - raises UserError for unknown names
+        if str(self.device).startswith("hw-nas-bench"):
+            if self.space != "nb201":
+                raise UserError(f"--device {self.device} is a NAS-Bench-201 table: use "
+                                f"--space nb201")
+            if not self.benchmark_dir:
+                raise UserError(f"--device {self.device} reads HW-NAS-Bench's table: give "
+                                f"--benchmark-dir")
+            if self.reference_list:
+                raise UserError(f"--device {self.device} times NAS-Bench-201 cells only: "
+                                f"no reference networks (--references none)")
 
     # ---- derived settings ---------------------------------------------------------------
 

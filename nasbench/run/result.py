@@ -51,6 +51,7 @@ class SearchResult:
     headline: str = ""                   # the method in words ("darts (first order)")
     space: str = ""
     visited: list = field(default_factory=list)   # what the searcher evaluated
+    table: dict | None = None            # nb201 with a benchmark dir: the cell's table row
 
     @property
     def arch(self) -> Arch | None:
@@ -133,8 +134,15 @@ def summary_lines(r: SearchResult) -> list[str]:
         lines.append(f"deploy network ({r.deploy.get('text', '')}, batch "
                      f"{r.deploy.get('batch')}): LUT latency {p['latency_ms']:.3f} ms"
                      + (f", energy {p['energy_j']:.4g} J" if p.get("energy_j") else ""))
-    if r.measured and "latency_ms" in r.measured:
-        lines.append(f"measured latency {r.measured['latency_ms']['median']:.3f} ms (median)"
+    if r.table:
+        t = r.table
+        lines.append(f"NAS-Bench-201 index {t['index']}: 12-epoch {t['dataset']} test "
+                     f"accuracy {t['test_acc']:.2f} % (validation {t['val_acc']:.2f} %)"
+                     + (f", 200-epoch validation {t['val_acc_200']:.2f} %"
+                        if t.get("val_acc_200") is not None else ""))
+    if r.measured and (r.measured.get("latency_ms") or {}).get("median") is not None:
+        lines.append(("table" if r.measured.get("source") else "measured")
+                     + f" latency {r.measured['latency_ms']['median']:.3f} ms (median)"
                      + (f", {r.measured['latency_corrected_ms']:.3f} ms in the LUT's time "
                         f"base (drift anchor)" if "latency_corrected_ms" in r.measured else ""))
     if r.target:

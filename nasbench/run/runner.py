@@ -68,6 +68,36 @@ def resolve_lut(cfg, space, device, quiet: bool = False) -> tuple[LUT, Path]:
     return lut, path
 
 
+def resolve_tabular_lut(cfg, device) -> tuple[LUT, Path]:
+    """Returns the LUT of a HW-NAS-Bench device: ``cfg.lut`` (one fitted to the same
+    device) or the fitted LUT from the cache (fitted first when absent)."""
+    if not cfg.lut:
+        return device.lut()
+    path = Path(cfg.lut).expanduser()
+    try:
+        lut = LUT.load(path)
+    except LUTError as e:
+        raise UserError(str(e)) from None
+    if (lut.provenance.get("device") or {}).get("spec") != cfg.device:
+        raise UserError(f"--lut {path} is not fitted to {cfg.device} (it is for "
+                        f"{lut.device_name}); leave --lut out to use the fitted one")
+    return lut, path
+
+
+def make_evaluator(cfg, device, predictor):
+    """Returns the evaluator of a multi-trial config (``cfg.evaluate``), None for the
+    others: ``table`` answers NAS-Bench-201's accuracy, and costs from the tabular
+    device's table or else from the predictor (the run's LUT)."""
+    kind = getattr(cfg, "evaluate", None)
+    if kind is None:
+        return None
+    from ..benchmarks.nb201 import NB201Bench
+    from ..benchmarks.tabular import TabularDevice
+    from ..searchers.evaluate import TableEvaluator
+    cost = device.cost if isinstance(device, TabularDevice) else predictor.cost
+    return TableEvaluator(NB201Bench(cfg.benchmark_dir), "cifar10", cost, cfg.fidelity)
+
+
 def load_run(resume, config=None):
     """Returns (config, run directory, checkpoint or None) of a run to resume: ``resume``
     is a run directory or its name under ``config.out``; raises UserError."""
@@ -121,8 +151,14 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download, cfg.data_input_size)
     deploy = cfg.deploy(num_classes=data.num_classes, in_channels=data.in_channels)
     space = get_space(cfg.space)(deploy)
-    device = DeviceHandle.of(cfg.device)           # resolved once for the whole run
-    lut_obj, lut_path = resolve_lut(cfg, space, device, quiet=quiet)
+    from ..benchmarks.tabular import TabularDevice, is_tabular
+    if is_tabular(cfg.device):                     # HW-NAS-Bench: costs from its table
+        device = TabularDevice(cfg.device, cfg.benchmark_dir)
+        device.check_deploy(deploy)
+        lut_obj, lut_path = resolve_tabular_lut(cfg, device)
+    else:
+        device = DeviceHandle.of(cfg.device)       # resolved once for the whole run
+        lut_obj, lut_path = resolve_lut(cfg, space, device, quiet=quiet)
     metrics = list(dict.fromkeys(["latency", *cfg.cost_metrics]))
     predictor = Predictor.from_lut(space, lut_obj, metrics, cfg.device, lut_path)
 
@@ -132,7 +168,8 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
     searcher = searcher_cls()
     ctx = SearchContext(config=cfg, space=space, predictor=predictor, data=data,
                         metrics=cfg.cost_metrics, target_ms=cfg.latency_target_ms,
-                        log=pending.append, device=device, channels_last=cl)
+                        log=pending.append, device=device, channels_last=cl,
+                        evaluator=make_evaluator(cfg, device, predictor))
     searcher.setup(ctx)
 
     if run_dir is None:
@@ -260,10 +297,17 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
     from .measure import count_complexity, measure_deploy
     t_eval = time.time()
     try:
-        test = evaluate(net, test_q)
-        result.test_acc, result.test_loss = test["acc"], test["loss"]
-        log(f"test accuracy {100 * test['acc']:.2f} % ({test['n']} images), "
-            f"loss {test['loss']:.4f}")
+        if cfg.train_epochs > 0:
+            test = evaluate(net, test_q)
+            result.test_acc, result.test_loss = test["acc"], test["loss"]
+            log(f"test accuracy {100 * test['acc']:.2f} % ({test['n']} images), "
+                f"loss {test['loss']:.4f}")
+        else:
+            log("no retrain (train_epochs 0): no test accuracy")
+        if cfg.benchmark_dir and space.name == "nb201":
+            result.table = _table_values(cfg, arch)
+            log(f"NAS-Bench-201 table: index {result.table['index']}, 12-epoch test "
+                f"accuracy {result.table['test_acc']:.2f} % ({result.table['dataset']})")
         size = cfg.train_size()
         result.trained_network = {
             **({"channels": size["C"], "layers": size["num_cells"],
@@ -276,7 +320,11 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
             deploy_net.load_state_dict(net.state_dict())
             deploy_net.eval()
         result.params, result.macs = count_complexity(deploy_net, deploy)
-        if cfg.measure:
+        if cfg.measure and is_tabular(cfg.device):
+            result.measured = device.measure(arch)
+            log(f"{cfg.device}: table latency {result.measured['latency_ms']['median']:.3f} "
+                f"ms (HW-NAS-Bench, not measured here)")
+        elif cfg.measure:
             result.measured = measure_deploy(deploy_net, deploy, device, log, lut_obj)
         if cfg.reference_list:
             from ..references import reference_candidates
@@ -306,7 +354,19 @@ def _derive(searcher, predictor, cfg, result: SearchResult, log):
             expected = {m: float(v) for m, v in
                         predictor.expected(out.logits, out.weights).items()}
     target = None
-    if cfg.latency_target_ms is not None:
+    lat = (out.cost or {}).get("latency")
+    if cfg.latency_target_ms is not None and lat is not None:
+        # the searcher filtered by its own cost (e.g. a tabular device's table): check
+        # the target with it; there is nothing to repair
+        t = cfg.latency_target_ms
+        met = lat <= t
+        msg = (f"the searcher's choice {'meets' if met else 'misses'} the target by its "
+               f"cost: {lat:.3f} ms {'<=' if met else '>'} {t:.3f} ms")
+        target = {"target_ms": t, "hard": cfg.hard_target, "derived_ms": lat,
+                  "final_ms": lat, "met": met, "repaired": False, "swaps": [],
+                  "lower_bound_ms": None, "message": msg, **out.extra}
+        log(("hard target: " if cfg.hard_target else "target: ") + msg)
+    elif cfg.latency_target_ms is not None:
         scores = out.scores()
         if scores is None:
             scores = torch.zeros_like(predictor.table.tables["latency"])
@@ -325,6 +385,14 @@ def _derive(searcher, predictor, cfg, result: SearchResult, log):
     result.expected, result.target = expected, target
     result.predicted = predictor.predict(arch)
     return arch
+
+
+def _table_values(cfg, arch) -> dict:
+    """Returns the NAS-Bench-201 table values of a cell (accuracies on the run's data
+    set when the tables hold it, else CIFAR-10; HW-NAS-Bench's costs)."""
+    from ..benchmarks.nb201 import DATASETS, NB201Bench
+    ds = cfg.dataset if cfg.dataset in DATASETS else "cifar10"
+    return NB201Bench(cfg.benchmark_dir).lookup(arch, ds)
 
 
 def _retrain(cfg, data, space, arch, cl, state, prog, objs, interrupt_check, save_checkpoint,

@@ -43,6 +43,8 @@ from ..run.config import (  # noqa: F401 - re-exported
 )
 
 METHODS = ("darts", "pcdarts")
+#: the spaces with a DARTS supernet (``SearchSpace.supernet``)
+SPACES = ("darts", "nb201")
 ORDERS = ("first", "second")
 PRESETS = ("quick", "paper")
 
@@ -103,18 +105,44 @@ class DARTSConfig(RunConfig):
                         learning_rate_min=0.0, arch_learning_rate=6e-4, warmup_epochs=15)
         return base
 
+    @classmethod
+    def space_values(cls, space: str, preset: str, method: str) -> dict:
+        """Returns what ``--space nb201`` changes: the deploy network is NAS-Bench-201's
+        (C=16, N=5 cells per stage) and is itself retrained (no smaller copy); the
+        supernet is that network at C=8, N=2 (quick) or itself (paper: the NAS-Bench-201
+        paper's DARTS setting, 50 epochs of batch 64; retrain: its 200-epoch schedule,
+        SGD lr 0.1, batch 256, wd 5e-4, no cutout). The DARTS reference networks are not
+        cells of this space: none by default."""
+        if space != "nb201":
+            return {}
+        out = dict(eval_channels=16, eval_layers=5, train_channels=None, train_layers=None,
+                   references="", auxiliary_weight=0.0, drop_path_prob=0.0)
+        if preset == "quick":
+            out.update(channels=8, layers=2)
+        else:
+            out.update(channels=16, layers=5, batch_size=64, arch_learning_rate=3e-4,
+                       train_epochs=200, train_batch_size=256, train_learning_rate=0.1,
+                       train_weight_decay=5e-4, cutout=0)
+            if method == "pcdarts":
+                out.update(batch_size=256, learning_rate=0.1, learning_rate_min=0.0,
+                           arch_learning_rate=6e-4, warmup_epochs=15)
+        return out
+
     # ---- helpers ------------------------------------------------------------------------
 
     def validate(self) -> None:
         """Raises UserError (one line) for an out-of-range or unknown setting."""
         super().validate()
+        if self.space not in SPACES:
+            raise UserError(f"--method {self.method} searches the spaces "
+                            f"{', '.join(SPACES)}, not {self.space!r}")
         if self.order not in ORDERS:
             raise UserError(f"order must be first or second, got {self.order!r}")
         for name in ("channels", "layers", "steps", "multiplier", "eval_channels",
                      "eval_layers", "partial_k"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.layers < 3 or self.eval_layers < 3:
+        if self.space == "darts" and (self.layers < 3 or self.eval_layers < 3):
             raise UserError("layers must be at least 3 (a network has two reduction cells)")
         if self.multiplier > self.steps:
             raise UserError("multiplier cannot exceed the number of nodes (steps)")
@@ -141,7 +169,14 @@ class DARTSConfig(RunConfig):
         return self.partial_k if self.method == "pcdarts" else 1
 
     def deploy(self, num_classes: int = 10, in_channels: int = 3):
-        """Returns the DeployConfig of the network whose cost is optimised."""
+        """Returns the DeployConfig of the network whose cost is optimised (the space's:
+        ``eval_channels``/``eval_layers`` are nb201's C and N per stage)."""
+        if self.space == "nb201":
+            from ..spaces.nb201 import NB201DeployConfig
+            return NB201DeployConfig(channels=self.eval_channels, cells=self.eval_layers,
+                                     input_size=self.input_size or 32,
+                                     in_channels=in_channels, num_classes=num_classes,
+                                     batches=(self.deploy_batch,))
         from ..spaces.darts import DeployConfig
         return DeployConfig(channels=self.eval_channels, layers=self.eval_layers,
                             input_size=self.input_size, in_channels=in_channels,
@@ -151,21 +186,29 @@ class DARTSConfig(RunConfig):
 
     def train_size(self) -> dict:
         """Returns the retrained copy's size (C, cells): smaller than the deploy network
-        in the quick preset; the accuracy is that copy's, the cost the deploy network's."""
+        in the quick preset; the accuracy is that copy's, the cost the deploy network's.
+        nb201 retrains the deploy network itself: {}."""
+        if self.space == "nb201":
+            return {}
         return {"C": self.train_channels or self.eval_channels,
                 "num_cells": self.train_layers or self.eval_layers}
 
     def train_build_options(self) -> dict:
         """Returns the retrained copy's size, auxiliary head and drop-path rate."""
+        if self.space == "nb201":
+            return {}
         return {**self.train_size(), "auxiliary": self.auxiliary_weight > 0,
                 "drop_path_prob": self.drop_path_prob}
 
     def retrain_epoch(self, net, epoch: int) -> dict:
         """Ramps the drop-path rate linearly over the retrain (the DARTS code's rule) and
         adds the auxiliary head's loss weight."""
+        if self.space == "nb201":
+            return {}
         net.drop_path_prob = self.drop_path_prob * epoch / self.train_epochs
         return {"auxiliary_weight": self.auxiliary_weight}
 
     def headline(self) -> str:
         """Returns the method's description for the log's first line."""
-        return f"{self.method} ({self.order} order)"
+        where = "" if self.space == "darts" else f" on {self.space}"
+        return f"{self.method} ({self.order} order){where}"

@@ -87,10 +87,11 @@ class CostModel:
         return {m: exp[m] for m in self.metrics}
 
     def expected_of_model(self, model) -> dict[str, torch.Tensor]:
-        """Returns :meth:`expected` for a SearchNetwork's current parameters."""
-        return self.expected(model.alphas_normal, model.alphas_reduce,
-                             getattr(model, "betas_normal", None),
-                             getattr(model, "betas_reduce", None))
+        """Returns :meth:`expected` for a supernet's current parameters (any space's:
+        its ``slot_logits()`` and ``slot_weights()``)."""
+        w = model.slot_weights()
+        exp = self.table.expected(model.slot_logits(), None if w is None else w.double())
+        return {m: exp[m] for m in self.metrics}
 
     def edge_costs(self, genotype: Genotype, metric: str) -> list[tuple[str, int, float]]:
         """Returns (cell kind, edge position in the genotype, LUT cost summed over the

@@ -130,6 +130,9 @@ class ProxylessConfig(RunConfig):
         if self.latency_loss not in LOSS_FORMS:
             raise UserError(f"--latency-loss must be mul#log or add#linear, got "
                             f"{self.latency_loss!r}")
+        if self.space != "proxyless":
+            raise UserError(f"--method proxyless searches the proxyless space, not "
+                            f"{self.space!r}")
         if self.space_config not in LAYOUT_NAMES:
             raise UserError(f"--space-config must be cifar or imagenet, got "
                             f"{self.space_config!r}")

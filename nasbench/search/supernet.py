@@ -215,6 +215,18 @@ class SearchNetwork(nn.Module):
             out["edge_reduce"] = node_softmax(self.betas_reduce, self._steps)
         return out
 
+    def slot_logits(self) -> torch.Tensor:
+        """Returns the cost table's slot logits: normal then reduce alphas [28 x ops]."""
+        return torch.cat([self.alphas_normal, self.alphas_reduce])
+
+    def slot_weights(self) -> torch.Tensor | None:
+        """Returns the cost table's slot weights: PC-DARTS's 2 x softmax(beta) per node
+        (the expected survival of each edge); None for DARTS (the space's 2/inputs)."""
+        if self.partial_k <= 1:
+            return None
+        return 2.0 * torch.cat([node_softmax(self.betas_normal, self._steps),
+                                node_softmax(self.betas_reduce, self._steps)])
+
     def forward(self, x):
         w = self.arch_weights()
         s0 = s1 = self.stem(x)

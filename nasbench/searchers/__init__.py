@@ -11,6 +11,9 @@ from .base import (
 )
 from .darts import DartsSearcher
 from .proxyless import ProxylessSearcher
+from .random_search import RandomSearcher
+from .trials import TrialConfig, TrialSearcher
 
 __all__ = ["SEARCHERS", "Outcome", "SearchContext", "Searcher", "get_searcher",
-           "register_searcher", "DartsSearcher", "ProxylessSearcher"]
+           "register_searcher", "DartsSearcher", "ProxylessSearcher", "RandomSearcher",
+           "TrialConfig", "TrialSearcher"]

@@ -62,7 +62,8 @@ class SearchContext:
     """What the runner hands a searcher in :meth:`Searcher.setup`: the run config, the
     space bound to the deploy network, the predictor of the objective's metrics
     (calibrated LUT), the dataset, the objective's cost metrics and latency target (ms),
-    the log, the device handle, and ``channels_last`` (CPU: faster convolutions)."""
+    the log, the device handle, ``channels_last`` (CPU: faster convolutions) and, for
+    multi-trial searchers, the evaluator."""
 
     config: Any
     space: Any
@@ -73,18 +74,24 @@ class SearchContext:
     log: Any
     device: Any
     channels_last: bool = False
+    #: multi-trial searchers: the candidate evaluator (:mod:`.evaluate`), else None
+    evaluator: Any = None
 
 
 @dataclass
 class Outcome:
     """A searcher's answer: the architecture (the space's value), and where it has them
     the slot logits [slots x candidates] and weights [slots] of its final distribution
-    (the expected cost and the hard-target repair's scores use them)."""
+    (the expected cost and the hard-target repair's scores use them), and ``cost``."""
 
     arch: Any
     logits: torch.Tensor | None = None
     weights: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)
+    #: the cost the searcher itself judged the architecture by ({metric: value}, e.g. a
+    #: multi-trial evaluator's); given, the runner checks the target with it and does
+    #: not repair (the searcher already filtered by it)
+    cost: dict | None = None
 
     def scores(self) -> torch.Tensor | None:
         """Returns the repair's preference per slot and candidate (probabilities times

@@ -21,11 +21,9 @@ import time
 
 import torch
 
-from ..genotypes import genotype_to_dict
 from ..search.architect import Architect, weight_step
 from ..search.config import DARTSConfig
 from ..search.cost import CostModel, CostObjective
-from ..search.supernet import SearchNetwork
 from ..train import cosine_lr
 from .base import Outcome, SearchContext, Searcher, register_searcher, tally
 
@@ -43,11 +41,10 @@ class DartsSearcher(Searcher):
         cfg, data, cl = ctx.config, ctx.data, ctx.channels_last
         self.latency_model = CostModel(ctx.predictor.table, ["latency"])
         self.cost_model = CostModel(ctx.predictor.table, ctx.metrics)
-        model = SearchNetwork(C=cfg.channels, num_classes=data.num_classes, layers=cfg.layers,
-                              steps=cfg.steps, multiplier=cfg.multiplier,
-                              stem_multiplier=cfg.stem_multiplier,
-                              in_channels=data.in_channels, input_size=cfg.input_size,
-                              partial_k=cfg.partial)
+        # the space's supernet (DARTS cells, or NAS-Bench-201's), at the data's input
+        model = ctx.space.supernet(cfg.channels, cfg.layers, cfg.partial,
+                                   num_classes=data.num_classes,
+                                   in_channels=data.in_channels, input_size=cfg.input_size)
         self.model = model.to(memory_format=torch.channels_last) if cl else model
         self.w_opt = torch.optim.SGD(self.model.weights(), cfg.learning_rate,
                                      momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -117,22 +114,18 @@ class DartsSearcher(Searcher):
                 "penalty": pen, "seconds": time.time() - acc["t0"],
                 "alphas": {k: v.tolist() for k, v in w.items()},
                 "primitives": list(model.primitives), "ops": list(model.primitives),
-                "genotype": genotype_to_dict(model.genotype())}
+                "genotype": self.ctx.space.arch_to_dict(model.genotype())}
 
     def epoch_line(self, h: dict) -> str:
         exp = ", ".join(f"E[{m}] {v:.4g}" for m, v in h["expected"].items())
         val = f" val loss {h['val_loss']:.3f} acc {h['val_acc']:.1f} %" if h["val_loss"] else ""
-        w = torch.tensor(h["alphas"]["normal"]).mean(0).tolist()
+        w = torch.tensor(next(iter(h["alphas"].values()))).mean(0).tolist()
         dist = " ".join(f"{p}:{x:.3f}" for p, x in zip(h["primitives"], w, strict=False))
         return (f"epoch {h['epoch'] + 1}/{self.epochs}: train loss {h['train_loss']:.3f} acc "
                 f"{h['train_acc']:.1f} %{val}; {exp}; mean normal alphas {dist}")
 
     def result(self) -> Outcome:
         m = self.model
-        weights = None
-        if m.partial_k > 1:           # PC-DARTS's edge normalisation, as the cost sees it
-            weights = self.cost_model.weights(m.betas_normal.detach(),
-                                              m.betas_reduce.detach())
-        return Outcome(m.genotype(),
-                       torch.cat([m.alphas_normal.detach(), m.alphas_reduce.detach()]),
-                       weights)
+        w = m.slot_weights()          # PC-DARTS's edge normalisation, as the cost sees it
+        return Outcome(m.genotype(), m.slot_logits().detach(),
+                       None if w is None else w.detach().double())

@@ -154,6 +154,18 @@ class SearchSpace:
         the registry modules of :meth:`instances`."""
         raise NotImplementedError
 
+    def supernet(self, channels: int, layers: int, partial_k: int = 1, *,
+                 num_classes: int | None = None, in_channels: int | None = None,
+                 input_size: int | None = None):
+        """Returns the space's DARTS-style one-shot network (a torch module with
+        ``arch_parameters``/``weights``/``arch_weights``/``slot_logits``/
+        ``slot_weights``/``genotype``) at ``channels`` and ``layers`` (the space's
+        meaning), for DARTS (``partial_k`` 1) or PC-DARTS; the classes, input channels
+        and size default to the deploy network's. Raises UserError where the space has
+        none."""
+        from ..errors import UserError
+        raise UserError(f"the {self.name} space has no DARTS supernet (use darts or nb201)")
+
     def anchor_instance(self):
         """Returns the drift-anchor op instance (a real op of the deploy network)."""
         raise NotImplementedError

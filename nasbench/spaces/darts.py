@@ -128,6 +128,18 @@ class DartsSpace(SearchSpace):
               "in_channels": d.in_channels, "input_size": d.input_size, **size}
         return build_network_from_genotype(arch, **kw).eval()
 
+    def supernet(self, channels, layers, partial_k=1, *, num_classes=None,
+                 in_channels=None, input_size=None):
+        """Returns the DARTS (or PC-DARTS) search network: ``channels`` C, ``layers``
+        cells, the deploy network's node count and multipliers."""
+        from ..search.supernet import SearchNetwork
+        d = self.deploy
+        return SearchNetwork(C=channels, num_classes=num_classes or d.num_classes,
+                             layers=layers, steps=d.steps, multiplier=d.multiplier,
+                             stem_multiplier=d.stem_multiplier,
+                             in_channels=in_channels or d.in_channels,
+                             input_size=input_size or d.input_size, partial_k=partial_k)
+
     # ---- cost extras of a LUT (node sums) -----------------------------------------------
 
     def fixed_extra(self, lut, val) -> float:

@@ -60,6 +60,18 @@ class NB201Space(SearchSpace):
         from ..models.nb201 import NB201Network
         return NB201Network(arch, self.deploy).eval()
 
+    def supernet(self, channels, layers, partial_k=1, *, num_classes=None,
+                 in_channels=None, input_size=None):
+        """Returns the NAS-Bench-201 supernet: ``channels`` C, ``layers`` N cells per
+        stage (:mod:`nasbench.search.nb201_supernet`)."""
+        from ..search.nb201_supernet import NB201SearchNetwork
+        d = self.deploy
+        return NB201SearchNetwork(C=channels, N=layers,
+                                  num_classes=num_classes or d.num_classes,
+                                  in_channels=in_channels or d.in_channels,
+                                  input_size=input_size or d.input_size,
+                                  partial_k=partial_k)
+
     def sample(self, rng: random.Random):
         return NB201Arch(tuple(rng.choice(NB201_OPS) for _ in EDGES))
 

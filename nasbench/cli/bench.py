@@ -1,0 +1,145 @@
+"""``nasbench bench``: score searchers against NAS-Bench-201's ground truth (see
+:mod:`nasbench.benchmarks.bench`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from ..errors import UserError
+
+
+def bench(
+    method: str = typer.Option("random", help="Searcher(s), comma-separated: random "
+                               "(multi-trial, queries the table), darts, pcdarts (train "
+                               "their NAS-Bench-201 supernet on --data-dir)."),
+    device: str = typer.Option("hw-nas-bench:edgegpu", "--device", "-d",
+                               help="Cost source(s), comma-separated: hw-nas-bench:DEV "
+                               "(edgegpu, raspi4, edgetpu, pixel3, eyeriss, fpga: "
+                               "HW-NAS-Bench's table) or, with --lut, the LUT's device."),
+    benchmark_dir: Path = typer.Option(..., help="Folder of the NAS-Bench-201 / "
+                                       "HW-NAS-Bench CSV files (e.g. "
+                                       "../shared/data/nb201)."),
+    space: str = typer.Option("nb201", help="The benchmark's space (nb201)."),
+    objective: str = typer.Option("acc+latency", help="acc+latency or acc+energy."),
+    latency_target: str | None = typer.Option(None, help="Cost target of the search "
+                                                 "(latency: 5ms, 5 or 0.005s); regret is "
+                                                 "against the best cell under it."),
+    energy_target: float | None = typer.Option(None, help="With acc+energy: target in "
+                                                  "the cost's unit (mJ for a table)."),
+    queries: int = typer.Option(100, help="Multi-trial budget: distinct cells queried "
+                                "per seed."),
+    seeds: int = typer.Option(3, help="Seeds (0..N-1) per method and device."),
+    dataset: str = typer.Option("cifar10", help="cifar10, cifar100 or ImageNet16-120 "
+                                "(the tables' data set)."),
+    fidelity: int = typer.Option(12, help="What multi-trial searches see: 12-epoch "
+                                 "validation accuracy, or 200 (CIFAR-10)."),
+    lut: str | None = typer.Option(None, help="Your nb201 LUT: costs of your device "
+                                      "instead of HW-NAS-Bench's."),
+    data_dir: str | None = typer.Option(None, help="darts/pcdarts: CIFAR-10 images "
+                                           "(cifar-10-batches-py folder)."),
+    epochs: int | None = typer.Option(None, help="darts/pcdarts: search epochs."),
+    steps_per_epoch: int | None = typer.Option(None, help="darts/pcdarts: cap on steps "
+                                                  "per epoch (0: whole split)."),
+    preset: str = typer.Option("quick", help="darts/pcdarts: quick or paper."),
+    cost_weight: float | None = typer.Option(None, help="darts/pcdarts: weight of the "
+                                                "cost term (0: accuracy alone, as in the "
+                                                "NAS-Bench-201 paper)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default "
+                                       "bench/<time>); rerun with the same --out to "
+                                       "reuse finished seeds."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+    json_out: bool = typer.Option(False, "--json", help="Print the bench JSON(s)."),
+):
+    """Run searchers against NAS-Bench-201 ground truth over seeds and score them:
+    regret, hypervolume gap, IGD, anytime curves, the signal's floor; JSON, CSV, HTML."""
+    from ..benchmarks.bench import ONE_SHOT, BenchSpec, csv_rows, run_bench
+    from ..progress import console
+    from ..run.config import parse_latency, parse_objective
+    metrics = parse_objective(objective)
+    target = None
+    if metrics == ["latency"]:
+        if energy_target is not None:
+            raise UserError("--energy-target needs --objective acc+energy")
+        target = parse_latency(latency_target)
+    elif metrics == ["energy"]:
+        if latency_target is not None:
+            raise UserError("--latency-target needs --objective acc+latency")
+        target = energy_target
+    methods = [m.strip() for m in method.split(",") if m.strip()]
+    devices = [d.strip() for d in device.split(",") if d.strip()]
+    if not methods or not devices:
+        raise UserError("--method and --device need at least one name each")
+    if cost_weight is not None and not (cost_weight >= 0 and cost_weight < float("inf")):
+        raise UserError(f"--cost-weight must be a finite number >= 0, got {cost_weight}")
+    if lut is not None and not Path(lut).is_file():
+        raise UserError(f"--lut {lut}: file not found")
+    out = out or Path("bench") / time.strftime("%Y%m%d-%H%M%S")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot create ({e.strerror or e})") from None
+
+    def log(line: str) -> None:
+        if not quiet and not json_out:
+            console.print(line, highlight=False, markup=False)
+
+    results, rows = [], []
+    for d in devices:
+        for m in methods:
+            spec = BenchSpec(method=m, device=d, benchmark_dir=str(benchmark_dir),
+                             objective=objective, target=target, queries=queries,
+                             seeds=seeds, dataset=dataset, fidelity=fidelity, lut=lut,
+                             space=space, data_dir=data_dir, epochs=epochs,
+                             steps_per_epoch=steps_per_epoch, preset=preset,
+                             extra={} if cost_weight is None or m not in ONE_SHOT else
+                             {"cost_weight": cost_weight})
+            sub = out / f"{m}-{d.replace(':', '-')}"
+            log(f"bench {m} on {d} ({seeds} seeds) -> {sub}")
+            r = run_bench(spec, sub, quiet=quiet or json_out, log=log)
+            results.append((sub, r))
+            rows += csv_rows(r)
+            log(summary_line(r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    from ..run.util import atomic_write_text
+    atomic_write_text(out / "bench.csv", buf.getvalue())
+    report = None
+    try:
+        from reports import ReportError, build_bench_report
+        try:
+            report = build_bench_report([p for p, _ in results], out / "report.html")
+        except ReportError as e:
+            log(f"report not written: {e}")
+    except ImportError:
+        pass
+    if json_out:
+        sys.stdout.write(json.dumps([r for _, r in results], indent=1, default=str) + "\n")
+    else:
+        log(f"wrote {out / 'bench.csv'}" + (f" and {report}" if report else ""))
+
+
+def summary_line(r: dict) -> str:
+    """Returns one line of a bench result's aggregate (mean +- std over seeds)."""
+    a = r["aggregate"]
+
+    def ms(k, fmt="{:.2f}"):
+        s = a[k]
+        if s["mean"] is None:
+            return "n/a"
+        return fmt.format(s["mean"]) + " +- " + fmt.format(s["std"])
+
+    fl = r["floor"]
+    flo = f"{fl['regret']:.2f} pp" if fl.get("regret") is not None else "n/a"
+    return (f"{r['method']} on {r['device']}: test accuracy {ms('accuracy')} %, regret "
+            f"{ms('regret')} pp, HV gap {ms('hv_gap', '{:.4f}')}, IGD "
+            f"{ms('igd', '{:.4f}')}, target met {100 * (a['met_share'] or 0):.0f} %; "
+            f"signal floor: regret {flo}, HV gap {fl.get('hv_gap', float('nan')):.4f}")
