@@ -4,6 +4,7 @@ This package imports nothing else of nasbench: it reads run directories (JSON) a
 optionally, LUT and validation JSON files. Entry point: :func:`build_report`.
 """
 
+from .bench import build_bench_report, load_bench
 from .html import atomic_write_text, build_report
 from .loader import METRICS, ReportError, Run, load_lut, load_run, load_runs, points_frame
 from .pareto import (
@@ -19,10 +20,12 @@ __all__ = [
     "ReportError",
     "Run",
     "atomic_write_text",
+    "build_bench_report",
     "build_report",
     "default_reference_point",
     "dominates",
     "hypervolume",
+    "load_bench",
     "load_lut",
     "load_run",
     "load_runs",

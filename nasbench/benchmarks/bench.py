@@ -247,11 +247,11 @@ def _trial_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int,
     from ..searchers import SearchContext, get_searcher
     from ..searchers.evaluate import TableEvaluator
     cls = get_searcher(spec.method)
-    cfg = cls.config_class.from_preset(
-        "quick", spec.method, space="nb201", trials=spec.queries,
-        trials_per_epoch=max(1, spec.queries), seed=seed, objective="acc+latency",
-        latency_target_ms=spec.target if ground.metric == "latency" else None,
-        benchmark_dir=spec.benchmark_dir, fidelity=spec.fidelity, **spec.extra)
+    kw = dict(space="nb201", trials=spec.queries, trials_per_epoch=max(1, spec.queries),
+              seed=seed, objective="acc+latency",
+              latency_target_ms=spec.target if ground.metric == "latency" else None,
+              benchmark_dir=spec.benchmark_dir, fidelity=spec.fidelity)
+    cfg = cls.config_class.from_preset("quick", spec.method, **{**kw, **spec.extra})
     ev = TableEvaluator(bench, spec.dataset, ground.cost_of, spec.fidelity)
     seed_everything(seed)
     s = cls()
@@ -278,13 +278,13 @@ def _one_shot_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int
     if spec.dataset != "cifar10":
         raise UserError(f"--method {spec.method} trains on CIFAR-10 images: use "
                         f"--dataset cifar10")
-    cfg = DARTSConfig.from_preset(
-        spec.preset, spec.method, space="nb201", dataset="cifar10", data_dir=spec.data_dir,
-        device=spec.device if spec.lut is None else "cpu", lut=spec.lut,
-        benchmark_dir=spec.benchmark_dir, objective=spec.objective,
-        latency_target_ms=spec.target if ground.metric == "latency" else None,
-        train_epochs=0, references="", measure=spec.lut is None, seed=seed,
-        epochs=spec.epochs, out=str(out / "runs"), **spec.extra)
+    kw = dict(space="nb201", dataset="cifar10", data_dir=spec.data_dir,
+              device=spec.device if spec.lut is None else "cpu", lut=spec.lut,
+              benchmark_dir=spec.benchmark_dir, objective=spec.objective,
+              latency_target_ms=spec.target if ground.metric == "latency" else None,
+              train_epochs=0, references="", measure=spec.lut is None, seed=seed,
+              epochs=spec.epochs, out=str(out / "runs"))
+    cfg = DARTSConfig.from_preset(spec.preset, spec.method, **{**kw, **spec.extra})
     if spec.steps_per_epoch is not None:
         cfg = cfg.replace(steps_per_epoch=spec.steps_per_epoch or None)
     res = run_search(cfg, quiet=quiet)
@@ -296,11 +296,12 @@ def _one_shot_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int
 
 
 def _stats(values) -> dict:
+    """Returns mean, population std (ddof 0, as NAS-Bench-201's tables and the report
+    give it) and count of the finite values."""
     v = np.array([x for x in values if x is not None and not math.isnan(x)], float)
     if not len(v):
         return {"mean": None, "std": None, "n": 0}
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-            "n": int(len(v))}
+    return {"mean": float(v.mean()), "std": float(v.std()), "n": int(len(v))}
 
 
 def aggregate(runs: list[dict], targets: list[float]) -> dict:
