@@ -126,6 +126,30 @@ def test_tabular_device_reads_the_table_and_fits_an_exact_lut_on_additive_costs(
         dev.check_deploy(NB201DeployConfig(channels=8))
 
 
+def test_hw_nas_bench_pickle_reads_like_the_csv_export(fake, table, tmp_path):
+    """HW-NAS-Bench's official format: d["nasbench201"][dataset][metric][index]."""
+    import pickle
+    import shutil
+    b, _, hw = table
+    folder = tmp_path / "pkl"
+    folder.mkdir()
+    shutil.copy(fake / "nb201-12epoch-accuracy.csv", folder)
+    cols = [c for c in hw.columns if c != "arch"]
+    d = {"nasbench201": {ds: {c: list(NB201Bench(fake).hardware(ds)[c].fillna(-1))
+                              for c in cols} for ds in ("cifar10", "cifar100")}}
+    d["nasbench201"]["cifar10"]["edgetpu_latency"][4] = -1.0      # not measured
+    (folder / "HW-NAS-Bench-v1_0.pickle").write_bytes(pickle.dumps(d))
+    got = NB201Bench(folder).hardware("cifar10")
+    assert np.isnan(got.at[4, "edgetpu_latency"])
+    got.loc[4, "edgetpu_latency"] = hw.at[4, "edgetpu_latency"]
+    assert (got[cols] == hw[cols]).all().all() and (got["arch"] == hw["arch"]).all()
+    with pytest.raises(UserError, match="ImageNet16-120"):
+        NB201Bench(folder).hardware("ImageNet16-120")
+    (folder / "HW-NAS-Bench-v1_0.pickle").write_bytes(b"not a pickle")
+    with pytest.raises(UserError, match="not a readable HW-NAS-Bench pickle"):
+        NB201Bench(folder).hardware("cifar10")
+
+
 # ---- bench --------------------------------------------------------------------------------
 
 

@@ -6,8 +6,9 @@ validation and test accuracy in %, CIFAR-10, CIFAR-100, ImageNet16-120),
 ``nb201-cifar10-valid-200epoch.csv`` (200-epoch CIFAR-10 validation accuracy, 9,445
 cells) and ``hw-nas-bench-{cifar10,cifar100,ImageNet16-120}.csv`` (latency in ms on
 edgegpu, raspi4, edgetpu, pixel3, eyeriss, fpga; energy in mJ on edgegpu, eyeriss, fpga;
--1 = not measured). Nothing is shipped with the package or downloaded here; a missing or
-malformed file is a one-line :class:`~nasbench.errors.UserError` naming it.
+-1 = not measured), or instead of those three HW-NAS-Bench's official
+``HW-NAS-Bench-v1_0.pickle``. Nothing is shipped with the package or downloaded here; a
+missing or malformed file is a one-line :class:`~nasbench.errors.UserError` naming it.
 
 Rows are keyed by NAS-Bench-201's architecture index; :meth:`NB201Bench.index` and
 :meth:`NB201Bench.arch` map strings and indices both ways.
@@ -30,6 +31,8 @@ DEVICE_METRICS = {"edgegpu": ("latency", "energy"), "raspi4": ("latency",),
                   "eyeriss": ("latency", "energy"), "fpga": ("latency", "energy")}
 ACCURACY_FILE = "nb201-12epoch-accuracy.csv"
 ACCURACY_200_FILE = "nb201-cifar10-valid-200epoch.csv"
+#: HW-NAS-Bench's official file (read when the folder has no hw-nas-bench-*.csv)
+HW_PICKLE = "HW-NAS-Bench-v1_0.pickle"
 WHERE = ("the NAS-Bench-201 / HW-NAS-Bench CSV files (e.g. ../shared/data/nb201/ of this "
          "project; HW-NAS-Bench: github.com/GATECH-EIC/HW-NAS-Bench)")
 
@@ -69,6 +72,7 @@ class NB201Bench:
         self._acc200: pd.DataFrame | None = None
         self._hw: dict[str, pd.DataFrame] = {}
         self._by_arch: dict[str, int] | None = None
+        self._pickle: dict | None = None
 
     # ---- tables --------------------------------------------------------------------------
 
@@ -96,11 +100,39 @@ class NB201Bench:
         check_dataset(dataset)
         if dataset not in self._hw:
             cols = tuple(f"{d}_{m}" for d, ms in DEVICE_METRICS.items() for m in ms)
-            df = _read(self.folder / f"hw-nas-bench-{dataset}.csv", cols)
+            csv = self.folder / f"hw-nas-bench-{dataset}.csv"
+            if not csv.is_file() and (self.folder / HW_PICKLE).is_file():
+                df = self._from_pickle(dataset, cols)
+            else:
+                df = _read(csv, cols)
             num = df[list(cols)].apply(pd.to_numeric, errors="coerce")
             df[list(cols)] = num.mask(num < 0)        # -1: not measured
             self._hw[dataset] = df
         return self._hw[dataset]
+
+    def _from_pickle(self, dataset: str, cols: tuple[str, ...]) -> pd.DataFrame:
+        """Returns HW-NAS-Bench's table of ``dataset`` read from its official pickle
+        (``d["nasbench201"][dataset][metric][index]``), the cells' strings from the
+        accuracy table. (A pickle runs code when loaded: read only files you trust.)"""
+        import pickle
+        path = self.folder / HW_PICKLE
+        if self._pickle is None:
+            try:
+                with open(path, "rb") as f:
+                    self._pickle = pickle.load(f)
+            except (OSError, pickle.UnpicklingError, EOFError, AttributeError,
+                    ValueError) as e:
+                raise UserError(f"benchmark file {path} is not a readable HW-NAS-Bench "
+                                f"pickle: {e}") from None
+        try:
+            part = self._pickle["nasbench201"][dataset]
+            n = len(self.accuracy)
+            data = {c: [float(part[c][i]) for i in range(n)] for c in cols}
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise UserError(f"benchmark file {path} lacks HW-NAS-Bench's nasbench201/"
+                            f"{dataset} entry {e}") from None
+        return pd.DataFrame({"arch": self.accuracy["arch"], **data},
+                            index=self.accuracy.index)
 
     # ---- architectures -------------------------------------------------------------------
 

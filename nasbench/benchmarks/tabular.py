@@ -54,7 +54,10 @@ class TabularDevice:
     def lut_path(self) -> Path:
         """Returns where the fitted LUT is cached."""
         from ..profiling import cache_dir
+        from .nb201 import HW_PICKLE
         f = self.bench.folder / f"hw-nas-bench-{self.dataset}.csv"
+        if not f.is_file() and (self.bench.folder / HW_PICKLE).is_file():
+            f = self.bench.folder / HW_PICKLE
         try:
             st = f.stat()
         except OSError:

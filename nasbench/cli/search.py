@@ -136,8 +136,10 @@ def search(
         given = [k for k, (_, v) in own[other].items() if v is not None] \
             if other != mine else []
         if given:
-            what = {"darts": "describe the DARTS / NAS-Bench-201 supernets (--method darts "
-                             "or pcdarts)",
+            what = {"darts": "describe the DARTS networks; --method proxyless searches the "
+                             "deploy network itself (use --space-config and --width-mult)"
+                             if mine == "proxyless" else "describe the DARTS / "
+                             "NAS-Bench-201 supernets (--method darts or pcdarts)",
                     "proxyless": "apply to --method proxyless only",
                     "trials": "apply to the multi-trial methods (--method random)"}[other]
             raise UserError(f"{', '.join(given)} {what}")

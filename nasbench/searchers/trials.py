@@ -125,7 +125,8 @@ class TrialSearcher(Searcher):
     def run_epoch(self, epoch: int, on_step) -> dict:
         from optuna.trial import TrialState
         cfg, ev = self.ctx.config, self.ctx.evaluator
-        acc = self.acc = self.acc or {"t0": time.time(), "pruned": 0, "evaluated": 0}
+        acc = self.acc = self.acc or {"t0": time.time(), "pruned": 0, "evaluated": 0,
+                                      "unmeasured": 0}
         goal = min(cfg.trials_per_epoch, cfg.trials - epoch * cfg.trials_per_epoch)
         while self.step < goal:
             if self.asks >= ASK_FACTOR * cfg.trials:
@@ -138,6 +139,11 @@ class TrialSearcher(Searcher):
             if self._over_target(cost):        # never evaluated: costs no query
                 self.study.tell(trial, state=TrialState.PRUNED)
                 acc["pruned"] += 1
+                continue
+            if any(v is None for v in cost.values()):
+                # a tabular device that never measured this cell: outside its space
+                self.study.tell(trial, state=TrialState.PRUNED)
+                acc["unmeasured"] += 1
                 continue
             res = ev(arch)
             if res["accuracy"] is None:        # a cell the table lacks at this fidelity
@@ -153,7 +159,8 @@ class TrialSearcher(Searcher):
             on_step(self.step, f"best {self.best()['accuracy']:.2f} %")
         best = self.best()
         record = {"epoch": epoch, "queries": ev.queries, "cache_hits": ev.cache_hits,
-                  "pruned": acc["pruned"], "best_accuracy": best["accuracy"] if best else None,
+                  "pruned": acc["pruned"], "unmeasured": acc["unmeasured"],
+                  "best_accuracy": best["accuracy"] if best else None,
                   "best": best["arch"] if best else None,
                   "seconds": time.time() - acc["t0"]}
         return self.close_epoch(record)
