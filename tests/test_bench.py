@@ -150,6 +150,50 @@ def test_hw_nas_bench_pickle_reads_like_the_csv_export(fake, table, tmp_path):
         NB201Bench(folder).hardware("cifar10")
 
 
+def test_a_nats_bench_archive_gives_200_epoch_truth_and_signal(fake, table, tmp_path,
+                                                                monkeypatch):
+    """Through a stand-in for the nats_bench package (the archive is not here): the
+    adapter's data set and key mapping, its cache, and the bench reporting 200 epochs."""
+    import types
+    b, acc, _ = table
+    calls = []
+
+    class API:
+        def arch(self, i):
+            return acc.at[i, "arch"]
+
+        def get_more_info(self, i, ds, hp, is_random):
+            calls.append((ds, hp, is_random))
+            base = acc.at[i, f"{ds.replace('-valid', '')}-test"]
+            return {"valid-accuracy": base + 3.0, "test-accuracy": base + 5.0}
+
+    mod = types.ModuleType("nats_bench")
+    mod.create = lambda path, space, fast_mode, verbose: API()
+    monkeypatch.setitem(sys.modules, "nats_bench", mod)
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    archive = tmp_path / "NATS-tss-v1_0-3ffb9-simple"
+    archive.mkdir()
+    nb = NB201Bench(fake, nats=archive)
+    assert nb.test_epochs == 200
+    assert nb.test_accuracy("cifar100")[9] == pytest.approx(acc.at[9, "cifar100-test"] + 5)
+    assert nb.val_accuracy("cifar10", 200)[9] == pytest.approx(acc.at[9, "cifar10-test"] + 3)
+    assert {c[1:] for c in calls} == {("200", False)} and \
+        {c[0] for c in calls} == {"cifar10-valid", "cifar10", "cifar100", "ImageNet16-120"}
+    n = len(calls)
+    again = NB201Bench(fake, nats=archive).accuracy_nats         # from the cache
+    assert len(calls) == n and len(again) == 15_625
+    r = run_bench(BenchSpec(method="random", device="hw-nas-bench:edgegpu",
+                            benchmark_dir=str(fake), nats=str(archive), queries=10,
+                            seeds=1), tmp_path / "b")
+    assert r["signal"]["reported"].startswith("200-epoch")
+    run = r["runs"][0]
+    assert run["accuracy"] == pytest.approx(acc.at[run["index"], "cifar10-test"] + 5)
+    monkeypatch.delitem(sys.modules, "nats_bench")
+    monkeypatch.setitem(sys.modules, "nats_bench", None)          # not installed
+    with pytest.raises(UserError, match="nasbench\\[nats\\]"):
+        _ = NB201Bench(fake, nats=tmp_path).accuracy_nats
+
+
 # ---- bench --------------------------------------------------------------------------------
 
 

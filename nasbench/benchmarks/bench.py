@@ -1,8 +1,9 @@
 """``nasbench bench``: a searcher against NAS-Bench-201's ground truth, over seeds.
 
-The truth is a table: every cell's test accuracy (12-epoch, the best fidelity with a
-test split in the shared files) against its cost on the device (HW-NAS-Bench's table
-for ``hw-nas-bench:DEV``, or the user's LUT for their own device). Per seed:
+The truth is a table: every cell's test accuracy (at the best fidelity loaded: 12 epochs
+in the shared files, 200 with a NATS-Bench archive, ``--nats``) against its cost on the
+device (HW-NAS-Bench's table for ``hw-nas-bench:DEV``, or the user's LUT for their own
+device). Per seed:
 
 * a **multi-trial** searcher (random, ...) queries the accuracy table through the
   run's :class:`~nasbench.searchers.evaluate.TableEvaluator`: it sees *validation*
@@ -59,6 +60,7 @@ class BenchSpec:
     dataset: str = "cifar10"
     fidelity: int = 12
     lut: str | None = None
+    nats: str | None = None           # NATS-Bench topology archive: 200-epoch tables
     space: str = "nb201"
     # one-shot searchers: the images and the search budget
     data_dir: str | None = None
@@ -102,8 +104,7 @@ def ground_truth(spec: BenchSpec, bench: NB201Bench) -> Ground:
         raise UserError(f"--objective for bench: acc plus one cost (acc+latency or "
                         f"acc+energy), got {spec.objective!r}")
     metric = metrics[0]
-    acc = bench.accuracy
-    ids = [int(i) for i in acc.index]
+    ids = [int(i) for i in bench.accuracy.index]
     archs = {i: bench.arch(i) for i in ids}
     space = tabular_space(spec.dataset)
     if is_tabular(spec.device):
@@ -139,12 +140,10 @@ def ground_truth(spec: BenchSpec, bench: NB201Bench) -> Ground:
         cost = {i: float(pred.cost(archs[i])[metric]) for i in ids}
         unit = {"latency": "ms", "energy": "J", "memory": "B"}[metric]
         name, source = lut.device_name, f"LUT {spec.lut}"
-    test = acc[f"{spec.dataset}-test"]
+    test = bench.test_accuracy(spec.dataset)           # the best fidelity loaded
     truth = Truth.of(ids, [float(test[i]) for i in ids], [cost[i] for i in ids])
-    ev_val = {i: float(acc.at[i, f"{spec.dataset}-val"]) for i in ids}
-    if spec.fidelity == 200:
-        t = bench.accuracy_200["cifar10-valid-200ep"]
-        ev_val = {i: float(t[i]) for i in ids if i in t.index}
+    val = bench.val_accuracy(spec.dataset, spec.fidelity)
+    ev_val = {i: float(val[i]) for i in ids if not math.isnan(val[i])}
 
     def cost_of(arch) -> dict:
         v = cost.get(bench.index(arch))
@@ -336,7 +335,7 @@ def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None
         raise UserError(f"nasbench bench runs multi-trial methods and "
                         f"{', '.join(ONE_SHOT)} on nb201, not {spec.method!r}")
     t0 = time.time()
-    bench = NB201Bench(spec.benchmark_dir)
+    bench = NB201Bench(spec.benchmark_dir, spec.nats)
     ground = ground_truth(spec, bench)
     out = Path(out)
     costs = ground.truth.points[:, 1]
@@ -385,11 +384,11 @@ def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None
         {"epochs": runs[0].get("epochs") if runs else spec.epochs,
          "steps_per_epoch": spec.steps_per_epoch, "preset": spec.preset},
         "seeds": list(range(spec.seeds)),
-        "signal": {"search": f"{spec.fidelity}-epoch "
-                             f"{'cifar10' if spec.fidelity == 200 else spec.dataset} "
-                             f"validation accuracy (NAS-Bench-201)" if multi else
+        "signal": {"search": f"{spec.fidelity}-epoch {spec.dataset} validation accuracy "
+                             f"(NAS-Bench-201)" if multi else
                              "the supernet's own training on the images given",
-                   "reported": f"12-epoch {spec.dataset} test accuracy (NAS-Bench-201)"},
+                   "reported": f"{bench.test_epochs}-epoch {spec.dataset} test accuracy "
+                               f"(NAS-Bench-201)"},
         "reference_point": truth.reference.tolist(),
         "true_front": sorted((cell_record(ground, bench, i) for i, k in
                               zip(truth.ids, truth.front, strict=True) if k),

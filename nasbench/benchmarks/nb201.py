@@ -63,8 +63,10 @@ class NB201Bench:
     """The NAS-Bench-201 tables of one folder (see the module doc); files are read on
     first use."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, nats: str | Path | None = None):
         self.folder = Path(folder).expanduser()
+        self.nats = nats                  # a NATS-Bench topology archive (200 epochs)
+        self._nats: pd.DataFrame | None = None
         if not self.folder.is_dir():
             raise UserError(f"--benchmark-dir {self.folder}: not a folder (it must hold "
                             f"{WHERE})")
@@ -93,6 +95,44 @@ class NB201Bench:
         if self._acc200 is None:
             self._acc200 = _read(self.folder / ACCURACY_200_FILE, ("cifar10-valid-200ep",))
         return self._acc200
+
+    @property
+    def accuracy_nats(self) -> pd.DataFrame | None:
+        """Returns NATS-Bench's 200-epoch table (columns as :attr:`accuracy`'s), None
+        without an archive."""
+        if self.nats is not None and self._nats is None:
+            from .nats import nats_table
+            self._nats = nats_table(self.nats)
+        return self._nats
+
+    @property
+    def test_epochs(self) -> int:
+        """Returns the best fidelity with a test split the loaded tables hold (200 with
+        a NATS-Bench archive, else 12)."""
+        return 200 if self.nats is not None else 12
+
+    def test_accuracy(self, dataset: str) -> pd.Series:
+        """Returns every cell's test accuracy (%) at :attr:`test_epochs`."""
+        check_dataset(dataset)
+        t = self.accuracy_nats if self.nats is not None else self.accuracy
+        return t[f"{dataset}-test"].reindex(self.accuracy.index)
+
+    def val_accuracy(self, dataset: str, epochs: int = 12) -> pd.Series:
+        """Returns every cell's validation accuracy (%) after ``epochs`` (12, or 200:
+        NATS-Bench's when loaded, else the 200-epoch CIFAR-10 file's); NaN where the
+        tables lack a cell."""
+        check_dataset(dataset)
+        if epochs == 12:
+            return self.accuracy[f"{dataset}-val"]
+        if epochs != 200:
+            raise UserError(f"validation accuracy exists after 12 or 200 epochs, not "
+                            f"{epochs}")
+        if self.nats is not None:
+            return self.accuracy_nats[f"{dataset}-val"].reindex(self.accuracy.index)
+        if dataset != "cifar10":
+            raise UserError("200-epoch accuracies exist for cifar10 only without a "
+                            "NATS-Bench archive (--nats)")
+        return self.accuracy_200["cifar10-valid-200ep"].reindex(self.accuracy.index)
 
     def hardware(self, dataset: str = "cifar10") -> pd.DataFrame:
         """Returns HW-NAS-Bench's table for ``dataset`` (columns ``<device>_latency``
@@ -172,7 +212,11 @@ class NB201Bench:
         out = {"index": i, "arch": a.to_str(), "dataset": dataset,
                "val_acc": float(row[f"{dataset}-val"]),
                "test_acc": float(row[f"{dataset}-test"]), "epochs": 12}
-        if dataset == "cifar10" and (self.folder / ACCURACY_200_FILE).is_file():
+        if self.nats is not None:
+            n = self.accuracy_nats
+            out["val_acc_200"] = float(n.at[i, f"{dataset}-val"])
+            out["test_acc_200"] = float(n.at[i, f"{dataset}-test"])
+        elif dataset == "cifar10" and (self.folder / ACCURACY_200_FILE).is_file():
             t = self.accuracy_200
             out["val_acc_200"] = float(t.at[i, "cifar10-valid-200ep"]) if i in t.index \
                 else None

@@ -646,6 +646,14 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, LUTError, DeviceError) as e:
         err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         return 2
+    except NotImplementedError as e:
+        # (by name: kernels.plan imports pyopencl, an optional extra)
+        if type(e).__name__ != "UnsupportedLayerError":
+            raise
+        # a network our OpenCL executor cannot run: a device limit, not a crash
+        err.print(f"[bold red]error:[/] the OpenCL executor cannot run this network: {e}",
+                  highlight=False, soft_wrap=True)
+        return 2
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130

@@ -42,6 +42,10 @@ def bench(
                                  "validation accuracy, or 200 (CIFAR-10)."),
     lut: str | None = typer.Option(None, help="Your nb201 LUT: costs of your device "
                                       "instead of HW-NAS-Bench's."),
+    nats: str | None = typer.Option(None, help="A NATS-Bench topology archive "
+                                       "(NATS-tss-v1_0-3ffb9-simple; needs nasbench[nats]): "
+                                       "200-epoch accuracies (reported test, and "
+                                       "--fidelity 200 on every data set)."),
     data_dir: str | None = typer.Option(None, help="darts/pcdarts: CIFAR-10 images "
                                            "(cifar-10-batches-py folder)."),
     epochs: int | None = typer.Option(None, help="darts/pcdarts: search epochs."),
@@ -95,7 +99,7 @@ def bench(
         for m in methods:
             spec = BenchSpec(method=m, device=d, benchmark_dir=str(benchmark_dir),
                              objective=objective, target=target, queries=queries,
-                             seeds=seeds, dataset=dataset, fidelity=fidelity, lut=lut,
+                             seeds=seeds, dataset=dataset, fidelity=fidelity, lut=lut, nats=nats,
                              space=space, data_dir=data_dir, epochs=epochs,
                              steps_per_epoch=steps_per_epoch, preset=preset,
                              extra={} if cost_weight is None or m not in ONE_SHOT else

@@ -28,8 +28,12 @@ class NB201Cell(nn.Module):
     def forward(self, x):
         nodes = [x]
         for j in range(1, NODES):
-            nodes.append(sum(op(nodes[i]) for op, (i, jj) in zip(self.edges, EDGES,
-                                                                 strict=True) if jj == j))
+            s = None              # tensor + tensor only (no 0 + ...: traceable adds)
+            for op, (i, jj) in zip(self.edges, EDGES, strict=True):
+                if jj == j:
+                    y = op(nodes[i])
+                    s = y if s is None else s + y
+            nodes.append(s)
         return nodes[-1]
 
 

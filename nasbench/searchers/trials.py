@@ -12,7 +12,8 @@ The budget is ``trials`` distinct evaluations (the evaluator's query cache answe
 repeated architecture for free and counts it as a cache hit); ``trials_per_epoch`` of
 them form one history record and checkpoint. The result is the visited architecture
 with the best accuracy among those meeting the target (the cheapest one, marked as
-missing it, when none does).
+missing it, when none does); with a soft target and one objective, the best value
+(accuracy x (latency / target)^-0.07, MnasNet's soft reward).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class TrialConfig(RunConfig):
     checkpoint each), the evaluator (``table``: NAS-Bench-201's accuracy at
     ``fidelity`` epochs, needs ``benchmark_dir``)."""
 
-    METHODS: ClassVar[tuple[str, ...]] = ("random",)
+    METHODS: ClassVar[tuple[str, ...]] = ("random", "evolution", "tpe", "nsga2")
 
     method: str = "random"
     space: str = "nb201"
@@ -46,12 +47,18 @@ class TrialConfig(RunConfig):
     trials_per_epoch: int = 25
     evaluate: str = "table"
     fidelity: int = 12
+    population: int = 50                  # evolution, nsga2
+    sample_size: int = 10                 # evolution's tournament
+    soft_exponent: float = -0.07          # soft target: acc x (lat/target)^w (MnasNet)
     references: str = ""
     train_epochs: int = 0
 
     def validate(self) -> None:
         super().validate()
         from .evaluate import EVALUATORS
+        if not 1 <= self.sample_size <= self.population:
+            raise UserError(f"--sample-size must be in 1..population ({self.population}), "
+                            f"got {self.sample_size}")
         for name in ("trials", "trials_per_epoch"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be positive, got "
@@ -85,6 +92,8 @@ class TrialSearcher(Searcher):
 
     config_class = TrialConfig
     plain_state = ("step", "acc", "study", "asks")
+    #: accuracy and each cost as separate objectives (NSGA-II), else one value
+    multi_objective = False
 
     def sampler(self, seed: int):
         """Returns the Optuna sampler (the strategy) for a run seeded ``seed``."""
@@ -97,7 +106,9 @@ class TrialSearcher(Searcher):
             raise UserError(f"--method {ctx.config.method} needs an evaluator "
                             f"(--evaluate table with --space nb201 --benchmark-dir)")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.study = optuna.create_study(direction="maximize",
+        dirs = ["maximize"] + (["minimize"] * len(self.cost_metrics)
+                               if self.multi_objective else [])
+        self.study = optuna.create_study(directions=dirs,
                                          sampler=self.sampler(ctx.config.seed))
         self.choices = ctx.space.choices()
         self.step, self.acc, self.asks = 0, None, 0
@@ -110,6 +121,24 @@ class TrialSearcher(Searcher):
     @property
     def steps_per_epoch(self) -> int:
         return self.ctx.config.trials_per_epoch
+
+    @property
+    def cost_metrics(self) -> list[str]:
+        """Returns the objective's cost metrics (at least latency)."""
+        return list(self.ctx.metrics) or ["latency"]
+
+    def values(self, res: dict, cost: dict):
+        """Returns what the study is told for an evaluated candidate: [accuracy, costs...]
+        (multi-objective), else the accuracy, times (lat/target)^w with a soft target
+        (MnasNet's soft form)."""
+        acc = res["accuracy"]
+        if self.multi_objective:
+            return [acc] + [cost.get(m) if cost.get(m) is not None else float("inf")
+                            for m in self.cost_metrics]
+        t, lat = self.ctx.target_ms, cost.get("latency")
+        if t is not None and not self.ctx.config.hard_target and lat:
+            return acc * (lat / t) ** self.ctx.config.soft_exponent
+        return acc
 
     def _over_target(self, cost: dict) -> bool:
         t = self.ctx.target_ms
@@ -149,11 +178,15 @@ class TrialSearcher(Searcher):
             if res["accuracy"] is None:        # a cell the table lacks at this fidelity
                 self.study.tell(trial, state=TrialState.FAIL)
                 continue
-            self.study.tell(trial, res["accuracy"])
+            if self.ctx.target_ms is not None and cost.get("latency") is not None:
+                # Optuna's constraint (<= 0 feasible): NSGA-II ranks by it
+                trial.set_constraint("latency", cost["latency"] - self.ctx.target_ms)
+            value = self.values(res, cost)
+            self.study.tell(trial, value)
             if res["cached"]:
                 continue
             self.note_visit(arch, epoch=epoch, query=ev.queries, accuracy=res["accuracy"],
-                            cost=res["cost"])
+                            cost=res["cost"], value=value)
             acc["evaluated"] += 1
             self.step += 1
             on_step(self.step, f"best {self.best()['accuracy']:.2f} %")
@@ -166,10 +199,15 @@ class TrialSearcher(Searcher):
         return self.close_epoch(record)
 
     def best(self) -> dict | None:
-        """Returns the visited record with the best accuracy among those meeting the
-        target (None before any)."""
-        ok = [v for v in self._visited if not self._over_target(v["cost"])]
-        return max(ok, key=lambda v: v["accuracy"]) if ok else None
+        """Returns the choice so far: with a soft target and one objective, the best
+        value (accuracy x the MnasNet factor); otherwise the best accuracy among the
+        visited records that meet the target (None when none does)."""
+        t = self.ctx.target_ms
+        if t is not None and not self.ctx.config.hard_target and not self.multi_objective:
+            return max(self._visited, key=lambda v: v["value"], default=None)
+        ok = [v for v in self._visited
+              if t is None or (v["cost"].get("latency") or 0.0) <= t]
+        return max(ok, key=lambda v: v["accuracy"], default=None)
 
     def epoch_line(self, h: dict) -> str:
         best = f"{h['best_accuracy']:.2f} %" if h["best_accuracy"] is not None else "none"
