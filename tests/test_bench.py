@@ -194,6 +194,23 @@ def test_a_nats_bench_archive_gives_200_epoch_truth_and_signal(fake, table, tmp_
         _ = NB201Bench(fake, nats=tmp_path).accuracy_nats
 
 
+def test_lut_validate_against_a_tabular_device(fake, tmp_path, capsys):
+    from nasbench.benchmarks.hwnas import fitted_lut
+    fitted_lut(NB201Bench(fake), "eyeriss").save(tmp_path / "ey.json")
+    rc = main(["lut", "validate", "--lut", str(tmp_path / "ey.json"), "--device",
+               "hw-nas-bench:eyeriss", "--space", "nb201", "--benchmark-dir", str(fake),
+               "--out", str(tmp_path / "v.json")])
+    assert rc == 0
+    res = json.loads((tmp_path / "v.json").read_text())
+    # the synthetic costs are additive: the fitted sum reproduces every connected cell
+    assert res["latency"]["within_10pct"] == 1.0 and res["energy"]["within_10pct"] == 1.0
+    assert res["latency"]["cells"] + res["latency"]["disconnected"] == 15_625
+    capsys.readouterr()
+    assert main(["lut", "validate", "--lut", str(tmp_path / "ey.json"), "--device",
+                 "hw-nas-bench:eyeriss", "--space", "nb201"]) == 2
+    assert "--benchmark-dir" in capsys.readouterr().err
+
+
 # ---- bench --------------------------------------------------------------------------------
 
 
@@ -221,7 +238,7 @@ def test_random_bench_scores_match_hand_computations(fake, table, tmp_path):
     regrets = [x["regret"] for x in r["runs"]]
     assert agg["mean"] == pytest.approx(np.mean(regrets))
     assert agg["std"] == pytest.approx(np.std(regrets))
-    assert len(r["targets"]) == 3 and r["true_front"][0]["cost"] <= r["true_front"][-1]["cost"]
+    assert len(r["targets"]) == 4 and r["true_front"][0]["cost"] <= r["true_front"][-1]["cost"]
     # seeds differ; a rerun reuses them, a changed budget recomputes
     assert r["runs"][0]["arch"] != r["runs"][1]["arch"]
     lines = []

@@ -161,3 +161,26 @@ def fitted_lut(bench: NB201Bench, device: str, dataset: str = "cifar10"):
                        **{m: {"cells": f["cells"], "fixed": f["fixed"], "unit": f["unit"]}
                           for m, f in fits.items()}}}
     return LUT(prov, entries)
+
+
+def validate_against_table(lut, bench: NB201Bench, device: str, dataset: str = "cifar10",
+                           metric: str = "latency") -> dict:
+    """Returns how a LUT's sum predicts HW-NAS-Bench's ``device`` on every connected cell
+    it measured: :func:`~nasbench.predict.calibration.error_metrics` of the prediction
+    against the table, plus ``cells`` and ``disconnected`` (left out, see the module
+    doc). For a LUT fitted to the same table this is the in-sample additivity; for your
+    own device's LUT, how its ranking matches the table's device."""
+    from ..predict.calibration import error_metrics
+    from ..predict.predictor import Predictor
+    if metric not in DEVICE_METRICS[device]:
+        raise UserError(f"HW-NAS-Bench has no {metric} for {device}")
+    space = NB201Space(NB201Space.deploy_from_lut(lut))
+    pred = Predictor(space, lut, [metric])
+    y = bench.hardware(dataset)[f"{device}_{metric}"].dropna()
+    archs = {int(i): bench.arch(int(i)) for i in y.index}
+    conn = [i for i, a in archs.items() if a.connected()]
+    scale = 1e3 if metric == "energy" else 1.0          # LUT J -> table mJ
+    p = [pred.cost(archs[i])[metric] * scale for i in conn]
+    return {"device": device, "dataset": dataset, "metric": metric, "cells": len(conn),
+            "disconnected": len(y) - len(conn),
+            **error_metrics(p, y.loc[conn].tolist())}

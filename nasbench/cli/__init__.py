@@ -207,6 +207,42 @@ def profile(
                       highlight=False)
 
 
+def _validate_tabular(lut_file: Path, device: str, space: str, benchmark_dir: Path | None,
+                      dataset: str, out_file: Path | None, quiet: bool,
+                      json_out: bool) -> None:
+    """``lut validate --device hw-nas-bench:DEV``: the LUT's sums against the table."""
+    from profilers.lut import LUT, LUTError
+
+    from ..benchmarks import NB201Bench
+    from ..benchmarks.hwnas import parse_tabular_device, validate_against_table
+    from ..validate import write_json
+    dev = parse_tabular_device(device)
+    if space != "nb201":
+        raise UserError(f"{device} holds NAS-Bench-201 cells: use --space nb201")
+    if benchmark_dir is None:
+        raise UserError(f"{device} needs --benchmark-dir (the HW-NAS-Bench tables)")
+    try:
+        lut = LUT.load(lut_file)
+    except LUTError as e:
+        raise UserError(str(e)) from None
+    bench = NB201Bench(benchmark_dir)
+    res = {m: validate_against_table(lut, bench, dev, dataset, m)
+           for m in ("latency", "energy") if f"{dev}_{m}" in bench.hardware(dataset)
+           and (m == "latency" or any(e.get("energy_j") is not None
+                                      for e in lut.entries.values()))}
+    path = out_file or lut_file.with_name(lut_file.stem + f".validate-{dev}.json")
+    write_json(path, res)
+    if json_out:
+        print(json.dumps(res, indent=1, default=float))
+        return
+    for m, r in res.items():
+        out.print(f"{m} on {dev} ({dataset}): the LUT's sum is within 10 % of the table for "
+                  f"{r['within_10pct']:.0%} of {r['cells']} connected cells, MAPE "
+                  f"{r['mape_pct']:.1f} %, Spearman {r['spearman']:.3f} "
+                  f"({r['disconnected']} disconnected cells left out); wrote {path}",
+                  highlight=False)
+
+
 def _profile_tabular(device: str, space: str, benchmark_dir: Path | None, dataset: str,
                      out_file: Path | None, quiet: bool, json_out: bool) -> None:
     """``profile --device hw-nas-bench:DEV``: a LUT fitted to HW-NAS-Bench's whole-network
@@ -401,11 +437,20 @@ def lut_validate(
     min_repeats: int | None = typer.Option(None, help="Timed forwards per round at least "
                                            "(default: the LUT's; 3 suits slow networks)."),
     out_file: Path | None = typer.Option(None, "--out", "-o", help="JSON output file."),
+    benchmark_dir: Path | None = typer.Option(None, help="With --device hw-nas-bench:DEV: "
+                                                 "the HW-NAS-Bench tables (every cell "
+                                                 "compared, nothing measured)."),
+    dataset: str = typer.Option("cifar10", help="With --device hw-nas-bench:DEV: the "
+                                "tables' data set."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdict."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ):
-    """Measure sampled architectures end to end and compare with the LUT's prediction."""
+    """Measure sampled architectures end to end and compare with the LUT's prediction
+    (with --device hw-nas-bench:DEV: compare with HW-NAS-Bench's table, every cell)."""
     from ..validate import run_validation, write_json
+    if device.startswith("hw-nas-bench"):
+        return _validate_tabular(lut_file, device, space, benchmark_dir, dataset, out_file,
+                                 quiet, json_out)
     _check_rounds(rounds, min_repeats)
     vals = _validation_inputs(lut_file, device, space, samples)
     genotypes = [_run_genotype(r, space) for r in (from_run or [])]

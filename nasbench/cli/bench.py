@@ -16,9 +16,10 @@ from ..errors import UserError
 
 
 def bench(
-    method: str = typer.Option("random", help="Searcher(s), comma-separated: random "
-                               "(multi-trial, queries the table), darts, pcdarts (train "
-                               "their NAS-Bench-201 supernet on --data-dir)."),
+    method: str = typer.Option("random", help="Searcher(s), comma-separated: random, "
+                               "evolution, tpe, nsga2 (multi-trial: query the table), "
+                               "darts, pcdarts (train their NAS-Bench-201 supernet on "
+                               "--data-dir)."),
     device: str = typer.Option("hw-nas-bench:edgegpu", "--device", "-d",
                                help="Cost source(s), comma-separated: hw-nas-bench:DEV "
                                "(edgegpu, raspi4, edgetpu, pixel3, eyeriss, fpga: "

@@ -15,7 +15,8 @@ def search(
                                   "acc+memory or sums (acc+latency+energy)."),
     method: str = typer.Option("darts", help="A registered searcher: darts, pcdarts "
                                "(partial channels), proxyless (binary gates, MBConv "
-                               "space) or random (multi-trial, --space nb201)."),
+                               "space), or the multi-trial random, evolution, tpe, nsga2 "
+                               "(--space nb201 --evaluate table)."),
     space: str | None = typer.Option(None, help="darts (default for darts/pcdarts), "
                                      "nb201 (NAS-Bench-201's cell; darts/pcdarts) or "
                                      "proxyless (--method proxyless)."),
@@ -71,14 +72,18 @@ def search(
                                              "comma-separated resnet20, mobilenetv2, "
                                              "darts_v2, pc_darts, or none (default: all "
                                              "four with --preset quick)."),
-    trials: int | None = typer.Option(None, help="random: distinct architectures to "
+    trials: int | None = typer.Option(None, help="multi-trial: distinct architectures to "
                                          "evaluate (default 100)."),
-    evaluate: str | None = typer.Option(None, help="random: the evaluator, table "
+    evaluate: str | None = typer.Option(None, help="multi-trial: the evaluator, table "
                                            "(NAS-Bench-201's accuracy; --space nb201 "
                                            "--benchmark-dir)."),
-    fidelity: int | None = typer.Option(None, help="random with --evaluate table: the "
+    fidelity: int | None = typer.Option(None, help="--evaluate table: the "
                                            "accuracy the search sees, 12 (default) or "
                                            "200 epochs (CIFAR-10)."),
+    population: int | None = typer.Option(None, help="evolution, nsga2: population "
+                                             "(default 50)."),
+    sample_size: int | None = typer.Option(None, help="evolution: tournament size "
+                                              "(default 10)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or log echo."),
     json_out: bool = typer.Option(False, "--json", help="Print result.json to stdout."),
     latency_loss: str | None = typer.Option(None, help="proxyless: add#linear (CE + lambda "
@@ -119,7 +124,9 @@ def search(
         raise UserError(f"--cost-weight must be >= 0, got {cost_weight}")
     # the options of one method only: given to another, they are an error
     own = {"trials": {"--trials": ("trials", trials), "--evaluate": ("evaluate", evaluate),
-                      "--fidelity": ("fidelity", fidelity)},
+                      "--fidelity": ("fidelity", fidelity),
+                      "--population": ("population", population),
+                      "--sample-size": ("sample_size", sample_size)},
            "proxyless": {"--latency-loss": ("latency_loss", latency_loss),
                          "--grad-estimator": ("grad_estimator", grad_estimator),
                          "--space-config": ("space_config", space_config),
@@ -141,7 +148,8 @@ def search(
                              if mine == "proxyless" else "describe the DARTS / "
                              "NAS-Bench-201 supernets (--method darts or pcdarts)",
                     "proxyless": "apply to --method proxyless only",
-                    "trials": "apply to the multi-trial methods (--method random)"}[other]
+                    "trials": "apply to the multi-trial methods (random, evolution, tpe, "
+                              "nsga2)"}[other]
             raise UserError(f"{', '.join(given)} {what}")
     common.update({name: v for name, v in own[mine].values()})
     if mine == "trials":

@@ -121,8 +121,9 @@ class DartsSearcher(Searcher):
         val = f" val loss {h['val_loss']:.3f} acc {h['val_acc']:.1f} %" if h["val_loss"] else ""
         w = torch.tensor(next(iter(h["alphas"].values()))).mean(0).tolist()
         dist = " ".join(f"{p}:{x:.3f}" for p, x in zip(h["primitives"], w, strict=False))
+        kind = next(iter(h["alphas"]))
         return (f"epoch {h['epoch'] + 1}/{self.epochs}: train loss {h['train_loss']:.3f} acc "
-                f"{h['train_acc']:.1f} %{val}; {exp}; mean normal alphas {dist}")
+                f"{h['train_acc']:.1f} %{val}; {exp}; mean {kind} alphas {dist}")
 
     def result(self) -> Outcome:
         m = self.model
