@@ -5,7 +5,9 @@ space's JSON of an :class:`~nasbench.spaces.Arch`), so a report treats them alik
 
     {"name", "role": "derived" | "reference", "space", "genotype", "arch_id",
      "genotype_summary",
-     "accuracy": % top-1, "accuracy_kind": "test", "train_epochs", "train_steps",
+     "accuracy": % top-1, "accuracy_kind": "test", "accuracy_ci": [low, high] % (95 %
+     Wilson, from "accuracy_n" test images), "chance": %, "at_chance": bool,
+     "train_epochs", "train_steps",
      "latency_ms": {"measured": {median, p5, p95, cv, ...} | None, "predicted": ms | None},
      "energy_j": {"measured": J | None, "predicted": J | None, "reason": str | None},
      "memory_bytes": {"measured": B | None, "predicted": B | None, "method": str | None},
@@ -20,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from .spaces.base import Arch
+from .stats import accuracy_interval
 
 
 def arch_dict(arch: Any, space: str | None = None) -> dict | None:
@@ -50,7 +53,8 @@ def candidate(name: str, role: str, *, arch: Any = None, space: str | None = Non
               summary: str | None = None, test_acc: float | None = None,
               predicted: dict | None = None, measured: dict | None = None,
               params: dict | int | None = None, macs: dict | int | None = None,
-              train: dict | None = None) -> dict:
+              train: dict | None = None, test_n: int | None = None,
+              classes: int | None = None) -> dict:
     """Returns one candidate record (see the module doc; accuracy in %, latency in ms,
     energy in J, memory in bytes). ``test_acc`` is a fraction; ``predicted`` is
     :func:`nasbench.runner.predict_costs`'s dict, ``measured`` is
@@ -69,6 +73,9 @@ def candidate(name: str, role: str, *, arch: Any = None, space: str | None = Non
         "genotype_summary": summary if summary is not None else arch_summary(arch),
         "accuracy": None if test_acc is None else 100.0 * test_acc,
         "accuracy_kind": "test",
+        # 95 % Wilson interval from the test split's size; at_chance: it includes 1/classes
+        "accuracy_ci": (iv := accuracy_interval(test_acc, test_n, classes))["ci_pct"],
+        "accuracy_n": iv["n"], "chance": iv["chance_pct"], "at_chance": iv["at_chance"],
         "train_epochs": (train or {}).get("epochs"),
         "train_steps": (train or {}).get("steps"),
         "latency_ms": {"measured": measured["latency_ms"] if measured else None,

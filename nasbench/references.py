@@ -215,7 +215,8 @@ def _cache_file(names, data_desc: dict, budget: RetrainBudget, deploy_desc: dict
 def train_reference(net: nn.Module, data, budget: RetrainBudget, channels_last: bool,
                     on_step: Callable | None = None) -> dict:
     """Trains ``net`` with ``budget`` and evaluates it on the test split; returns
-    {"test_acc": fraction, "test_loss": nats, "steps": batches trained, "seconds"}."""
+    {"test_acc": fraction, "test_loss": nats, "test_n": images, "steps": batches
+    trained, "seconds"}."""
     from .train import cosine_lr, evaluate, retrain_parts, train_epoch
     t0 = time.time()
     net, opt, tq, test_q = retrain_parts(net, data, budget, channels_last)
@@ -226,7 +227,7 @@ def train_reference(net: nn.Module, data, budget: RetrainBudget, channels_last: 
         steps += train_epoch(net, tq, opt, grad_clip=budget.grad_clip,
                              on_step=on_step)["steps"]
     ev = evaluate(net, test_q)
-    return {"test_acc": ev["acc"], "test_loss": ev["loss"], "steps": steps,
+    return {"test_acc": ev["acc"], "test_loss": ev["loss"], "test_n": ev["n"], "steps": steps,
             "seconds": time.time() - t0}
 
 
@@ -290,7 +291,8 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
                       summary=None if ref.genotype is not None else ref.label,
                       test_acc=rec["train"]["test_acc"], predicted=predicted,
                       measured=rec["measured"], params=rec["params"], macs=rec["macs"],
-                      train={"epochs": budget.epochs, "steps": rec["train"]["steps"]})
+                      train={"epochs": budget.epochs, "steps": rec["train"]["steps"]},
+                      test_n=rec["train"].get("test_n"), classes=data.num_classes)
         c["budget"] = budget.describe()
         out.append(c)
     if progress:

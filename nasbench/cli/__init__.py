@@ -672,6 +672,8 @@ def _print_validation(res: dict, path: Path, quiet: bool) -> None:
 
 from .arch import arch as _arch  # noqa: E402
 from .bench import bench as _bench  # noqa: E402
+from .model import eval_cmd as _eval  # noqa: E402
+from .model import export_cmd as _export  # noqa: E402
 from .report import report as _report  # noqa: E402
 from .search import search as _search  # noqa: E402
 
@@ -679,6 +681,8 @@ app.command("search")(_search)
 app.command("report")(_report)
 app.command("arch")(_arch)
 app.command("bench")(_bench)
+app.command("eval")(_eval)
+app.command("export")(_export)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ class SearchResult:
     derived_genotype: object = None      # before any hard-target repair
     test_acc: float | None = None
     test_loss: float | None = None
+    test_n: int | None = None            # test images (the interval's n)
     predicted: dict = field(default_factory=dict)   # LUT cost of the deploy network
     expected: dict = field(default_factory=dict)    # E[cost] under the final alphas
     target: dict | None = None
@@ -66,7 +67,9 @@ class SearchResult:
         return candidate(f"{self.method} (derived)", "derived", arch=self.arch,
                          test_acc=self.test_acc, predicted=self.predicted,
                          measured=self.measured, params=self.params, macs=self.macs,
-                         train={"epochs": tn.get("epochs"), "steps": tn.get("steps")})
+                         train={"epochs": tn.get("epochs"), "steps": tn.get("steps")},
+                         test_n=self.test_n, classes=(self.dataset or {}).get("classes")
+                         if isinstance(self.dataset, dict) else None)
 
     def to_dict(self) -> dict:
         """Returns the JSON-ready result (the content of result.json): every field, plus
@@ -126,9 +129,23 @@ def summary_lines(r: SearchResult) -> list[str]:
         lines.append(f"architecture: {r.arch.summary()}")
     if r.test_acc is not None:
         tn = r.trained_network
-        lines.append(f"test accuracy {100 * r.test_acc:.2f} % (derived network retrained "
-                     f"{tn.get('size', '')}{tn.get('epochs')} epoch(s), {tn.get('steps')} "
-                     f"steps)")
+        c = r.derived_candidate() or {}
+        ci = c.get("accuracy_ci")
+        lines.append(f"test accuracy {100 * r.test_acc:.2f} %"
+                     + (f" (95 % CI {ci[0]:.1f}-{ci[1]:.1f} %, {c['accuracy_n']} images)"
+                        if ci else "")
+                     + (f" - NOT distinguishable from chance ({c['chance']:.0f} %)"
+                        if c.get("at_chance") else "")
+                     + f"; derived network retrained {tn.get('size', '')}"
+                     f"{tn.get('epochs')} epoch(s), {tn.get('steps')} steps")
+        for ref in r.references:
+            if ref.get("accuracy") is None:
+                continue
+            rci = ref.get("accuracy_ci")
+            lines.append(f"  reference {ref['name']}: {ref['accuracy']:.2f} %"
+                         + (f" (95 % CI {rci[0]:.1f}-{rci[1]:.1f} %)" if rci else "")
+                         + (" - not distinguishable from chance" if ref.get("at_chance")
+                            else ""))
     p = r.predicted
     if p.get("latency_ms") is not None:
         lines.append(f"deploy network ({r.deploy.get('text', '')}, batch "

@@ -16,6 +16,8 @@ A run directory ``<out>/<YYYYmmdd-HHMMSS>-<method>-<6 hex>/`` holds:
 * ``checkpoint.pt`` the last checkpoint (the searcher's state, the retrain's, the RNG
   states), for ``--resume RUN``;
 * ``genotype.json`` the derived (and, with a hard target, repaired) architecture;
+* ``model.pt`` the retrained network: weights, architecture, config and preprocessing
+  (:mod:`.model`; ``nasbench eval`` / ``nasbench export`` read it);
 * ``result.json`` the outcome (:class:`~nasbench.run.result.SearchResult`);
 * ``report.html``.
 """
@@ -300,6 +302,10 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
         if cfg.train_epochs > 0:
             test = evaluate(net, test_q)
             result.test_acc, result.test_loss = test["acc"], test["loss"]
+            result.test_n = test["n"]
+            from .model import save_model
+            save_model(run_dir, cfg, space, arch, net, data,
+                       {"test_acc": test["acc"], "test_n": test["n"]})
             log(f"test accuracy {100 * test['acc']:.2f} % ({test['n']} images), "
                 f"loss {test['loss']:.4f}")
         else:
