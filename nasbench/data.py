@@ -9,9 +9,11 @@
   of 1497 train / 300 test images.
 * ``synthetic``: random class-dependent patterns, for speed tests only.
 
-Augmentation as in the DARTS code: random crop with zero padding (4 px at 32x32,
-input/8 in general) and horizontal flip for training; cutout (applied after
-normalisation) for the retrain. Normalisation uses the data set's statistics: the
+Augmentation belongs to the data set (``Dataset.augment``): for CIFAR-10 the DARTS
+code's random crop with zero padding (4 px at 32x32, input/8 in general), horizontal
+flip and, for the retrain, cutout (applied after normalisation); for digits only the
+crop's small shifts (a mirrored digit is another glyph, and cutout erases half of one).
+Normalisation uses the data set's statistics: the
 usual CIFAR-10 training-set mean/std for cifar10, the training split's own per-channel
 mean/std for the others.
 
@@ -65,6 +67,9 @@ class Dataset:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str
+    #: the training augmentation that suits the data (see :class:`TensorLoader`):
+    #: CIFAR crops, flips and (retrain) cutout; digits only shift (a flipped 2 is no 2)
+    augment: str = "crop+flip+cutout"
 
     def search_splits(self, portion: float = 0.5, seed: int = 0) -> tuple[Split, Split]:
         """Returns (train, val) halves of the training split for the search (a seeded
@@ -169,7 +174,7 @@ def load_digits(input_size: int = 32) -> Dataset:
     train, test = Split(x[train_idx], y[train_idx]), Split(x[test_idx], y[test_idx])
     mean, std = _stats(train.images)
     return Dataset("digits", train, test, 10, 3, input_size, mean, std,
-                   "sklearn.datasets.load_digits (bundled)")
+                   "sklearn.datasets.load_digits (bundled)", augment="crop")
 
 
 def load_synthetic(input_size: int = 32, n_train: int = 512, n_test: int = 128,
@@ -186,7 +191,7 @@ def load_synthetic(input_size: int = 32, n_train: int = 512, n_test: int = 128,
     train, test = make(n_train), make(n_test)
     mean, std = _stats(train.images)
     return Dataset("synthetic", train, test, num_classes, 3, input_size, mean, std,
-                   "synthetic (random patterns)")
+                   "synthetic (random patterns)", augment="crop+flip+cutout")
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False,
@@ -209,13 +214,18 @@ class TensorLoader:
     epoch's permutation and the position, so iteration resumes exactly."""
 
     def __init__(self, split: Split, batch_size: int, *, mean, std, shuffle: bool = True,
-                 augment: bool = False, cutout: int = 0, seed: int = 0,
+                 augment: bool | str = False, cutout: int = 0, seed: int = 0,
                  max_steps: int | None = None, drop_last: bool = False,
                  channels_last: bool = False):
         if len(split) == 0:
             raise UserError("a data split is empty; use more data or a smaller portion")
         self.split, self.batch_size = split, batch_size
         self.shuffle, self.augment, self.cutout = shuffle, augment, cutout
+        # augment: False, True (CIFAR's crop+flip+cutout) or a policy "crop+flip+cutout"
+        policy = "crop+flip+cutout" if augment is True else str(augment or "")
+        parts = set(policy.split("+"))
+        self.crop, self.flip, self.use_cutout = ("crop" in parts, "flip" in parts,
+                                                 "cutout" in parts)
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.generator = torch.Generator().manual_seed(seed)
@@ -248,7 +258,7 @@ class TensorLoader:
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.clone()
         y = self.split.labels[idx]
         b, _, h, w = x.shape
-        if self.augment:
+        if self.crop:
             pad = max(1, h // 8)
             xp = F.pad(x, (pad, pad, pad, pad))
             off = torch.randint(0, 2 * pad + 1, (b, 2), generator=self.generator)
@@ -256,9 +266,9 @@ class TensorLoader:
             for k in range(b):
                 oy, ox = int(off[k, 0]), int(off[k, 1])
                 crop = xp[k, :, oy:oy + h, ox:ox + w]
-                x[k] = crop.flip(-1) if flip[k] else crop
+                x[k] = crop.flip(-1) if flip[k] and self.flip else crop
         x = (x - self.mean) / self.std
-        if self.cutout > 0:
+        if self.cutout > 0 and self.use_cutout:
             cy = torch.randint(0, h, (b,), generator=self.generator)
             cx = torch.randint(0, w, (b,), generator=self.generator)
             half = self.cutout // 2

@@ -94,7 +94,7 @@ def retrain_parts(net: nn.Module, data, budget, channels_last: bool = False):
         net = net.to(memory_format=torch.channels_last)
     opt = make_optimizer(net, budget.learning_rate, budget.momentum, budget.weight_decay)
     tq = TensorLoader(data.train, budget.batch_size, mean=data.mean, std=data.std,
-                      augment=True, cutout=budget.cutout, seed=budget.seed + 3,
+                      augment=data.augment, cutout=budget.cutout, seed=budget.seed + 3,
                       max_steps=budget.max_steps, channels_last=channels_last)
     test_q = TensorLoader(data.test, 256, mean=data.mean, std=data.std, shuffle=False,
                           channels_last=channels_last)

@@ -78,3 +78,29 @@ def test_loader_resumes_exactly():
     got += [x for x, _ in c] + [x for x, _ in c]
     assert len(got) == len(full) == 10
     assert all(torch.equal(p, q) for p, q in zip(got, full, strict=True))
+
+
+def test_augmentation_belongs_to_the_data_set():
+    """Digits are only shifted (a mirrored digit is another glyph); CIFAR-style data are
+    flipped too, and cutout applies only where the policy has it."""
+    import torch
+
+    from nasbench.data import TensorLoader, load_digits, load_synthetic
+    d = load_digits(16)
+    assert d.augment == "crop" and load_synthetic(8).augment == "crop+flip+cutout"
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, :, 1] = 1.0                       # a bright column near the left edge
+    from nasbench.data import Split
+    split = Split(x, torch.zeros(1, dtype=torch.long))
+    seen = set()
+    for policy, cut in (("crop", 4), ("crop+flip", 0)):
+        q = TensorLoader(split, 1, mean=(0.0,), std=(1.0,), augment=policy, cutout=cut,
+                         seed=0)
+        cols = set()
+        for _ in range(60):
+            for xb, _ in q:
+                assert xb.sum() > 0                # cutout never applied here
+                cols.add(int(xb[0, 0].sum(0).argmax()))
+        seen.add((policy, max(cols)))
+    # shifts move the column by at most the 1-pixel pad; a flip puts it on the right
+    assert dict(seen)["crop"] <= 2 and dict(seen)["crop+flip"] >= 5

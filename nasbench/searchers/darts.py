@@ -44,7 +44,7 @@ class DartsSearcher(Searcher):
         # the space's supernet (DARTS cells, or NAS-Bench-201's), at the data's input
         model = ctx.space.supernet(cfg.channels, cfg.layers, cfg.partial,
                                    num_classes=data.num_classes,
-                                   in_channels=data.in_channels, input_size=cfg.input_size)
+                                   in_channels=data.in_channels, input_size=data.input_size)
         self.model = model.to(memory_format=torch.channels_last) if cl else model
         self.w_opt = torch.optim.SGD(self.model.weights(), cfg.learning_rate,
                                      momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -60,7 +60,7 @@ class DartsSearcher(Searcher):
         b = cfg.batch_size
         n = min(-(-len(train_half) // b), -(-len(val_half) // b))
         self.n_steps = min(n, cfg.steps_per_epoch) if cfg.steps_per_epoch else n
-        kw = dict(mean=data.mean, std=data.std, augment=True, max_steps=self.n_steps,
+        kw = dict(mean=data.mean, std=data.std, augment=data.augment, max_steps=self.n_steps,
                   channels_last=cl)
         self.train_q = TensorLoader(train_half, b, seed=cfg.seed + 1, **kw)
         self.val_q = TensorLoader(val_half, b, seed=cfg.seed + 2, **kw)

@@ -76,7 +76,7 @@ class ProxylessSearcher(Searcher):
         n = -(-len(train_half) // cfg.batch_size)
         self.n_steps = min(n, cfg.steps_per_epoch) if cfg.steps_per_epoch else n
         self.train_q = TensorLoader(train_half, cfg.batch_size, mean=data.mean, std=data.std,
-                                    augment=True, seed=cfg.seed + 1, max_steps=self.n_steps,
+                                    augment=data.augment, seed=cfg.seed + 1, max_steps=self.n_steps,
                                     channels_last=cl)
         self.val_q = TensorLoader(val_half, cfg.batch_size, mean=data.mean, std=data.std,
                                   augment=False, seed=cfg.seed + 2, drop_last=True,
