@@ -34,6 +34,10 @@ __all__ = [
     "curves_figure",
     "pred_vs_measured_figure",
     "within_share",
+    "left_out",
+    "left_out_note",
+    "accuracy_error",
+    "epoch_ticks",
     "lut_frame",
     "lut_figure",
 ]
@@ -109,8 +113,56 @@ def _esc(s: Any) -> str:
     return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def is_at_chance(v: Any) -> bool:
+    """Whether a points-frame ``at_chance`` value says the accuracy's interval includes
+    chance (True only for a recorded True; None / NaN / False are not)."""
+    return isinstance(v, (bool, np.bool_)) and bool(v)
+
+
+def ci_text(d: dict[str, Any] | pd.Series) -> str:
+    """``"95% CI 7.3–14.3%, 300 images"`` of a points-frame row, ``""`` without one."""
+    lo, hi = d.get("accuracy_lo", math.nan), d.get("accuracy_hi", math.nan)
+    if not (_finite(lo) and _finite(hi)):
+        return ""
+    n = d.get("accuracy_n", math.nan)
+    images = f", {int(n)} images" if _finite(n) else ""
+    return f"95% CI {float(lo):.1f}–{float(hi):.1f}%{images}"
+
+
+def chance_text(d: dict[str, Any] | pd.Series) -> str:
+    """``"its 95% interval includes chance (10%)"`` for an at-chance row, else ``""``."""
+    if not is_at_chance(d.get("at_chance")):
+        return ""
+    c = d.get("chance", math.nan)
+    return "its 95% interval includes chance" + (f" ({fmt_value(c, '%')})" if _finite(c)
+                                                   else "")
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def accuracy_error(sub: pd.DataFrame, color: str, axis: str = "y") -> dict[str, Any]:
+    """``{"error_y": ...}`` (or ``error_x``): asymmetric bars from ``accuracy`` to the
+    row's 95 % interval ``accuracy_lo`` .. ``accuracy_hi``; rows without one get none.
+    Returns ``{}`` when no row has an interval (no error bars at all)."""
+    if "accuracy_lo" not in sub or not sub["accuracy_lo"].notna().any():
+        return {}
+    plus, minus = [], []
+    for a, lo, hi in zip(sub["accuracy"], sub["accuracy_lo"], sub["accuracy_hi"], strict=True):
+        ok = _finite(a) and _finite(lo) and _finite(hi)
+        plus.append(round(max(0.0, hi - a), 6) if ok else None)
+        minus.append(round(max(0.0, a - lo), 6) if ok else None)
+    return {f"error_{axis}": dict(type="data", symmetric=False, array=plus, arrayminus=minus,
+                                  color=color, thickness=1.3, width=3, visible=True)}
+
+
 def _hover_text(df: pd.DataFrame) -> list[str]:
-    """One HTML hover string per row: method, run, name, genotype summary, every metric."""
+    """One HTML hover string per row: method, run, name, genotype summary, every metric
+    (the accuracy with its 95 % interval, and a chance warning where it includes chance)."""
     metric_keys = [m.key for m in METRIC_BY_KEY.values() if m.key in df.columns]
     out = []
     for row in df.itertuples(index=False):
@@ -130,12 +182,17 @@ def _hover_text(df: pd.DataFrame) -> list[str]:
             extra = ""
             if k == "accuracy":
                 extra = f" ({_esc(d['accuracy_kind'])})"
+                if ci_text(d):
+                    extra += f" [{ci_text(d)}]"
             elif k == "latency_ms" and not math.isnan(d.get("latency_p5_ms", math.nan)):
                 extra = (
                     f" [p5 {fmt_value(d['latency_p5_ms'])}, p95 {fmt_value(d['latency_p95_ms'])}"
                     f", CV {fmt_value(100 * d['latency_cv'], '%', 2)}]"
                 )
             lines.append(f"{m.label}: {fmt_value(v, m.unit)}{extra}")
+            if k == "accuracy" and chance_text(d):
+                lines.append(f"<b>≈ chance</b>: {chance_text(d)}; not better than guessing "
+                             "on this test split")
         if d.get("train_epochs") and not math.isnan(d["train_epochs"]):
             lines.append(f"trained {int(d['train_epochs'])} epoch(s)")
         out.append("<br>".join(lines))
@@ -145,9 +202,130 @@ def _hover_text(df: pd.DataFrame) -> list[str]:
 _SHORT_TITLES = {
     "latency_ms": "latency (measured)", "latency_pred_ms": "latency (LUT-predicted)",
     "energy_mj": "energy (measured)", "energy_pred_mj": "energy (predicted)",
-    "memory_mib": "peak memory (measured)", "memory_pred_mib": "peak memory (predicted)",
+    "memory_mib": "peak memory (measured)",
+    "memory_pred_mib": "peak memory (predicted upper bound)",
     "params_m": "parameters", "macs_m": "MACs",
 }  # fmt: skip
+
+
+_PREDICTED = {"latency_pred_ms", "energy_pred_mj", "memory_pred_mib"}
+
+
+def _missing_reason(row: pd.Series, key: str) -> str:
+    if key in _PREDICTED:
+        if row.get("space") == "hand-designed":
+            return "hand-designed networks, not built from the LUT's operations"
+        return "no LUT prediction recorded"
+    if key == "energy_mj" and row.get("energy_reason"):
+        return str(row["energy_reason"])
+    return "not measured"
+
+
+def left_out(df: pd.DataFrame, key: str, need: str = "accuracy") -> list[dict[str, Any]]:
+    """The points with a ``need`` value (accuracy) but no ``key`` value, which a figure of
+    ``need`` vs ``key`` cannot draw: ``[{"name", "runs": [labels], "reason"}]``, one per
+    name and reason, in table order."""
+    if key not in df or need not in df:
+        return []
+    d = df[df[need].notna() & df[key].isna()]
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for _, row in d.iterrows():
+        reason = _missing_reason(row, key)
+        item = out.setdefault((str(row["name"]), reason),
+                              {"name": str(row["name"]), "runs": [], "reason": reason})
+        if row["run"] not in item["runs"]:
+            item["runs"].append(row["run"])
+    return list(out.values())
+
+
+def left_out_note(items: list[dict[str, Any]], what: str = "no LUT prediction",
+                  html: bool = False) -> str:
+    """One sentence naming the left-out points and why, e.g. ``"Not shown (no LUT
+    prediction): ResNet-20, MobileNetV2 (hand-designed networks, ...)."``; ``""`` for
+    none. Plain text (for an autoescaped caption) unless ``html``."""
+    if not items:
+        return ""
+    esc = _esc if html else str
+    by_reason: dict[str, list[str]] = {}
+    for it in items:
+        by_reason.setdefault(it["reason"], []).append(esc(it["name"]))
+    parts = [f"{', '.join(names)} ({esc(reason)})" for reason, names in by_reason.items()]
+    return f"Not shown ({what}): " + "; ".join(parts) + "."
+
+
+_SIDES = {  # text position -> (x0, x1, y0, y1) of its box in px from the point (w, h)
+    "middle right": lambda w, h: (7, 7 + w, -h / 2, h / 2),
+    "middle left": lambda w, h: (-7 - w, -7, -h / 2, h / 2),
+    "top right": lambda w, h: (2, 2 + w, 5, 5 + h),
+    "top left": lambda w, h: (-2 - w, -2, 5, 5 + h),
+    "bottom right": lambda w, h: (2, 2 + w, -5 - h, -5),
+    "bottom left": lambda w, h: (-2 - w, -2, -5 - h, -5),
+}
+
+
+def _label_positions(xs: Sequence[float], ys: Sequence[float], texts: Sequence[str],
+                     xr: tuple[float, float], yr: tuple[float, float],
+                     plot_px: tuple[float, float] = (440.0, 320.0),
+                     obstacles: Sequence[tuple[float, float]] = (),
+                     bars: Sequence[tuple[float, float, float]] = ()) -> list[str]:
+    """Text positions that keep point labels inside the plot and apart.
+
+    A point in the right half of the x range ``xr`` is labelled on its left, others on
+    their right (beside the marker, clear of a vertical error bar); where that box would
+    cross the plot's edge, another label, a marker (the points and ``obstacles``) or an
+    error bar (``bars``: ``(x, low, high)``), the label moves above or below, then to the
+    other side; with no free place, the least crowded one. Sizes are estimated for an
+    11 px font on a plot of about ``plot_px`` pixels (the report's two-column figures).
+    """
+    (x0, x1), (y0, y1) = xr, yr
+    sx = plot_px[0] / (x1 - x0) if x1 > x0 else 1.0
+    sy = plot_px[1] / (y1 - y0) if y1 > y0 else 1.0
+    pts = [((x - x0) * sx, (y - y0) * sy) for x, y in zip(xs, ys, strict=True)]
+    marks = [(px - 6, px + 6, py - 6, py + 6) for px, py in
+             [*pts, *[((x - x0) * sx, (y - y0) * sy) for x, y in obstacles]]]
+    marks += [((x - x0) * sx - 2, (x - x0) * sx + 2, (lo - y0) * sy, (hi - y0) * sy)
+              for x, lo, hi in bars if _finite(lo) and _finite(hi)]
+    placed: list[tuple[float, float, float, float]] = []
+    out = []
+
+    def overlap(a, b) -> float:
+        return max(0.0, min(a[1], b[1]) - max(a[0], b[0])) * \
+            max(0.0, min(a[3], b[3]) - max(a[2], b[2]))
+
+    for (px, py), text in zip(pts, texts, strict=True):
+        side = "left" if px > plot_px[0] / 2 else "right"
+        other = "right" if side == "left" else "left"
+        order = [f"middle {side}", f"top {side}", f"bottom {side}",
+                 f"middle {other}", f"top {other}", f"bottom {other}"]
+        if not text:
+            out.append(order[0])
+            continue
+        w, h = 6.6 * len(text), 14.0
+        # its own marker and bar (the boxes holding its point) are not in its way
+        in_way = [m for m in marks if not (m[0] <= px <= m[1] and m[2] <= py <= m[3])]
+        best = None
+        for rank, pos in enumerate(order):  # the first free place, else the least bad
+            bx0, bx1, by0, by1 = _SIDES[pos](w, h)
+            box = (px + bx0, px + bx1, py + by0, py + by1)
+            outside = max(0.0, -4 - box[0]) + max(0.0, box[1] - plot_px[0] - 4)
+            cost = (1e4 * outside + 10 * sum(overlap(box, o) for o in placed)
+                    + sum(overlap(box, m) for m in in_way), rank)
+            if best is None or cost < best[0]:
+                best = (cost, pos, box)
+            if cost[0] == 0:
+                break
+        placed.append(best[2])
+        out.append(best[1])
+    return out
+
+
+def _padded(vals: Sequence[float], pad: float = 0.05) -> tuple[float, float]:
+    v = [float(x) for x in vals if _finite(x)]
+    if not v:
+        return 0.0, 1.0
+    lo, hi = min(v), max(v)
+    span = (hi - lo) or abs(hi) or 1.0
+    return lo - pad * span, hi + pad * span
 
 
 def pareto_figure(
@@ -163,8 +341,11 @@ def pareto_figure(
     Per run and accuracy kind, the non-dominated points are drawn solid and joined by a
     step line (the attainable front); dominated points are faded. Supernet-estimated
     accuracies are hollow markers with a dotted front. Reference networks are labelled
-    diamonds. ``targets`` are ``(run label, value)`` vertical lines. Returns None when
-    no point has both values.
+    diamonds, their labels placed toward the inside of the plot. ``targets`` are
+    ``(run label, value)`` vertical lines. Where ``df`` has the accuracy's 95 % interval
+    (``accuracy_lo`` / ``accuracy_hi``) every point gets an asymmetric vertical error
+    bar. A predicted cost's figure names, under its title, the points the LUT could not
+    predict (:func:`left_out`). Returns None when no point has both values.
 
     With ``shared_hover`` the hover texts are not embedded: each trace's ``meta`` holds
     ``{"hover": [row index in df], "field": "text"|"customdata"}`` and the report page
@@ -205,6 +386,7 @@ def pareto_figure(
                                 line=dict(width=1.5 if estimate else 1, color=color if estimate
                                           else "white")),
                     hovertemplate="%{text}<extra></extra>", **hover(f),
+                    **accuracy_error(f, _rgba(color, 0.75)),
                 )
             )  # fmt: skip
             derived = gk[gk["role"] == "derived"]
@@ -222,6 +404,7 @@ def pareto_figure(
                             line=dict(width=rep([1 if p[3] else 0 for p in dom_parts]),
                                       color=rep([_rgba(p[1], 0.45) for p in dom_parts]))),
                 hovertemplate="%{text}<extra></extra>", **hover(dom),
+                **accuracy_error(dom, "rgba(107,119,133,0.45)"),
             )
         )  # fmt: skip
         fig.data = (fig.data[-1],) + fig.data[:-1]  # faded points underneath the fronts
@@ -242,15 +425,26 @@ def pareto_figure(
         for n_ in refs["name"]:  # label each reference network once
             ref_text.append("" if n_ in seen else n_)
             seen.add(n_)
+        # the axes' extent as plotly will autorange it: every point, bar and target
+        xr = _padded([*d[cost.key], *(v for _, v in targets)])
+        yr = _padded([*d["accuracy"], *d.get("accuracy_lo", []), *d.get("accuracy_hi", [])])
+        others = d[d["role"] != "reference"]
+        bars = list(zip(d[cost.key], d.get("accuracy_lo", d["accuracy"]),
+                        d.get("accuracy_hi", d["accuracy"]), strict=True))
+        positions = _label_positions(list(refs[cost.key]), list(refs["accuracy"]), ref_text,
+                                     xr, yr, obstacles=list(zip(others[cost.key],
+                                                                others["accuracy"],
+                                                                strict=True)), bars=bars)
         fig.add_trace(
             go.Scatter(
                 x=refs[cost.key], y=refs["accuracy"], mode="markers+text", name="references",
-                text=ref_text, textposition="top center",
+                text=ref_text, textposition=positions,
                 textfont=dict(size=11, color=REFERENCE_COLOR),
                 marker=dict(symbol="diamond", size=10,
                             color=[colors.get(r, RUN_COLORS[0]) for r in refs["run"]],
                             line=dict(width=1.5, color=REFERENCE_COLOR)),
                 hovertemplate="%{customdata}<extra></extra>", **hover(refs, "customdata"),
+                **accuracy_error(refs, _rgba(REFERENCE_COLOR, 0.6)),
             )
         )  # fmt: skip
     for i, (run, value) in enumerate(sorted(targets, key=lambda t: t[1])):
@@ -264,10 +458,18 @@ def pareto_figure(
     title = f"Accuracy vs {_SHORT_TITLES.get(cost.key, cost.label)}"
     if cost.estimate:
         title += " <span style='font-size:11px;color:#8a6d00'>(estimate)</span>"
+    top = 44
+    missing = left_out(df, cost.key) if cost.estimate else []
+    if missing:  # say on the plot which points the LUT could not predict
+        names = [_esc(m["name"]) for m in missing]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        title += (f"<br><span style='font-size:11px;color:#5f6875'>not shown, no LUT "
+                  f"prediction: {shown}</span>")
+        top = 62
     fig.update_layout(
         template=TEMPLATE, height=height, title=dict(text=title),
         xaxis_title=cost.axis_title, yaxis_title=acc.axis_title,
-        showlegend=False, hovermode="closest", margin=dict(t=44),
+        showlegend=False, hovermode="closest", margin=dict(t=top),
     )
     return fig
 
@@ -547,6 +749,28 @@ def alpha_figure(history: list[dict[str, Any]], title: str = "") -> go.Figure | 
 # --------------------------------------------------------------------------- training
 
 
+def epoch_ticks(epochs: Sequence[Any]) -> dict[str, Any]:
+    """x-axis settings for an epoch axis: whole-number ticks only (every epoch up to 10
+    epochs, then every 2, 5, 10, 20, ... so at most about 10 ticks)."""
+    vals = [float(e) for e in epochs if _finite(e)]
+    if not vals:
+        return {}
+    lo, hi = min(vals), max(vals)
+    step = 1
+    while (hi - lo) / step > 10:
+        step = _next_step(step)
+    out: dict[str, Any] = dict(tickmode="linear", tick0=0, dtick=step, tickformat="d")
+    if hi - lo < 1:  # one epoch: a unit range around it, so only its own tick shows
+        out["range"] = [lo - 0.5, hi + 0.5]
+    return out
+
+
+def _next_step(step: int) -> int:
+    """1, 2, 5, 10, 20, 50, ..."""
+    s = str(step)
+    return step * 5 // 2 if s[0] == "2" else step * 2
+
+
 def curves_figure(runs: list[Run], colors: dict[str, str]) -> go.Figure | None:
     """Loss, accuracy and expected cost over epochs for every run, one colour per run.
 
@@ -596,8 +820,9 @@ def curves_figure(runs: list[Run], colors: dict[str, str]) -> go.Figure | None:
                 fig.add_hline(y=float(t["value"]), line=dict(color=c, dash="dash", width=1.5),
                               annotation_text=f"target {fmt_value(t['value'], t.get('unit', ''))}",
                               annotation_font_size=10, row=1, col=3)
+    epochs = [e for r in runs for e in (h.get("epoch", i) for i, h in enumerate(r.history))]
     for col in range(1, ncols + 1):
-        fig.update_xaxes(title_text="epoch", row=1, col=col)
+        fig.update_xaxes(title_text="epoch", row=1, col=col, **epoch_ticks(epochs))
     fig.update_yaxes(title_text="cross-entropy", row=1, col=1)
     fig.update_yaxes(title_text="%", row=1, col=2)
     if has_cost:
@@ -624,6 +849,9 @@ _PAIRS = (
     ("energy_mj", "energy_pred_mj", "Energy", "mJ"),
     ("memory_mib", "memory_pred_mib", "Peak memory", "MiB"),
 )
+#: Predictions that are upper bounds, not estimates: the LUT's memory is the sum of each
+#: op's own peak, while the network's peak is that of the ops alive at one time.
+UPPER_BOUNDS = {"memory_pred_mib"}
 
 
 def pred_vs_measured_figure(
@@ -633,7 +861,12 @@ def pred_vs_measured_figure(
 
     One subplot per cost with pairs (latency, energy, memory). Architecture points are
     coloured by run; LUT validation points (``validation["points"]``, in ms) are grey.
-    Returns (figure or None, list of ``{"cost", "n", "within_10pct"}`` summaries; share 0..1).
+    Peak memory's prediction is an upper bound (:data:`UPPER_BOUNDS`), not comparable with
+    a measured peak: its panel has no ±10% band and it gets no within-10% share, only the
+    share of points where the bound holds (predicted ≥ measured).
+    Returns (figure or None, list of ``{"cost", "unit", "n", "within_10pct", "upper_bound",
+    "bound_holds", "left_out"}`` summaries; shares 0..1, ``within_10pct`` NaN for an upper
+    bound; ``left_out``: :func:`left_out` items measured but not predicted).
     """
     panels = []
     for mk, pk, label, unit in _PAIRS:
@@ -656,20 +889,33 @@ def pred_vs_measured_figure(
     for mk, pk, label, unit, d, vpts in panels:
         meas = list(d[mk]) + [v[0] for v in vpts]
         pred = list(d[pk]) + [v[1] for v in vpts]
-        share = within_share(pred, meas)
-        summaries.append({"cost": label, "unit": unit, "n": len(meas), "within_10pct": share})
-        titles.append(f"{label}: {fmt_value(100 * share, '%', 3)} of {len(meas)} within ±10%")
+        bound = pk in UPPER_BOUNDS
+        m_, p_ = np.asarray(meas, dtype=float), np.asarray(pred, dtype=float)
+        holds = float(np.mean(p_ >= m_)) if len(m_) else math.nan
+        share = math.nan if bound else within_share(pred, meas)
+        missing = left_out(df, pk, need=mk)
+        summaries.append({"cost": label, "unit": unit, "n": len(meas), "within_10pct": share,
+                          "upper_bound": bound, "bound_holds": holds if bound else None,
+                          "left_out": missing})
+        if bound:
+            titles.append(f"{label}: LUT upper bound ≥ measured for "
+                          f"{int(round(holds * len(meas)))} of {len(meas)}")
+        else:
+            titles.append(f"{label}: {fmt_value(100 * share, '%', 3)} of {len(meas)} "
+                          "within ±10%")
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=titles, horizontal_spacing=0.09)
     for i, (mk, pk, label, unit, d, vpts) in enumerate(panels, start=1):
+        bound = pk in UPPER_BOUNDS
         allv = np.array(list(d[mk]) + list(d[pk]) + [x for v in vpts for x in v], dtype=float)
         allv = allv[np.isfinite(allv) & (allv > 0)]
         lo, hi = (allv.min() * 0.8, allv.max() * 1.2) if allv.size else (0.1, 1.0)
         log = hi / lo > 30
         xs = np.geomspace(lo, hi, 40) if log else np.linspace(0, hi, 40)
-        fig.add_trace(go.Scatter(x=np.r_[xs, xs[::-1]], y=np.r_[xs * 1.1, xs[::-1] * 0.9],
-                                 fill="toself", fillcolor="rgba(58,154,91,0.12)",
-                                 line=dict(width=0), hoverinfo="skip", showlegend=i == 1,
-                                 name="±10% band", legendgroup="band"), row=1, col=i)
+        if not bound:  # a ±10% band would suggest the upper bound estimates the peak
+            fig.add_trace(go.Scatter(x=np.r_[xs, xs[::-1]], y=np.r_[xs * 1.1, xs[::-1] * 0.9],
+                                     fill="toself", fillcolor="rgba(58,154,91,0.12)",
+                                     line=dict(width=0), hoverinfo="skip", showlegend=i == 1,
+                                     name="±10% band", legendgroup="band"), row=1, col=i)
         fig.add_trace(go.Scatter(x=xs[[0, -1]], y=xs[[0, -1]], mode="lines",
                                  line=dict(color="#3a9a5b", width=1.5, dash="dash"),
                                  name="y = x", showlegend=i == 1, legendgroup="yx",
@@ -684,6 +930,7 @@ def pred_vs_measured_figure(
                                      legendgroup="val", showlegend=True,
                                      hovertemplate="validation<br>measured %{x:.4g} ms<br>"
                                      "predicted %{y:.4g} ms<extra></extra>"), row=1, col=i)
+        what = "predicted upper bound" if bound else "predicted"
         if not d.empty:  # all runs in one trace (per-point colours) to keep drawing fast
             fig.add_trace(go.Scatter(
                 x=d[mk], y=d[pk], mode="markers", name="architectures", showlegend=False,
@@ -692,12 +939,14 @@ def pred_vs_measured_figure(
                 text=[f"<b>{_esc(n)}</b> ({_esc(r)})"
                       for n, r in zip(d["name"], d["run"], strict=True)],
                 hovertemplate=f"%{{text}}<br>measured %{{x:.4g}} {unit}<br>"
-                f"predicted %{{y:.4g}} {unit}<extra></extra>"), row=1, col=i)  # fmt: skip
+                f"{what} %{{y:.4g}} {unit}<extra></extra>"), row=1, col=i)  # fmt: skip
         axis = dict(type="log" if log else "linear")
         if not log:
             axis["range"] = [0, hi]
         fig.update_xaxes(title_text=f"measured {label.lower()} ({unit})", row=1, col=i, **axis)
-        fig.update_yaxes(title_text=f"predicted {label.lower()} ({unit})", row=1, col=i, **axis)
+        ytitle = (f"{label.lower()}, LUT upper bound ({unit})" if bound
+                  else f"predicted {label.lower()} ({unit})")
+        fig.update_yaxes(title_text=ytitle, row=1, col=i, **axis)
     fig.update_layout(template=TEMPLATE, height=400,
                       legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))
     return fig, summaries

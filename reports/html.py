@@ -156,12 +156,70 @@ def _arch(row: pd.Series) -> str:
     return f"<b>{F._esc(row['name'])}</b>{role} from {F._esc(row['run'])} ({F._esc(row['method'])})"
 
 
+CHANCE_BADGE = ('<span class="badge chance" title="{title}">≈ chance</span>')
+
+
+def chance_badge(row: Any) -> str:
+    """The small "≈ chance" badge (HTML) of a point whose 95 % accuracy interval
+    includes chance; ``""`` for any other point (or one without an interval)."""
+    text = F.chance_text(row)
+    return CHANCE_BADGE.format(title=F._esc(text[0].upper() + text[1:])) if text else ""
+
+
+def _ci_range(row: Any) -> str:
+    lo, hi = row.get("accuracy_lo", math.nan), row.get("accuracy_hi", math.nan)
+    if not (F._finite(lo) and F._finite(hi)):
+        return ""
+    return f"{lo:.1f}–{hi:.1f}%"
+
+
+def _acc(row: pd.Series) -> str:
+    """The accuracy with its 95 % interval where known: ``10.3% (95% CI 7.4–14.2%)``."""
+    ci = _ci_range(row)
+    return F.fmt_value(row["accuracy"], "%") + (f" (95% CI {ci})" if ci else "")
+
+
+def overlaps(a: Any, b: Any) -> bool | None:
+    """Whether two points' 95 % accuracy intervals overlap (they are not separable on
+    their test split); None when either has no interval."""
+    alo, ahi = a.get("accuracy_lo", math.nan), a.get("accuracy_hi", math.nan)
+    blo, bhi = b.get("accuracy_lo", math.nan), b.get("accuracy_hi", math.nan)
+    if not all(F._finite(v) for v in (alo, ahi, blo, bhi)):
+        return None
+    return bool(alo <= bhi and blo <= ahi)
+
+
+def _verdict(ranked: pd.DataFrame) -> str:
+    """A clause for the winner ``ranked.iloc[0]`` (ranked best first) when its accuracy
+    interval overlaps the runner-up's; ``""`` otherwise. The runner-up is the next row
+    that is not the same reference network again (trained in another run)."""
+    best = ranked.iloc[0]
+    rest = ranked.iloc[1:]
+    if best["role"] == "reference":
+        rest = rest[~((rest["role"] == "reference") & (rest["name"] == best["name"]))]
+    if rest.empty:
+        return ""
+    second = rest.iloc[0]
+    if not overlaps(best, second):
+        return ""
+    where = f" from {F._esc(second['run'])}" if ranked["run"].nunique() > 1 else ""
+    return (f", but its accuracy interval overlaps the runner-up's "
+            f"({F._esc(second['name'])}{where} at {F.fmt_value(second['accuracy'], '%')}, "
+            f"95% CI {_ci_range(second)}): not separable on this test split")
+
+
 def summary_sentences(df: pd.DataFrame, runs: list[Run]) -> list[str]:
     """One sentence (HTML) per constraint: the best architecture satisfying it.
 
     Constraints: none (most accurate), each run's cost target, and for every measured
     cost "at most half the cost of the most accurate architecture". Only test-accuracy
     points are considered, unless there are none (then estimates, said so).
+
+    Accuracies carry their 95 % interval where the run recorded one. A winner whose
+    interval overlaps the runner-up's (the next most accurate under the same constraint)
+    is said to be not separable from it, and a winner whose interval includes chance
+    gets a "≈ chance" badge; when every ranked accuracy includes chance, a first sentence
+    says so.
     """
     pool = df[df["accuracy"].notna()]
     note = ""
@@ -172,11 +230,20 @@ def summary_sentences(df: pd.DataFrame, runs: list[Run]) -> list[str]:
     if pool.empty:
         return ["No architecture in these runs has an accuracy yet, so nothing can be ranked."]
     costs = [c for c in ND_COSTS if pool[c].notna().any()]
-    best = pool.sort_values(["accuracy", *costs], ascending=[False] + [True] * len(costs)).iloc[0]
-    out = [
-        f"Most accurate overall: {_arch(best)}, {F.fmt_value(best['accuracy'], '%')} top-1"
-        f"{note}" + (f" at {_desc(best, costs)}." if costs else ".")
-    ]
+    ranked = pool.sort_values(["accuracy", *costs], ascending=[False] + [True] * len(costs))
+    best = ranked.iloc[0]
+    out = []
+    if "at_chance" in pool and all(F.is_at_chance(v) for v in pool["at_chance"]):
+        chances = sorted({F.fmt_value(c, "%") for c in pool["chance"] if F._finite(c)})
+        out.append(f"{chance_badge(best)} Every accuracy below is within its 95% interval of "
+                   f"chance ({', '.join(chances) or 'guessing'}): on this test split no "
+                   "architecture is shown to beat guessing, so the rankings are not evidence "
+                   "that one is better than another.")
+    out.append(
+        f"Most accurate overall: {_arch(best)}, {_acc(best)} top-1"
+        f"{note}" + (f" at {_desc(best, costs)}" if costs else "") + _verdict(ranked) + "."
+        + (f" {chance_badge(best)}" if chance_badge(best) else "")
+    )
     seen_targets = set()
     for r in runs:
         t = r.target
@@ -200,9 +267,11 @@ def summary_sentences(df: pd.DataFrame, runs: list[Run]) -> list[str]:
             out.append(f"{head}: nothing qualifies; the closest is {_arch(cheapest)} at "
                        f"{F.fmt_value(cheapest[key], unit)}.")
         else:
-            b = ok.sort_values(["accuracy", key], ascending=[False, True]).iloc[0]
-            out.append(f"{head}: {_arch(b)} reaches {F.fmt_value(b['accuracy'], '%')} at "
-                       f"{F.fmt_value(b[key], unit)}.")
+            rk = ok.sort_values(["accuracy", key], ascending=[False, True])
+            b = rk.iloc[0]
+            out.append(f"{head}: {_arch(b)} reaches {_acc(b)} at "
+                       f"{F.fmt_value(b[key], unit)}{_verdict(rk)}."
+                       + (f" {chance_badge(b)}" if chance_badge(b) else ""))
     for key in costs:
         if any(k == key for k, _ in seen_targets):
             continue
@@ -216,13 +285,39 @@ def summary_sentences(df: pd.DataFrame, runs: list[Run]) -> list[str]:
         if ok.empty:
             cheapest = pool.sort_values(key).iloc[0]
             out.append(f"{head}: nothing qualifies; the cheapest is {_arch(cheapest)} at "
-                       f"{F.fmt_value(cheapest[key], m.unit)} with "
-                       f"{F.fmt_value(cheapest['accuracy'], '%')}.")
+                       f"{F.fmt_value(cheapest[key], m.unit)} with {_acc(cheapest)}."
+                       + (f" {chance_badge(cheapest)}" if chance_badge(cheapest) else ""))
         else:
-            b = ok.sort_values(["accuracy", key], ascending=[False, True]).iloc[0]
-            out.append(f"{head}: {_arch(b)} reaches {F.fmt_value(b['accuracy'], '%')} at "
-                       f"{F.fmt_value(b[key], m.unit)}.")
+            rk = ok.sort_values(["accuracy", key], ascending=[False, True])
+            b = rk.iloc[0]
+            out.append(f"{head}: {_arch(b)} reaches {_acc(b)} at "
+                       f"{F.fmt_value(b[key], m.unit)}{_verdict(rk)}."
+                       + (f" {chance_badge(b)}" if chance_badge(b) else ""))
     return out
+
+
+def pvm_caption(summary: list[dict[str, Any]]) -> str:
+    """Caption of the predicted-vs-measured figure: why an upper bound (peak memory) has
+    no ±10% share, and which measured points have no prediction (so are not drawn)."""
+    parts = []
+    for s in summary:
+        if s.get("upper_bound"):
+            parts.append(
+                f"{s['cost']} is left out of the within-±10% shares: the LUT's figure is a sum "
+                "of each operation's own peak, an upper bound on the network's peak (which "
+                "holds only the operations alive at one time), not an estimate of it; the "
+                f"bound holds for {F.fmt_value(100 * s['bound_holds'], '%')} of {s['n']}.")
+    missing: dict[tuple[str, str], list[str]] = {}  # (name, reason) -> costs
+    for s in summary:
+        for it in s.get("left_out") or []:
+            missing.setdefault((it["name"], it["reason"]), []).append(s["cost"].lower())
+    by_costs: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for (name, reason), costs in missing.items():
+        by_costs.setdefault(tuple(costs), []).append({"name": name, "reason": reason})
+    for costs, items in by_costs.items():
+        parts.append(F.left_out_note(items, f"{' and '.join(costs)} measured, no LUT "
+                                            "prediction"))
+    return " ".join(parts)
 
 
 def _fig_json(fig) -> str:
@@ -230,15 +325,87 @@ def _fig_json(fig) -> str:
     return pio.to_json(fig, validate=False, pretty=False).replace("<", "\\u003c")
 
 
+#: ``nasbench search`` options of a resolved config: (config key, flag). Methods' own
+#: options only go with their method (the CLI refuses them for another).
+_COMMON_FLAGS = (
+    ("method", "--method"), ("space", "--space"), ("objective", "--objective"),
+    ("preset", "--preset"), ("dataset", "--dataset"), ("data_dir", "--data-dir"),
+    ("device", "--device"), ("lut", "--lut"), ("epochs", "--epochs"),
+    ("steps_per_epoch", "--steps-per-epoch"), ("batch_size", "--batch-size"),
+    ("train_epochs", "--train-epochs"), ("input_size", "--input"), ("deploy_batch", "--batch"),
+    ("seed", "--seed"), ("threads", "--threads"), ("references", "--references"),
+    ("benchmark_dir", "--benchmark-dir"), ("out", "--out"),
+)  # fmt: skip
+_METHOD_FLAGS = {
+    "darts": (("cost_weight", "--cost-weight"), ("channels", "--channels"),
+              ("layers", "--layers"), ("eval_channels", "--eval-channels"),
+              ("eval_layers", "--eval-layers")),
+    "proxyless": (("latency_loss", "--latency-loss"), ("grad_estimator", "--grad-estimator"),
+                  ("space_config", "--space-config"), ("width_mult", "--width-mult"),
+                  ("warmup_epochs", "--warmup-epochs")),
+    "trials": (("trials", "--trials"), ("evaluate", "--evaluate"), ("fidelity", "--fidelity"),
+               ("population", "--population"), ("sample_size", "--sample-size")),
+}  # fmt: skip
+_TRIAL_METHODS = {"random", "evolution", "tpe", "nsga2"}
+
+
+def equivalent_command(cfg: dict[str, Any], res: dict[str, Any] | None = None) -> str:
+    """A ``nasbench search`` command line that asks for the resolved config ``cfg``
+    (config.json, or result.json's ``config``); ``res`` (result.json) fills in the
+    method, objective and dataset when ``cfg`` lacks them. Settings that have no option
+    come from the preset."""
+    import shlex
+
+    res = res or {}
+    cfg = {**{k: res.get(k) for k in ("method", "objective", "dataset")}, **cfg}
+    method = str(cfg.get("method") or "darts")
+    group = ("trials" if method in _TRIAL_METHODS else
+             "proxyless" if method == "proxyless" else "darts")  # fmt: skip
+    parts = ["nasbench", "search"]
+    for key, flag in (*_COMMON_FLAGS, *_METHOD_FLAGS[group]):
+        v = cfg.get(key)
+        if key == "steps_per_epoch" and key in cfg and v is None:
+            v = 0  # the whole split
+        if v is None or v is False or v == "":
+            continue
+        parts += [flag] if v is True else [flag, shlex.quote(str(v))]
+    if group == "darts" and cfg.get("order") not in (None, "first"):
+        parts += ["--order", shlex.quote(str(cfg["order"]))]
+    target = cfg.get("latency_target_ms")
+    if target is not None:
+        parts += ["--latency-target", f"{target:g}ms" if isinstance(target, (int, float))
+                  else shlex.quote(str(target))]
+        if cfg.get("hard_target") is False:
+            parts.append("--soft-target")
+    if cfg.get("download") is True:
+        parts.append("--download")
+    return " ".join(parts)
+
+
+def _command(r: Run) -> tuple[str, str, str]:
+    """(label, command, note) for the provenance: the recorded command, else one
+    reconstructed from the resolved config (never nothing)."""
+    res = r.result
+    cfg = r.config or (res.get("config") if isinstance(res.get("config"), dict) else {})
+    command = cfg.get("command") or res.get("command") or ""
+    if isinstance(command, list):
+        command = " ".join(map(str, command))
+    if command:
+        return "command", str(command), ""
+    src = ("config.json" if r.config else "result.json's config" if cfg
+           else "result.json (no config recorded)")
+    return ("equivalent command", equivalent_command(cfg, res),
+            f"not recorded by the run; reconstructed from {src}, other settings from "
+            "the preset")
+
+
 def _provenance(r: Run) -> dict[str, Any]:
     res = r.result
     dev = res.get("device") or {}
     lut = res.get("lut") or {}
     dur = res.get("durations_s") or {}
-    cfg = dict(r.config)
-    command = cfg.get("command") or res.get("command") or ""
-    if isinstance(command, list):
-        command = " ".join(map(str, command))
+    cfg = dict(r.config or (res.get("config") if isinstance(res.get("config"), dict) else {}))
+    command_label, command, command_note = _command(r)
     return {
         "label": r.label, "method": r.method, "path": str(r.path),
         "objective": res.get("objective") or cfg.get("objective") or "",
@@ -248,7 +415,8 @@ def _provenance(r: Run) -> dict[str, Any]:
         "lut_path": lut.get("path") if isinstance(lut, dict) else None,
         "lut_sha256": lut.get("sha256") if isinstance(lut, dict) else None,
         "lut_provenance": lut.get("provenance") if isinstance(lut, dict) else None,
-        "command": command, "config": json.dumps(cfg, indent=2, sort_keys=True, default=str),
+        "command": command, "command_label": command_label, "command_note": command_note,
+        "config": json.dumps(cfg, indent=2, sort_keys=True, default=str),
         "started": res.get("started") or "", "finished": res.get("finished") or "",
         "durations": {k: F.fmt_value(v, "s") for k, v in dur.items()} if isinstance(dur, dict)
         else {},
@@ -265,6 +433,8 @@ def _run_card(r: Run, row: pd.Series | None) -> dict[str, Any]:
         "genotype_summary": (d or {}).get("genotype_summary") or "",
         "accuracy": F.fmt_value(row["accuracy"], "%") if row is not None else "n/a",
         "accuracy_kind": row["accuracy_kind"] if row is not None else "",
+        "accuracy_ci": _ci_range(row) if row is not None else "",
+        "chance": chance_badge(row) if row is not None else "",
         "latency": F.fmt_value(row["latency_ms"], "ms") if row is not None else "n/a",
         "target": (f"{t.get('metric', '')} ≤ {F.fmt_value(t['value'], t.get('unit', ''))}"
                    if t else None),
@@ -324,7 +494,8 @@ def build_report(
             if t and str(t.get("metric")) == metric:
                 scale = _TARGET_SCALE.get((metric, str(t.get("unit", "")).lower()), 1.0)
                 targets.append((r.label, float(t["value"]) * scale))
-        add("pareto", F.pareto_figure(df, m, colors, targets, shared_hover=True))
+        caption = F.left_out_note(F.left_out(df, key)) if m.estimate else ""
+        add("pareto", F.pareto_figure(df, m, colors, targets, shared_hover=True), caption)
 
     hv_rows, hv_refs = hypervolume_table(df, runs)
     for r in runs:
@@ -334,7 +505,7 @@ def build_report(
                                                       "per edge over epochs"), wide=True)
     add("training", F.curves_figure(runs, colors), wide=True)
     pvm, pvm_summary = F.pred_vs_measured_figure(df, colors, val_data)
-    add("cost", pvm, wide=True)
+    add("cost", pvm, pvm_caption(pvm_summary), wide=True)
     lut_table = F.lut_frame(lut_data) if lut_data else None
     if lut_table is not None:
         add("lut", F.lut_figure(lut_table, "Lookup table: per-op latency and its noise"),
@@ -343,6 +514,10 @@ def build_report(
     # Table of notable architectures: derived, references and every front point.
     notable = df[(df["role"] != "visited") | df["front_nd"]].copy()
     notable = notable.sort_values(["run", "accuracy"], ascending=[True, False])
+    notable_rows = notable.to_dict("records")
+    for p in notable_rows:
+        p["chance_badge"] = chance_badge(p)
+        p["ci_range"] = _ci_range(p)
     show_cols = [m for m in METRICS if df[m.key].notna().any()]
 
     by_run = {r.label: df[(df["run"] == r.label) & (df["role"] == "derived")] for r in runs}
@@ -370,13 +545,15 @@ def build_report(
         hv_rows=hv_rows, hv_refs=hv_refs, metric_by_key=METRIC_BY_KEY,
         short_titles=F._SHORT_TITLES,
         pvm_summary=pvm_summary, validation=val_data,
-        notable=notable.to_dict("records"), show_cols=show_cols,
+        notable=notable_rows, show_cols=show_cols,
+        has_ci=bool(df["accuracy_lo"].notna().any()),
         lut=lut_data, lut_path=str(lut) if lut else None, lut_rows=lut_rows,
         provenance=[_provenance(r) for r in runs],
         csv_name=csv_path.name, plotly_js=get_plotlyjs(), hover_json=hover_json,
         build_s=f"{time.perf_counter() - t0:.2f}",
     )  # fmt: skip
-    data = df.rename(columns={"accuracy": "accuracy_pct"})
+    data = df.rename(columns={"accuracy": "accuracy_pct", "accuracy_lo": "accuracy_lo_pct",
+                              "accuracy_hi": "accuracy_hi_pct", "chance": "chance_pct"})
     try:
         atomic_write_text(csv_path, data.to_csv(index=False, float_format="%.6g"))
         atomic_write_text(out, html)

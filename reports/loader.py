@@ -59,7 +59,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("energy_mj", "Energy per inference, measured", "mJ", "min"),
     Metric("energy_pred_mj", "Energy per inference, predicted", "mJ", "min", estimate=True),
     Metric("memory_mib", "Peak memory, measured", "MiB", "min"),
-    Metric("memory_pred_mib", "Peak memory, predicted", "MiB", "min", estimate=True),
+    # a sum of per-op peaks: an upper bound on the network's peak, not an estimate of it
+    Metric("memory_pred_mib", "Peak memory, predicted upper bound", "MiB", "min", estimate=True),
     Metric("params_m", "Parameters", "M", "min"),
     Metric("macs_m", "MACs", "M", "min"),
 )
@@ -223,9 +224,33 @@ def _latency_stats(v: Any) -> dict[str, float]:
     return {"median": _num(m), "p5": math.nan, "p95": math.nan, "cv": math.nan}
 
 
+def _accuracy_ci(c: dict[str, Any]) -> dict[str, Any]:
+    """The accuracy's uncertainty of one candidate record: ``accuracy_lo`` and
+    ``accuracy_hi`` (% , the 95 % interval; NaN when absent or malformed), ``accuracy_n``
+    (test images), ``chance`` (%) and ``at_chance`` (True, False or None = unknown).
+
+    Records written before these keys existed have none of them (all unknown). A missing
+    ``at_chance`` is derived from the interval and ``chance`` when both are present.
+    """
+    ci = c.get("accuracy_ci")
+    lo = hi = math.nan
+    if isinstance(ci, (list, tuple)) and len(ci) == 2:
+        lo, hi = _num(ci[0]), _num(ci[1])
+        if math.isnan(lo) or math.isnan(hi) or lo > hi:
+            lo = hi = math.nan
+    chance = _num(c.get("chance"))
+    at = c.get("at_chance")
+    if not isinstance(at, bool):
+        # as nasbench.stats: not above chance (an interval wholly below chance counts too)
+        at = None if math.isnan(lo) or math.isnan(chance) else bool(lo <= chance)
+    return {"accuracy_lo": lo, "accuracy_hi": hi, "accuracy_n": _num(c.get("accuracy_n")),
+            "chance": chance, "at_chance": at}
+
+
 POINT_COLUMNS = [
     "run", "run_id", "method", "name", "role", "space", "genotype_summary", "accuracy_kind",
     *[m.key for m in METRICS],
+    "accuracy_lo", "accuracy_hi", "accuracy_n", "chance", "at_chance",
     "latency_p5_ms", "latency_p95_ms", "latency_cv", "energy_reason", "train_epochs",
 ]  # fmt: skip
 
@@ -234,7 +259,9 @@ def points_frame(runs: list[Run]) -> pd.DataFrame:
     """Flatten every candidate of every run into one table, one row per point.
 
     Units: accuracy in %, latency in ms, energy in mJ, memory in MiB, params and MACs
-    in millions. Missing values are NaN. Columns are :data:`POINT_COLUMNS`.
+    in millions. Missing values are NaN. Columns are :data:`POINT_COLUMNS`; the
+    accuracy's 95 % interval is ``accuracy_lo`` / ``accuracy_hi`` (%), ``at_chance`` is
+    True, False or None (see :func:`_accuracy_ci`).
     """
     rows = []
     for r in runs:
@@ -254,6 +281,7 @@ def points_frame(runs: list[Run]) -> pd.DataFrame:
                     "genotype_summary": str(c.get("genotype_summary") or ""),
                     "accuracy_kind": str(c.get("accuracy_kind") or "test"),
                     "accuracy": _num(c.get("accuracy")),
+                    **_accuracy_ci(c),
                     "latency_ms": lat["median"],
                     "latency_pred_ms": _num(_measured(c.get("latency_ms"), "predicted")),
                     "energy_mj": _num(_measured(energy)) * 1e3,
@@ -269,4 +297,7 @@ def points_frame(runs: list[Run]) -> pd.DataFrame:
                     "train_epochs": _num(c.get("train_epochs")),
                 }
             )
-    return pd.DataFrame(rows, columns=POINT_COLUMNS)
+    df = pd.DataFrame(rows, columns=POINT_COLUMNS)
+    # True / False / None (unknown) as Python objects, whatever mix the runs hold
+    df["at_chance"] = pd.Series([r["at_chance"] for r in rows], index=df.index, dtype=object)
+    return df
