@@ -263,8 +263,11 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
         if rec is None:
             with torch.random.fork_rng():
                 torch.manual_seed(budget.seed)
+                # trained at the data's input size (it may be smaller than the deploy
+                # network's, e.g. digits at 16x16), measured at the deploy size
                 net = build_reference(name, size="train", channels=budget.channels,
-                                      layers=budget.layers, **dshape)
+                                      layers=budget.layers,
+                                      **(dshape | {"input_size": data.input_size}))
             tr = train_reference(net, data, budget, cl)
             # DARTS-space references at the deploy size of a DARTS run, else at the
             # DARTS evaluation size (C=36, 20 cells)
