@@ -215,7 +215,7 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
 
     def save_checkpoint(extra: dict | None = None):
         now = time.time()
-        if state["phase"] in state["durations"]:
+        if state["phase"] in ("search", "train"):   # evaluate is timed apart, once
             state["durations"][state["phase"]] += now - t_phase[0]
         t_phase[0] = now
         own = {"history": history, "rng": rng_state(), "config": cfg.to_dict(), **state}

@@ -198,7 +198,7 @@ class DARTSConfig(RunConfig):
         if self.space == "nb201":
             return {}
         return {**self.train_size(), "auxiliary": self.auxiliary_weight > 0,
-                "drop_path_prob": self.drop_path_prob}
+                "drop_path_prob": self.drop_path_prob, "input_size": self.data_input_size}
 
     def retrain_epoch(self, net, epoch: int) -> dict:
         """Ramps the drop-path rate linearly over the retrain (the DARTS code's rule) and

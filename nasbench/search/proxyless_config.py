@@ -79,6 +79,7 @@ class ProxylessConfig(RunConfig):
     input_size: int | None = None         # None: the layout's
     # search
     warmup_epochs: int = 1
+    epochs: int = 2
     steps_per_epoch: int | None = 40
     warmup_learning_rate: float = 0.05
     learning_rate: float = 0.025
@@ -174,8 +175,10 @@ class ProxylessConfig(RunConfig):
     @property
     def data_input_size(self) -> int:
         """Returns the input size the data is loaded at (the layout's by default)."""
+        from ..run.config import default_train_input
         from ..spaces.proxyless import LAYOUTS
-        return self.input_size or LAYOUTS[self.space_config]["input_size"]
+        deploy = self.input_size or LAYOUTS[self.space_config]["input_size"]
+        return self.train_input_size or default_train_input(self.dataset, deploy)
 
     def headline(self) -> str:
         """Returns the method's description for the log's first line."""
