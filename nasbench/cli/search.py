@@ -42,6 +42,9 @@ def search(
                                               "(default 20)."),
     input_size: int | None = typer.Option(None, "--input", help="Input height = width "
                                              "of data and deploy network (default 32)."),
+    train_input: int | None = typer.Option(None, help="Input height = width the data are "
+                                              "loaded and trained at (default: the deploy "
+                                              "input; digits: 16)."),
     batch: int | None = typer.Option(None, help="Deploy batch size the cost is for "
                                         "(default 1)."),
     dataset: str | None = typer.Option(None, help="cifar10, digits (default; offline; "
@@ -112,6 +115,7 @@ def search(
     common = dict(space=space, objective=objective, lut=lut, device=device,
                   latency_target_ms=parse_latency(latency_target),
                   hard_target=False if soft_target else None, input_size=input_size,
+                  train_input_size=train_input,
                   deploy_batch=batch, dataset=dataset, data_dir=data_dir,
                   download=download or None, epochs=epochs, train_epochs=train_epochs,
                   batch_size=batch_size, seed=seed, threads=threads, out=out,
