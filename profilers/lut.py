@@ -43,6 +43,20 @@ def full_key(op_key: str, batch: int, dtype: str = "float32") -> str:
     return f"{op_key}/b{int(batch)}/{dtype}"
 
 
+def json_safe(obj):
+    """Returns ``obj`` with every non-finite float (NaN, +-inf) replaced by None, so it
+    can be written with ``allow_nan=False`` (strict JSON: NaN is not JSON; None means
+    "no value")."""
+    import math
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Writes ``text`` to ``path`` atomically (temporary file in the same folder, then
     rename), so a killed process never leaves half a file."""

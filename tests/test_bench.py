@@ -375,3 +375,27 @@ def test_random_bench_on_the_shared_tables_beats_chance_and_reports_the_floor(tm
     # 50 random cells: the best by validation is within a few points of the best cell
     assert all(0 <= x["regret"] < 5 for x in r["runs"])
     assert 0 <= r["floor"]["regret"] < 1 and r["floor"]["hv_gap"] < 0.05
+
+
+def test_non_finite_numbers_are_refused_and_never_written(tmp_path, capsys):
+    """No NaN/inf enters an option or a config (one check for every float setting), and
+    JSON files are strict: a non-finite value is written as null."""
+    from nasbench.run.util import write_json
+    from nasbench.search.config import DARTSConfig
+    for args in (["search", "--latency-target", "nan"], ["search", "--cost-weight", "nan"],
+                 ["search", "--latency-target", "inf"],
+                 ["bench", "--benchmark-dir", str(tmp_path), "--latency-target", "nan"]):
+        capsys.readouterr()
+        assert main(args + ["-q", "--out", str(tmp_path / "o")]) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert "finite" in err or "positive number" in err, err
+        assert len(err.splitlines()) == 1
+    with pytest.raises(UserError, match="arch-learning-rate must be a finite number"):
+        DARTSConfig.from_preset("quick", "darts", arch_learning_rate=float("nan"))
+    with pytest.raises(UserError, match="arch-betas"):
+        DARTSConfig.from_preset("quick", "darts", arch_betas=(0.5, float("inf")))
+    write_json(tmp_path / "x.json", {"a": float("nan"), "b": [1.0, float("-inf")],
+                                     "c": np.float64("nan"), "t": torch.tensor([2.5])})
+    text = (tmp_path / "x.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [1.0, None], "c": None, "t": [2.5]}

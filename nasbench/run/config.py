@@ -140,8 +140,21 @@ class RunConfig(DictConfig):
 
     # ---- checks -------------------------------------------------------------------------
 
+    def check_finite(self) -> None:
+        """Raises UserError (one line) naming the first numeric setting that is NaN or
+        infinite: one check for every float field, whatever its searcher."""
+        import math
+        for f in fields(self):
+            v = getattr(self, f.name)
+            vals = v if isinstance(v, (tuple, list)) else (v,)
+            for x in vals:
+                if isinstance(x, float) and not math.isfinite(x):
+                    raise UserError(f"{f.name.replace('_', '-')} must be a finite number, "
+                                    f"got {x}")
+
     def validate(self) -> None:
         """Raises UserError (one line) for an out-of-range or unknown setting."""
+        self.check_finite()
         if self.METHODS and self.method not in self.METHODS:
             raise UserError(f"method must be one of {', '.join(self.METHODS)}, "
                             f"got {self.method!r}")
@@ -273,7 +286,7 @@ def parse_latency(text: str | float | None) -> float | None:
     if text is None:
         return None
     if isinstance(text, (int, float)):
-        return float(text)
+        return parse_latency(repr(float(text)))
     s = str(text).strip().lower().replace(" ", "")
     scale = 1.0
     for suffix, f in (("ms", 1.0), ("us", 1e-3), ("µs", 1e-3), ("s", 1e3)):
@@ -285,6 +298,7 @@ def parse_latency(text: str | float | None) -> float | None:
     except ValueError:
         raise UserError(f"--latency-target must look like 4ms, 4 or 0.004s, got {text!r}") \
             from None
-    if v <= 0:
-        raise UserError(f"--latency-target must be positive, got {text!r}")
+    import math
+    if not math.isfinite(v) or v <= 0:
+        raise UserError(f"--latency-target must be a positive number, got {text!r}")
     return v

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from profilers.lut import atomic_write_text
+from profilers.lut import atomic_write_text, json_safe
 
 
 def new_run_dir(out: str | Path, method: str) -> Path:
@@ -26,8 +26,11 @@ def new_run_dir(out: str | Path, method: str) -> Path:
 
 
 def write_json(path: Path, obj) -> None:
-    """Writes ``obj`` as indented JSON atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=1, default=_json_default) + "\n")
+    """Writes ``obj`` as indented, strict JSON atomically (a non-finite number is
+    written as null: NaN is not JSON)."""
+    # round-trip through the default hook first so tensors / numpy values are sanitised
+    plain = json.loads(json.dumps(obj, default=_json_default))
+    atomic_write_text(path, json.dumps(json_safe(plain), indent=1, allow_nan=False) + "\n")
 
 
 def _json_default(o):
