@@ -31,7 +31,7 @@ from ..spaces.nb201_cells import (
     fixed_instances,
     stage_plan,
 )
-from .supernet import MixedOp, channel_shuffle
+from .supernet import MixedOp, Supernet, channel_shuffle
 
 #: for each node j >= 1, the positions in EDGES of its incoming edges
 NODE_EDGES = [[e for e, (_, jj) in enumerate(EDGES) if jj == j] for j in range(1, NODES)]
@@ -67,7 +67,7 @@ class NB201SearchCell(nn.Module):
         return states[-1]
 
 
-class NB201SearchNetwork(nn.Module):
+class NB201SearchNetwork(Supernet):
     """The NAS-Bench-201 supernet at ``C`` channels and ``N`` cells per stage.
 
     ``forward(x)`` returns logits. Architecture parameters: ``alphas`` [6 edges x 5 ops]
@@ -108,16 +108,6 @@ class NB201SearchNetwork(nn.Module):
     def arch_parameters(self) -> list[nn.Parameter]:
         """Returns the architecture parameters (alphas, then PC-DARTS's betas)."""
         return [self.alphas] + ([self.betas] if self.betas is not None else [])
-
-    def weights(self) -> list[nn.Parameter]:
-        """Returns the network weights (every parameter that is not architecture)."""
-        arch = {id(p) for p in self.arch_parameters()}
-        return [p for p in self.parameters() if id(p) not in arch]
-
-    def named_weights(self) -> list[tuple[str, nn.Parameter]]:
-        """Returns (name, parameter) of the network weights."""
-        arch = {id(p) for p in self.arch_parameters()}
-        return [(n, p) for n, p in self.named_parameters() if id(p) not in arch]
 
     def edge_weights(self) -> torch.Tensor | None:
         """Returns PC-DARTS's edge weights [6]: n x softmax(beta) over each node's n

@@ -151,7 +151,26 @@ def node_softmax(betas: torch.Tensor, steps: int) -> torch.Tensor:
     return torch.cat(parts)
 
 
-class SearchNetwork(nn.Module):
+class Supernet(nn.Module):
+    """What every one-shot supernet shares: its parameters split into architecture
+    parameters (``arch_parameters()``, defined by the subclass) and network weights."""
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """Returns the architecture parameters (subclasses)."""
+        raise NotImplementedError
+
+    def weights(self) -> list[nn.Parameter]:
+        """Returns the network weights (every parameter that is not architecture)."""
+        arch = {id(p) for p in self.arch_parameters()}
+        return [p for p in self.parameters() if id(p) not in arch]
+
+    def named_weights(self) -> list[tuple[str, nn.Parameter]]:
+        """Returns (name, parameter) of the network weights."""
+        arch = {id(p) for p in self.arch_parameters()}
+        return [(n, p) for n, p in self.named_parameters() if id(p) not in arch]
+
+
+class SearchNetwork(Supernet):
     """The DARTS (``partial_k == 1``) or PC-DARTS search network.
 
     ``forward(x)`` returns logits. Architecture parameters: ``alphas_normal`` and
@@ -194,16 +213,6 @@ class SearchNetwork(nn.Module):
         if self.partial_k > 1:
             out += [self.betas_normal, self.betas_reduce]
         return out
-
-    def weights(self) -> list[nn.Parameter]:
-        """Returns the network weights (every parameter that is not architecture)."""
-        arch = {id(p) for p in self.arch_parameters()}
-        return [p for p in self.parameters() if id(p) not in arch]
-
-    def named_weights(self) -> list[tuple[str, nn.Parameter]]:
-        """Returns (name, parameter) of the network weights."""
-        arch = {id(p) for p in self.arch_parameters()}
-        return [(n, p) for n, p in self.named_parameters() if id(p) not in arch]
 
     def arch_weights(self) -> dict[str, torch.Tensor]:
         """Returns the softmaxed architecture weights: ``normal``/``reduce`` op weights
