@@ -184,6 +184,8 @@ def profile(
     path = out_file or cached_lut_path(dev, deploy)
     if resume and not path.exists():
         raise UserError(f"--resume: {path} does not exist")
+    from ..errors import ensure_writable
+    ensure_writable(path, "--out")                 # before the first measurement
     import time
     t0 = time.perf_counter()
     with progress_bar(f"profiling {dev.spec}", quiet=quiet or json_out) as cb:
@@ -383,8 +385,11 @@ def lut_diff(
     top: int = typer.Option(20, help="Rows to print (worst first)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON rows."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdict line."),
+    allow_different: bool = typer.Option(False, help="Diff LUTs of different spaces, "
+                                         "deploy networks or devices anyway."),
 ):
-    """Compare two LUTs entry by entry; the worst regressions first. CI: --fail."""
+    """Compare two LUTs entry by entry; the worst regressions first. CI: --fail (exit 1
+    on a regressed or a removed entry)."""
     from profilers.lut import METRICS, diff_luts
     if metric not in METRICS:
         raise UserError(f"--metric must be one of {', '.join(METRICS)}")
@@ -392,8 +397,15 @@ def lut_diff(
     if thr < 0:
         raise UserError("--threshold must not be negative")
     a, b = _load_lut(old), _load_lut(new)
+    ia, ib = _lut_identity(a), _lut_identity(b)
+    differ = [k for k in ia if ia[k] != ib[k]]
+    if differ and not allow_different:
+        what = "; ".join(f"{k} {ia[k]} vs {ib[k]}" for k in differ)
+        raise UserError(f"{old} and {new} describe different {', '.join(differ)} ({what}): "
+                        f"their entries do not compare; --allow-different to diff anyway")
     rows = diff_luts(a, b, thr, metric)
-    regressed = [r for r in rows if r.status == "regressed"]
+    # a CI gate: an entry that vanished is a failure too
+    regressed = [r for r in rows if r.status in ("regressed", "removed")]
     if json_out:
         print(json.dumps([r.__dict__ for r in rows], indent=1))
     elif not quiet:
@@ -415,6 +427,15 @@ def lut_diff(
         out.print(("[bold red]FAIL[/] " if regressed and fail else "") + verdict)
     if fail and regressed:
         raise typer.Exit(1)
+
+
+def _lut_identity(lut) -> dict:
+    """Returns what a LUT describes: its space, deploy network and device."""
+    prov = lut.provenance
+    deploy = dict(prov.get("deploy") or {})
+    return {"space": prov.get("space") or deploy.get("space") or "darts",
+            "deploy network": json.dumps(deploy, sort_keys=True),
+            "device": (prov.get("device") or {}).get("id")}
 
 
 def _fmt(v):
@@ -687,8 +708,20 @@ app.command("export")(_export)
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the exit status (2 and one line for bad input)."""
+    import signal
+
     from profilers.devices import DeviceError
     from profilers.lut import LUTError
+
+    def _terminate(signum, frame):
+        # SIGTERM (kill, systemd, Slurm, Kubernetes) is handled as Ctrl-C: the runner
+        # and the profiler checkpoint before they exit
+        raise KeyboardInterrupt
+
+    try:
+        old_term = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:                              # not the main thread (tests)
+        old_term = None
     try:
         rc = app(args=argv, standalone_mode=False, prog_name="nasbench")
         return rc if isinstance(rc, int) else 0
@@ -722,6 +755,9 @@ def main(argv: list[str] | None = None) -> int:
                       soft_wrap=True)
             return 2
         raise
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 def entry() -> None:

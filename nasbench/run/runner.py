@@ -115,7 +115,11 @@ def load_run(resume, config=None):
     cfg = get_searcher(str(d.get("method"))).config_class.from_dict(d)
     ckpt = None
     if (run_dir / "checkpoint.pt").is_file():
-        ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+        from ..errors import read_state
+        ckpt = read_state(run_dir / "checkpoint.pt",
+                          lambda p: torch.load(p, weights_only=False), "checkpoint",
+                          "it cannot be resumed: start the run again (its config.json "
+                          "holds the settings)")
     return cfg, run_dir, ckpt
 
 
@@ -142,6 +146,9 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
         cfg = config.replace(lut=str(lut)) if lut is not None else config
         run_dir = None
     cfg.validate()
+    if run_dir is None:                            # before any work: a writable --out
+        from ..errors import ensure_writable
+        ensure_writable(cfg.out, "--out", folder=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     searcher_cls = get_searcher(cfg.method)

@@ -1,0 +1,89 @@
+"""Mechanisms behind bad input and faults: unrelated LUTs are not diffed, a destination
+that cannot be written fails before any work, a damaged checkpoint is one line, and
+SIGTERM is handled as Ctrl-C (checkpoint, then exit)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nasbench.cli import main
+from nasbench.search.config import DARTSConfig
+from profilers.lut import LUT
+from tests.test_runner import TINY, write_lut
+
+
+def _one_line_error(capsys, args, msg, rc=2):
+    capsys.readouterr()
+    assert main(args) == rc, args
+    err = capsys.readouterr().err.strip()
+    assert msg in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def test_lut_diff_refuses_unrelated_tables_and_fails_on_removed_entries(tmp_path, capsys):
+    cfg = DARTSConfig.from_preset("quick", "darts", **TINY)
+    a = write_lut(tmp_path / "a.json", cfg)
+    b = write_lut(tmp_path / "b.json", cfg.replace(eval_channels=8))   # another network
+    _one_line_error(capsys, ["lut", "diff", str(a), str(b), "--fail"], "deploy network")
+    assert main(["lut", "diff", str(a), str(b), "--allow-different", "-q"]) in (0, 1)
+    other = write_lut(tmp_path / "c.json", cfg, device_id="gpu:7")
+    _one_line_error(capsys, ["lut", "diff", str(a), str(other)], "device")
+    fewer = LUT.load(a)
+    fewer.entries.pop(next(iter(fewer.entries)))
+    fewer.save(tmp_path / "fewer.json")
+    assert main(["lut", "diff", str(a), str(tmp_path / "fewer.json"), "-q"]) == 0
+    assert main(["lut", "diff", str(a), str(tmp_path / "fewer.json"), "--fail", "-q"]) == 1
+
+
+def test_unwritable_destinations_fail_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")                  # a folder cannot be made under a file
+    cfg = DARTSConfig.from_preset("quick", "darts", **TINY)
+    lut = write_lut(tmp_path / "lut.json", cfg)
+    t0 = time.time()
+    _one_line_error(capsys, ["search", "--dataset", "synthetic", "--lut", str(lut),
+                             "--out", str(blocker / "runs"), "-q"], "not writable")
+    _one_line_error(capsys, ["profile", "--device", "cpu", "--out",
+                             str(blocker / "lut.json"), "-q"], "not writable")
+    assert time.time() - t0 < 30             # nothing was searched or measured
+
+
+def test_a_damaged_checkpoint_is_one_line(tmp_path, capsys):
+    from nasbench.runner import search_architecture
+    cfg = DARTSConfig.from_preset("quick", "darts", **{**TINY, "out": str(tmp_path / "r"),
+                                                       "measure": False})
+    cfg = cfg.replace(lut=str(write_lut(tmp_path / "lut.json", cfg)))
+    r = search_architecture(cfg, quiet=True, _interrupt_after_steps=2)
+    ck = r.run_dir / "checkpoint.pt"
+    ck.write_bytes(ck.read_bytes()[:100])    # truncated, as by a full disk
+    _one_line_error(capsys, ["search", "--resume", str(r.run_dir), "-q"], "damaged")
+
+
+def test_sigterm_checkpoints_like_ctrl_c(tmp_path):
+    cfg = DARTSConfig.from_preset("quick", "darts", **TINY)
+    lut = write_lut(tmp_path / "lut.json", cfg)
+    args = [sys.executable, "-m", "nasbench", "search", "--dataset", "synthetic",
+            "--input", "8", "--channels", "4", "--layers", "3", "--eval-channels", "4",
+            "--eval-layers", "3", "--epochs", "200", "--steps-per-epoch", "3",
+            "--batch-size", "8", "--train-epochs", "0", "--references", "none",
+            "--threads", "1", "--lut", str(lut), "--out", str(tmp_path / "runs"), "-q"]
+    env = {**os.environ, "NASBENCH_CACHE_DIR": str(tmp_path / "cache")}
+    p = subprocess.Popen(args, cwd=Path(__file__).parents[1], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline:              # wait until an epoch has been written
+        hist = list((tmp_path / "runs").glob("*/history.json"))
+        if hist:
+            break
+        time.sleep(0.5)
+    assert hist, p.communicate(timeout=5)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err.decode()[-2000:]
+    run = hist[0].parent
+    res = json.loads((run / "result.json").read_text())
+    assert res["status"] == "interrupted" and (run / "checkpoint.pt").is_file()
+    assert "Traceback" not in err.decode()
