@@ -165,11 +165,14 @@ def run_profile(device: Device, deploy: DeployConfig, out: Path, *,
     from profilers.energy import energy_meter_for
     backend = backend_for(device, tuning_dir=cache_dir() / "tuning")
     energy = energy_meter_for(_energy_kind(device), device.index[0] if device.index else 0)
+    from .run.util import exclusive
     try:
-        return build_lut(profile_items(deploy), device, backend, out, settings=settings,
-                         provenance_extra=deploy_provenance(deploy), resume=resume,
-                         threads=threads, energy_meter=energy, progress=progress,
-                         anchor=anchor_item(deploy) if settings.anchor else None)
+        with exclusive(Path(out), "LUT"):       # two profiles of one file: the second fails
+            return build_lut(profile_items(deploy), device, backend, out,
+                             settings=settings, provenance_extra=deploy_provenance(deploy),
+                             resume=resume, threads=threads, energy_meter=energy,
+                             progress=progress,
+                             anchor=anchor_item(deploy) if settings.anchor else None)
     except LUTError as e:
         raise UserError(str(e)) from None
 
@@ -189,8 +192,9 @@ def ensure_lut(device, deploy: DeployConfig, *, quiet: bool = False) -> Path:
     if path.exists():
         try:
             lut = LUT.load(path)
-            if not lut.missing([i.key for i in space_instances(deploy)],
-                               deploy.batches[0]):
+            # the cache never serves a half-measured LUT: a killed profile is finished
+            if not lut.incomplete() and not lut.missing(
+                    [i.key for i in space_instances(deploy)], deploy.batches[0]):
                 return path
         except LUTError:
             pass

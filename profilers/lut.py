@@ -129,6 +129,11 @@ class LUT:
 
     # ---- queries ------------------------------------------------------------------------
 
+    def incomplete(self) -> int:
+        """Returns how many entries still have profiling rounds pending (a profile killed
+        mid-way through its rounds: all entries may be there, not all measured)."""
+        return sum(1 for e in self.entries.values() if e.get("rounds_pending"))
+
     def entry(self, op_key: str, batch: int, dtype: str = "float32") -> dict | None:
         """Returns the entry of an op instance, or None."""
         return self.entries.get(full_key(op_key, batch, dtype))

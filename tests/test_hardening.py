@@ -87,3 +87,74 @@ def test_sigterm_checkpoints_like_ctrl_c(tmp_path):
     res = json.loads((run / "result.json").read_text())
     assert res["status"] == "interrupted" and (run / "checkpoint.pt").is_file()
     assert "Traceback" not in err.decode()
+
+
+def test_ctrl_c_inside_a_darts_step_waits_for_both_halves(tmp_path, monkeypatch):
+    """An interrupt landing after the alpha step and before the weight step is held
+    until the weight step is done, so resume equals the uninterrupted run."""
+    import torch
+
+    from nasbench.runner import search_architecture
+    from nasbench.search.architect import Architect
+    cfg = DARTSConfig.from_preset("quick", "darts", **{**TINY, "out": str(tmp_path / "r"),
+                                                       "measure": False})
+    cfg = cfg.replace(lut=str(write_lut(tmp_path / "lut.json", cfg)))
+    full = search_architecture(cfg, quiet=True)
+    real_step, calls = Architect.step, []
+
+    def step_then_ctrl_c(self, *a, **k):
+        out = real_step(self, *a, **k)
+        calls.append(1)
+        if len(calls) == 2:                  # Ctrl-C between the two halves of step 2
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Architect, "step", step_then_ctrl_c)
+    part = search_architecture(cfg.replace(out=str(tmp_path / "p")), quiet=True)
+    assert part.status == "interrupted"
+    ck = torch.load(part.run_dir / "checkpoint.pt", weights_only=False)
+    assert ck["step"] == 2 and ck["acc"]["arch_steps"] == 2     # both halves, twice
+    monkeypatch.setattr(Architect, "step", real_step)
+    done = search_architecture(None, resume=part.run_dir, quiet=True)
+    assert done.genotype == full.genotype
+    h_full = json.loads((full.run_dir / "history.json").read_text())
+    h_done = json.loads((done.run_dir / "history.json").read_text())
+    assert h_full[-1]["alphas"] == h_done[-1]["alphas"]
+
+
+def test_two_writers_of_one_file_the_second_fails_at_once(tmp_path):
+    from nasbench.errors import UserError
+    from nasbench.run.util import exclusive
+    target = tmp_path / "lut.json"
+    with exclusive(target, "LUT"):
+        try:
+            with exclusive(target, "LUT"):
+                raise AssertionError("a second writer got the lock")
+        except UserError as e:
+            assert "another process" in str(e) and "lut.json.lock" in str(e)
+    with exclusive(target, "LUT"):           # released: free again
+        pass
+
+
+def test_an_incomplete_lut_is_refused_and_the_cache_finishes_it(tmp_path, monkeypatch,
+                                                                  capsys):
+    import nasbench.profiling as prof
+    from nasbench.errors import UserError
+    from nasbench.run.runner import run_search
+    cfg = DARTSConfig.from_preset("quick", "darts", **{**TINY, "out": str(tmp_path / "r")})
+    path = write_lut(tmp_path / "lut.json", cfg)
+    lut = LUT.load(path)
+    next(iter(lut.entries.values()))["rounds_pending"] = 2      # a killed profile
+    lut.save(path)
+    try:
+        run_search(cfg.replace(lut=str(path)), quiet=True)
+        raise AssertionError("an incomplete LUT was used")
+    except UserError as e:
+        assert "incomplete" in str(e) and "--resume" in str(e)
+    _one_line_error(capsys, ["lut", "show", str(path)], "incomplete", rc=0)
+    # the per-user cache: an incomplete cached LUT is profiled again (resumed)
+    monkeypatch.setattr(prof, "cached_lut_path", lambda dev, deploy: path)
+    resumed = []
+    monkeypatch.setattr(prof, "run_profile", lambda *a, **k: resumed.append(k["resume"]))
+    assert prof.ensure_lut("cpu", cfg.deploy(), quiet=True) == path
+    assert resumed == [True]

@@ -299,9 +299,15 @@ def _lut_summary(lut) -> dict:
 def _load_lut(path: Path):
     from profilers.lut import LUT, LUTError
     try:
-        return LUT.load(path)
+        lut = LUT.load(path)
     except LUTError as e:
         raise UserError(str(e)) from None
+    if lut.incomplete():                 # shown and compared, but never silently
+        err.print(f"[yellow]warning: {path} is incomplete: {lut.incomplete()} entries have "
+                  f"profiling rounds pending (an interrupted profile); finish it with "
+                  f"`nasbench profile ... --out {path} --resume`[/]", highlight=False,
+                  soft_wrap=True)
+    return lut
 
 
 @lut_app.command("show")

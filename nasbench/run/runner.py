@@ -61,6 +61,10 @@ def resolve_lut(cfg, space, device, quiet: bool = False) -> tuple[LUT, Path]:
         path = ensure_lut(device, space.deploy, quiet=quiet)
     try:
         lut = LUT.load(path)
+        if lut.incomplete():
+            raise UserError(f"LUT {path} is incomplete ({lut.incomplete()} entries have "
+                            f"profiling rounds pending: its profile was interrupted); "
+                            f"finish it with: {space.profile_command(cfg.device, path)}")
         lut.check_matches(device=device.device.to_dict(), deploy=space.describe())
     except LUTError as e:
         msg = str(e)
@@ -188,6 +192,17 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
         write_json(run_dir / "config.json", cfg.to_dict())
         write_json(run_dir / "lut.json", {"path": str(lut_path), "sha256": lut_obj.sha256(),
                                           "provenance": lut_obj.provenance})
+    from .util import exclusive
+    with exclusive(run_dir, "run directory"):   # two writers of one run: the second fails
+        return _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj,
+                    lut_path, predictor, pending, cl, quiet, t_start,
+                    _interrupt_after_steps)
+
+
+def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj, lut_path,
+         predictor, pending, cl, quiet, t_start, _interrupt_after_steps):
+    """The run proper, under the run directory's lock (see :func:`run_search`)."""
+    from ..benchmarks.tabular import is_tabular
     log = Logger(run_dir / "search.log", quiet)
     if ckpt is None:
         log(f"run {run_dir}: {cfg.headline()}, objective {cfg.objective}, "

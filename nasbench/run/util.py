@@ -3,6 +3,7 @@ states, the run's log and its progress bars."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import io
 import json
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 
 from profilers.lut import atomic_write_text, json_safe
+
+from ..errors import UserError
 
 
 def new_run_dir(out: str | Path, method: str) -> Path:
@@ -143,3 +146,46 @@ class Progress:
 def now_iso() -> str:
     """Returns the local time as ISO 8601 with its offset, to the second."""
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Runs the block with Ctrl-C and SIGTERM held: a signal that arrives inside is
+    raised as KeyboardInterrupt when the block ends, so a step is done whole or not at
+    all (a checkpoint never records half of it). Off the main thread it does nothing."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+
+    def hold(signum, frame):
+        got.append(signum)
+
+    old = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if got:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, what: str):
+    """Holds an exclusive lock on ``path`` (``<path>.lock``, filelock) for the block;
+    raises UserError (one line) at once when another process holds it."""
+    from filelock import FileLock, Timeout
+    lock = FileLock(str(path) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UserError(f"{what} {path} is being written by another process (lock "
+                        f"{lock.lock_file}); wait for it to finish or use another one") \
+            from None
+    try:
+        yield
+    finally:
+        lock.release()

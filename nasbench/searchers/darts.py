@@ -21,6 +21,7 @@ import time
 
 import torch
 
+from ..run.util import deferred_interrupt
 from ..search.architect import Architect, weight_step
 from ..search.config import DARTSConfig
 from ..search.cost import CostModel, CostObjective
@@ -82,15 +83,17 @@ class DartsSearcher(Searcher):
         batches = zip(self.train_q, self.val_q, strict=False) if self.step < self.n_steps \
             else ()
         for (x, y), (xv, yv) in batches:
-            if epoch >= cfg.warmup_epochs:
-                info = self.architect.step(x, y, xv, yv, lr, self.w_opt)
-                acc["val_loss"] += info["val_loss"] * yv.shape[0]
-                acc["val_correct"] += info.get("val_correct", 0)
-                acc["val_n"] += yv.shape[0]
-                acc["arch_steps"] += 1
-            loss, logits = weight_step(self.model, self.w_opt, x, y, cfg.grad_clip)
-            tally(acc, loss, logits, y)
-            self.step += 1
+            # the alpha step and the weight step are one: an interrupt waits for both
+            with deferred_interrupt():
+                if epoch >= cfg.warmup_epochs:
+                    info = self.architect.step(x, y, xv, yv, lr, self.w_opt)
+                    acc["val_loss"] += info["val_loss"] * yv.shape[0]
+                    acc["val_correct"] += info.get("val_correct", 0)
+                    acc["val_n"] += yv.shape[0]
+                    acc["arch_steps"] += 1
+                loss, logits = weight_step(self.model, self.w_opt, x, y, cfg.grad_clip)
+                tally(acc, loss, logits, y)
+                self.step += 1
             on_step(self.step, f"loss {acc['loss'] / acc['n']:.3f}")
         return self.close_epoch(self._record(epoch, lr, acc), self.model.genotype())
 
