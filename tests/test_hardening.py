@@ -158,3 +158,10 @@ def test_an_incomplete_lut_is_refused_and_the_cache_finishes_it(tmp_path, monkey
     monkeypatch.setattr(prof, "run_profile", lambda *a, **k: resumed.append(k["resume"]))
     assert prof.ensure_lut("cpu", cfg.deploy(), quiet=True) == path
     assert resumed == [True]
+
+
+def test_profile_refuses_non_finite_settings(tmp_path, capsys):
+    for opt in ("--time-cap", "--ci-target", "--cv-threshold"):
+        _one_line_error(capsys, ["profile", "--device", "cpu", opt, "nan", "--out",
+                                 str(tmp_path / "lut.json"), "-q"], "finite")
+    assert not (tmp_path / "lut.json").exists()

@@ -157,6 +157,11 @@ def profile(
                         "stages of 5 cells")
     if threads is not None and threads < 1:
         raise UserError("--threads must be positive")
+    import math
+    for name, v in (("--time-cap", time_cap), ("--ci-target", ci_target),
+                    ("--cv-threshold", cv_threshold)):
+        if not math.isfinite(v):         # NaN would reach the LUT (and JSON has no NaN)
+            raise UserError(f"{name} must be a finite number, got {v}")
     try:
         settings = LatencySettings(min_repeats=min_repeats, max_repeats=max_repeats,
                                    time_cap_s=time_cap, ci_target=ci_target,

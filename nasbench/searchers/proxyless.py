@@ -23,6 +23,7 @@ import time
 import torch
 
 from ..errors import UserError
+from ..run.util import deferred_interrupt
 from ..search.proxyless import (
     ProxylessArch,
     ProxylessCostModel,
@@ -115,12 +116,14 @@ class ProxylessSearcher(Searcher):
             for g in self.w_opt.param_groups:
                 g["lr"] = lr
             acc["lr"] = lr
-            loss, logits = weight_step(self.model, self.w_opt, x, y, cfg.grad_clip,
-                                       cfg.label_smoothing)
-            tally(acc, loss, logits, y)
-            if not warm and (self.step + 1) % cfg.arch_update_every == 0:
-                self._arch_step(acc)
-            self.step += 1
+            # the weight step and its arch step are one: an interrupt waits for both
+            with deferred_interrupt():
+                loss, logits = weight_step(self.model, self.w_opt, x, y, cfg.grad_clip,
+                                           cfg.label_smoothing)
+                tally(acc, loss, logits, y)
+                if not warm and (self.step + 1) % cfg.arch_update_every == 0:
+                    self._arch_step(acc)
+                self.step += 1
             on_step(self.step, f"loss {acc['loss'] / acc['n']:.3f}")
         return self.close_epoch(self._record(epoch, warm, acc), self.model.derive())
 
