@@ -131,7 +131,7 @@ def test_two_writers_of_one_file_the_second_fails_at_once(tmp_path):
             with exclusive(target, "LUT"):
                 raise AssertionError("a second writer got the lock")
         except UserError as e:
-            assert "another process" in str(e) and "lut.json.lock" in str(e)
+            assert "another process" in str(e) and ".lut.json.lock" in str(e)
     with exclusive(target, "LUT"):           # released: free again
         pass
 
@@ -165,3 +165,13 @@ def test_profile_refuses_non_finite_settings(tmp_path, capsys):
         _one_line_error(capsys, ["profile", "--device", "cpu", opt, "nan", "--out",
                                  str(tmp_path / "lut.json"), "-q"], "finite")
     assert not (tmp_path / "lut.json").exists()
+
+
+def test_the_run_lock_stays_inside_the_run_directory(tmp_path):
+    from nasbench.runner import search_architecture
+    cfg = DARTSConfig.from_preset("quick", "darts", **{**TINY, "out": str(tmp_path / "r"),
+                                                       "measure": False, "train_epochs": 0})
+    cfg = cfg.replace(lut=str(write_lut(tmp_path / "lut.json", cfg)))
+    r = search_architecture(cfg, quiet=True)
+    assert [p.name for p in (tmp_path / "r").iterdir()] == [r.run_dir.name]
+    assert (r.run_dir / ".lock").exists()

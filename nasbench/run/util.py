@@ -175,10 +175,14 @@ def deferred_interrupt():
 
 @contextlib.contextmanager
 def exclusive(path: Path, what: str):
-    """Holds an exclusive lock on ``path`` (``<path>.lock``, filelock) for the block;
-    raises UserError (one line) at once when another process holds it."""
+    """Holds an exclusive lock on ``path`` for the block (filelock on a hidden file: a
+    folder's ``.lock`` inside it, a file's ``.<name>.lock`` beside it, so listings of
+    run folders stay clean); raises UserError (one line) at once when another process
+    holds it."""
     from filelock import FileLock, Timeout
-    lock = FileLock(str(path) + ".lock")
+    path = Path(path)
+    lock = FileLock(str(path / ".lock" if path.is_dir() else
+                        path.parent / f".{path.name}.lock"))
     try:
         lock.acquire(timeout=0)
     except Timeout:
