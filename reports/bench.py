@@ -15,7 +15,6 @@ value is finite; a regret is NaN when the chosen cell missed the target.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -31,8 +30,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
 from . import figures as F
-from .html import atomic_write_text
-from .loader import ReportError
+from .html import write_report
+from .loader import ReportError, _read_json
 from .pareto import non_dominated_mask
 
 __all__ = [
@@ -82,18 +81,7 @@ def load_bench(path: Path | str) -> dict[str, Any]:
     if not p.is_file():
         where = f"{path} has no bench.json" if Path(path).is_dir() else f"{p} is missing"
         raise ReportError(f"bench: {where}")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ReportError(f"bench: cannot read {p}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ReportError(f"bench: {p} is not UTF-8 text") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(
-            f"bench: {p} is not valid JSON (line {exc.lineno}, column {exc.colno})"
-        ) from None
+    data = _read_json(p, "bench", True)
     if not isinstance(data, dict):
         raise ReportError(f"bench: {p} must hold a JSON object")
     kind = data.get("kind")
@@ -707,10 +695,4 @@ def build_bench_report(
         csv_name=csv_path.name, plotly_js=get_plotlyjs(),
         build_s=f"{time.perf_counter() - t0:.2f}",
     )  # fmt: skip
-    data = runs_frame(benches)
-    try:
-        atomic_write_text(csv_path, data.to_csv(index=False, float_format="%.6g"))
-        atomic_write_text(out, html)
-    except OSError as exc:
-        raise ReportError(f"cannot write report to {out}: {exc.strerror or exc}") from None
-    return out
+    return write_report(out, html, csv_path, runs_frame(benches))

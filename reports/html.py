@@ -554,8 +554,14 @@ def build_report(
     )  # fmt: skip
     data = df.rename(columns={"accuracy": "accuracy_pct", "accuracy_lo": "accuracy_lo_pct",
                               "accuracy_hi": "accuracy_hi_pct", "chance": "chance_pct"})
+    return write_report(out, html, csv_path, data)
+
+
+def write_report(out: Path, html: str, csv_path: Path, frame) -> Path:
+    """Writes a report's HTML and its CSV (every point) atomically; returns the HTML
+    path; raises ReportError (one line) when they cannot be written."""
     try:
-        atomic_write_text(csv_path, data.to_csv(index=False, float_format="%.6g"))
+        atomic_write_text(csv_path, frame.to_csv(index=False, float_format="%.6g"))
         atomic_write_text(out, html)
     except OSError as exc:
         raise ReportError(f"cannot write report to {out}: {exc.strerror or exc}") from None

@@ -288,6 +288,7 @@ def test_bench_cli_end_to_end_and_bad_input(fake, tmp_path, capsys):
                str(out), "-q"])
     assert rc == 0
     rows = (out / "bench.csv").read_text().strip().splitlines()
+    assert (out / "bench.html").is_file()
     assert len(rows) == 1 + 4 and rows[0].startswith("method,device")
     for d in ("edgegpu", "fpga"):
         r = json.loads((out / f"random-hw-nas-bench-{d}" / "bench.json").read_text())

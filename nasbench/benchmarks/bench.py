@@ -23,7 +23,8 @@ signal, i.e. what is lost to validation-vs-test noise rather than to the search.
 
 Output folder: one ``<method>-<device>/bench.json`` per (method, device) (schema:
 ``docs/bench-schema.md``), ``seeds/seed-N.json`` per finished seed (a rerun with the
-same settings reuses them), ``bench.csv`` (one row per seed) and ``report.html``.
+same settings reuses them), ``bench.html`` and ``bench.csv`` (one row per seed, the
+report's).
 """
 
 from __future__ import annotations
@@ -401,18 +402,3 @@ def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None
     }
     write_json(out / "bench.json", result)
     return result
-
-
-def csv_rows(result: dict) -> list[dict]:
-    """Returns one flat row per seed of a bench result (for bench.csv)."""
-    rows = []
-    for r in result["runs"]:
-        rows.append({"method": result["method"], "device": result["device"],
-                     "metric": result["metric"], "unit": result["unit"],
-                     "target": result["target"], "seed": r["seed"], "index": r["index"],
-                     "arch": r["arch"], "test_accuracy_pct": r["accuracy"],
-                     "val_accuracy_pct": r.get("val_accuracy"), "cost": r["cost"],
-                     "met": r["met"], "regret_pp": r["regret"], "hv_gap": r["hv_gap"],
-                     "igd": r["igd"], "queries": r["queries"],
-                     "cache_hits": r["cache_hits"], "wall_s": r["wall_s"]})
-    return rows

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 import time
@@ -64,7 +62,7 @@ def bench(
 ):
     """Run searchers against NAS-Bench-201 ground truth over seeds and score them:
     regret, hypervolume gap, IGD, anytime curves, the signal's floor; JSON, CSV, HTML."""
-    from ..benchmarks.bench import ONE_SHOT, BenchSpec, csv_rows, run_bench
+    from ..benchmarks.bench import ONE_SHOT, BenchSpec, run_bench
     from ..progress import console
     from ..run.config import parse_latency, parse_objective
     metrics = parse_objective(objective)
@@ -95,7 +93,7 @@ def bench(
         if not quiet and not json_out:
             console.print(line, highlight=False, markup=False)
 
-    results, rows = [], []
+    results = []
     for d in devices:
         for m in methods:
             spec = BenchSpec(method=m, device=d, benchmark_dir=str(benchmark_dir),
@@ -109,27 +107,17 @@ def bench(
             log(f"bench {m} on {d} ({seeds} seeds) -> {sub}")
             r = run_bench(spec, sub, quiet=quiet or json_out, log=log)
             results.append((sub, r))
-            rows += csv_rows(r)
             log(summary_line(r))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    from ..run.util import atomic_write_text
-    atomic_write_text(out / "bench.csv", buf.getvalue())
-    report = None
+    # the report writes bench.csv beside it: one row per (method, device, seed)
+    from reports import ReportError, build_bench_report
     try:
-        from reports import ReportError, build_bench_report
-        try:
-            report = build_bench_report([p for p, _ in results], out / "report.html")
-        except ReportError as e:
-            log(f"report not written: {e}")
-    except ImportError:
-        pass
+        report = build_bench_report([p for p, _ in results], out / "bench.html")
+    except ReportError as e:
+        raise UserError(str(e)) from None
     if json_out:
         sys.stdout.write(json.dumps([r for _, r in results], indent=1, default=str) + "\n")
     else:
-        log(f"wrote {out / 'bench.csv'}" + (f" and {report}" if report else ""))
+        log(f"wrote {report} and {report.with_suffix('.csv')}")
 
 
 def summary_line(r: dict) -> str:
