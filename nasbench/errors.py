@@ -8,24 +8,22 @@ class UserError(Exception):
 
 
 def ensure_writable(path, what: str = "--out", folder: bool = False) -> None:
-    """Raises UserError (one line) unless ``path`` can be written: created if it is a
-    ``folder``, else its parent folder created and a probe file written and removed
-    there. Called before any work, so a read-only destination costs nothing."""
+    """Raises UserError (one line) unless ``path`` (a ``folder``, else a file) could be
+    written: the nearest existing folder on its way must be a writable folder, and an
+    existing file writable. Creates nothing, so a refused or failed command leaves no
+    trace; called before any work, so a read-only destination costs nothing."""
     import os
-    import tempfile
     from pathlib import Path
     p = Path(path).expanduser()
+    if not folder and p.exists() and (p.is_dir() or not os.access(p, os.W_OK)):
+        raise UserError(f"{what} {p}: not a writable file; choose another destination")
     d = p if folder else p.parent
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".nasbench-probe-", dir=d)
-        os.close(fd)
-        os.unlink(probe)
-        if not folder and p.exists() and not os.access(p, os.W_OK):
-            raise PermissionError(13, "Permission denied")
-    except OSError as e:
-        raise UserError(f"{what} {p}: not writable ({e.strerror or e}); choose another "
-                        f"destination") from None
+    while not d.exists() and d != d.parent:
+        d = d.parent
+    if not d.is_dir() or not os.access(d, os.W_OK | os.X_OK):
+        why = "not a folder" if not d.is_dir() else "read-only"
+        raise UserError(f"{what} {p}: not writable ({d} is {why}); choose another "
+                        f"destination")
 
 
 def read_state(path, reader, what: str, remedy: str):

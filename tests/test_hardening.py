@@ -175,3 +175,13 @@ def test_the_run_lock_stays_inside_the_run_directory(tmp_path):
     r = search_architecture(cfg, quiet=True)
     assert [p.name for p in (tmp_path / "r").iterdir()] == [r.run_dir.name]
     assert (r.run_dir / ".lock").exists()
+
+
+def test_refused_commands_leave_no_folder_behind(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(capsys, ["bench", "--benchmark-dir", str(tmp_path / "none")],
+                    "not a folder")
+    _one_line_error(capsys, ["search", "--space", "nb201", "--method", "random",
+                             "--device", "hw-nas-bench:nope", "--benchmark-dir",
+                             str(tmp_path)], "unknown HW-NAS-Bench device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -83,11 +83,22 @@ def bench(
         raise UserError(f"--cost-weight must be a finite number >= 0, got {cost_weight}")
     if lut is not None and not Path(lut).is_file():
         raise UserError(f"--lut {lut}: file not found")
+    # every check before any output: a refused command leaves no folder behind
+    if seeds < 1 or queries < 1:
+        raise UserError("--seeds and --queries must be positive")
+    from ..benchmarks.nb201 import NB201Bench
+    from ..benchmarks.tabular import is_tabular
+    from ..searchers import get_searcher
+    NB201Bench(benchmark_dir)                       # the folder exists (one line if not)
+    for m in methods:
+        get_searcher(m)
+    for d in devices:
+        if is_tabular(d):
+            from ..benchmarks.hwnas import parse_tabular_device
+            parse_tabular_device(d)
     out = out or Path("bench") / time.strftime("%Y%m%d-%H%M%S")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"--out {out}: cannot create ({e.strerror or e})") from None
+    from ..errors import ensure_writable
+    ensure_writable(out, "--out", folder=True)
 
     def log(line: str) -> None:
         if not quiet and not json_out:
