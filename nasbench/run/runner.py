@@ -90,20 +90,6 @@ def resolve_tabular_lut(cfg, device) -> tuple[LUT, Path]:
     return lut, path
 
 
-def make_evaluator(cfg, device, predictor):
-    """Returns the evaluator of a multi-trial config (``cfg.evaluate``), None for the
-    others: ``table`` answers NAS-Bench-201's accuracy, and costs from the tabular
-    device's table or else from the predictor (the run's LUT)."""
-    kind = getattr(cfg, "evaluate", None)
-    if kind is None:
-        return None
-    from ..benchmarks.nb201 import NB201Bench
-    from ..benchmarks.tabular import TabularDevice
-    from ..searchers.evaluate import TableEvaluator
-    cost = device.cost if isinstance(device, TabularDevice) else predictor.cost
-    return TableEvaluator(NB201Bench(cfg.benchmark_dir), "cifar10", cost, cfg.fidelity)
-
-
 def load_run(resume, config=None):
     """Returns (config, run directory, checkpoint or None) of a run to resume: ``resume``
     is a run directory or its name under ``config.out``; raises UserError."""
@@ -181,8 +167,9 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
     searcher = searcher_cls()
     ctx = SearchContext(config=cfg, space=space, predictor=predictor, data=data,
                         metrics=cfg.cost_metrics, target_ms=cfg.latency_target_ms,
-                        log=pending.append, device=device, channels_last=cl,
-                        evaluator=make_evaluator(cfg, device, predictor))
+                        log=pending.append, device=device, channels_last=cl)
+    from ..searchers.evaluate import make_evaluator
+    ctx.evaluator = make_evaluator(cfg, ctx)
     searcher.setup(ctx)
 
     if run_dir is None:

@@ -16,9 +16,49 @@ from collections.abc import Callable
 
 from ..errors import UserError
 
-EVALUATORS = ("table",)
+#: the registered evaluators: ``--evaluate NAME`` -> a class with a ``from_run``
+#: classmethod (see :func:`register_evaluator`)
+EVALUATORS: dict[str, type] = {}
 
 
+def register_evaluator(name: str):
+    """Class decorator that registers an evaluator under ``name`` (``--evaluate NAME``).
+    The class has ``from_run(cfg, ctx) -> evaluator``: ``cfg`` the run's config, ``ctx``
+    a :class:`~nasbench.searchers.base.SearchContext` (space, predictor, data, device,
+    log; no evaluator yet). Returns the class unchanged."""
+
+    def decorate(cls):
+        if name in EVALUATORS and EVALUATORS[name] is not cls:
+            raise ValueError(f"evaluator {name!r} is already registered")
+        EVALUATORS[name] = cls
+        return cls
+
+    return decorate
+
+
+def make_evaluator(cfg, ctx):
+    """Returns the evaluator of a multi-trial config (``cfg.evaluate``, looked up in
+    :data:`EVALUATORS`), None for a config without one (one-shot methods)."""
+    kind = getattr(cfg, "evaluate", None)
+    if kind is None:
+        return None
+    try:
+        cls = EVALUATORS[kind]
+    except KeyError:
+        raise UserError(f"--evaluate must be one of {', '.join(EVALUATORS)}, got "
+                        f"{kind!r}") from None
+    return cls.from_run(cfg, ctx)
+
+
+def run_cost(ctx):
+    """Returns the cost function of a run: ``arch -> {metric: value}`` from the tabular
+    device's table (``--device hw-nas-bench:DEV``), else from the predictor (the run's
+    calibrated LUT)."""
+    from ..benchmarks.tabular import TabularDevice
+    return ctx.device.cost if isinstance(ctx.device, TabularDevice) else ctx.predictor.cost
+
+
+@register_evaluator("table")
 class TableEvaluator:
     """The NAS-Bench-201 table as an evaluator (see the module doc). ``fidelity``:
     ``12`` (12-epoch validation accuracy, every data set) or ``200`` (200-epoch CIFAR-10
@@ -33,6 +73,13 @@ class TableEvaluator:
         self.values = bench.val_accuracy(dataset, fidelity)    # checks the data set
         self.cache: dict[str, dict] = {}
         self.queries = self.cache_hits = 0
+
+    @classmethod
+    def from_run(cls, cfg, ctx) -> TableEvaluator:
+        """Returns the table evaluator of a run (NAS-Bench-201 CIFAR-10 at
+        ``cfg.fidelity`` epochs from ``cfg.benchmark_dir``; cost: :func:`run_cost`)."""
+        from ..benchmarks.nb201 import NB201Bench
+        return cls(NB201Bench(cfg.benchmark_dir), "cifar10", run_cost(ctx), cfg.fidelity)
 
     @property
     def signal(self) -> str:
