@@ -55,8 +55,11 @@ class Tuner:
                 if data.get("version") == FORMAT_VERSION and data.get("device") == \
                         runtime.device_key:
                     self.entries = dict(data.get("entries", {}))
-            except (OSError, ValueError):
-                self.entries = {}  # a corrupt cache only costs a re-tune
+            except (OSError, ValueError, AttributeError) as e:
+                # a corrupt cache only costs a re-tune: say so, then rebuild it
+                from nasbench.errors import warn_damaged
+                warn_damaged(self.path, "OpenCL tuning cache", "it is tuned again", e)
+                self.entries = {}
 
     def local_size(self, key: str, kernel, global_size, candidates) -> tuple | None:
         """Returns the local size to launch ``kernel`` (arguments set) with for this

@@ -37,3 +37,14 @@ def read_state(path, reader, what: str, remedy: str):
         first = (str(e).strip().splitlines() or [""])[0][:160]
         raise UserError(f"{what} {path} is damaged ({e.__class__.__name__}: {first}); "
                         f"{remedy}") from None
+
+
+def warn_damaged(path, what: str, action: str, exc: BaseException | None = None) -> None:
+    """Prints one warning line on stderr naming a damaged cache file (a tuning cache,
+    a reference cache...) and what happens instead (``action``, e.g. "it is rebuilt");
+    for files whose loss only costs time. State that changes results uses
+    :func:`read_state` (an error)."""
+    import sys
+    why = f" ({exc.__class__.__name__}: {(str(exc).strip().splitlines() or [''])[0][:120]})" \
+        if exc is not None else ""
+    print(f"warning: {what} {path} is damaged{why}; {action}", file=sys.stderr)

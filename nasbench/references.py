@@ -249,7 +249,9 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
     if use_cache and cache.is_file():
         try:
             cached = {c["key"]: c for c in json.loads(cache.read_text())}
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError) as e:
+            from .errors import warn_damaged
+            warn_damaged(cache, "reference cache", "the references are trained again", e)
             cached = {}
     out, store = [], []
     cl = str(device) == "cpu"

@@ -185,3 +185,31 @@ def test_refused_commands_leave_no_folder_behind(tmp_path, capsys, monkeypatch):
                              "--device", "hw-nas-bench:nope", "--benchmark-dir",
                              str(tmp_path)], "unknown HW-NAS-Bench device")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_damaged_state_beside_a_lut_is_named_not_ignored(tmp_path, capsys):
+    """A damaged calibration changes every prediction: one line naming it (error). A
+    damaged cache only costs time: one warning line naming it, then it is rebuilt."""
+    import pytest
+
+    from nasbench.errors import UserError
+    from nasbench.predict.calibration import calibration_path, load_calibration
+    cfg = DARTSConfig.from_preset("quick", "darts", **TINY)
+    lut = LUT.load(write_lut(tmp_path / "a.json", cfg))
+    assert load_calibration(lut) is None                        # none yet: fine
+    calibration_path(lut.path, 1).write_text('{"coef": ')
+    with pytest.raises(UserError, match=r"calibration file .*calib-b1.json is damaged.*"
+                                        r"nasbench lut calibrate"):
+        load_calibration(lut)
+    from kernels.tuning import Tuner, _slug
+
+    class Runtime:
+        device_key = "pocl:cpu"
+
+    f = tmp_path / f"opencl-tuning-{_slug('pocl:cpu')}.json"
+    f.write_text("{not json")
+    capsys.readouterr()
+    t = Tuner(Runtime(), tmp_path)
+    err = capsys.readouterr().err.strip()
+    assert t.entries == {} and str(f) in err and "tuned again" in err
+    assert len(err.splitlines()) == 1

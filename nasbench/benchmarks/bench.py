@@ -8,9 +8,9 @@ device). Per seed:
 * a **multi-trial** searcher (random, ...) queries the accuracy table through the
   run's :class:`~nasbench.searchers.evaluate.TableEvaluator`: it sees *validation*
   accuracy only, with a budget of distinct queries (repeats are free and counted);
-* a **one-shot** searcher (DARTS, PC-DARTS) really trains its NAS-Bench-201 supernet
-  on real images through the runner (no retrain), and the bench looks up the cell it
-  derives.
+* a **one-shot** searcher (DARTS, PC-DARTS, ENAS) really trains its NAS-Bench-201
+  supernet on real images through the runner (no retrain), and the bench looks up the
+  cell it derives.
 
 What a search returns is scored as a paper would (:mod:`.scores`): the chosen cell's
 test accuracy and cost, its regret under the target, and at four more targets across
@@ -42,7 +42,9 @@ from ..errors import UserError
 from .nb201 import NB201Bench, check_dataset
 from .scores import SENSES, Truth, score
 
-ONE_SHOT = ("darts", "pcdarts")
+ONE_SHOT = ("darts", "pcdarts", "enas")
+#: the one-shot methods with a cost weight (ENAS's reward is MnasNet's: a target)
+COST_WEIGHTED = ("darts", "pcdarts")
 SCHEMA = 1
 
 
@@ -251,6 +253,7 @@ def _trial_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int,
               seed=seed, objective="acc+latency",
               latency_target_ms=spec.target if ground.metric == "latency" else None,
               benchmark_dir=spec.benchmark_dir, fidelity=spec.fidelity)
+    kw.update(cls.config_class.budget_values(ground.space, spec.queries))
     cfg = cls.config_class.from_preset("quick", spec.method, **{**kw, **spec.extra})
     ev = TableEvaluator(bench, spec.dataset, ground.cost_of, spec.fidelity)
     seed_everything(seed)
@@ -262,8 +265,9 @@ def _trial_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int,
         s.run_epoch(e, lambda *_: None)
     out = s.result()
     visited = [bench.index(s.ctx.space.arch_from_dict(v["arch"])) for v in s.visited()]
-    return bench.index(out.arch), visited, {"queries": ev.queries,
-                                            "cache_hits": ev.cache_hits}
+    n = s.counts()                           # the study's tallies (the truth)
+    return bench.index(out.arch), visited, {"queries": n["queries"],
+                                            "cache_hits": n["cache_hits"]}
 
 
 def _one_shot_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int,
@@ -271,7 +275,7 @@ def _one_shot_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int
     """Trains a one-shot searcher through the runner (no retrain); returns (chosen,
     the argmax cell after each epoch, counters)."""
     from ..run.runner import run_search
-    from ..search.config import DARTSConfig
+    from ..searchers import get_searcher
     if not spec.data_dir:
         raise UserError(f"--method {spec.method} trains its supernet on real images: give "
                         f"--data-dir (CIFAR-10, e.g. ../shared/data/cifar10-mini)")
@@ -284,7 +288,8 @@ def _one_shot_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int
               latency_target_ms=spec.target if ground.metric == "latency" else None,
               train_epochs=0, references="", measure=spec.lut is None, seed=seed,
               epochs=spec.epochs, out=str(out / "runs"))
-    cfg = DARTSConfig.from_preset(spec.preset, spec.method, **{**kw, **spec.extra})
+    cfg = get_searcher(spec.method).config_class.from_preset(spec.preset, spec.method,
+                                                             **{**kw, **spec.extra})
     if spec.steps_per_epoch is not None:
         cfg = cfg.replace(steps_per_epoch=spec.steps_per_epoch or None)
     res = run_search(cfg, quiet=quiet)
@@ -353,8 +358,9 @@ def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None
                     runs.append(old["run"])
                     log(f"seed {seed}: reused {f}")
                     continue
-            except (OSError, ValueError, KeyError):
-                pass
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+                from ..errors import warn_damaged
+                warn_damaged(f, "bench seed file", "the seed is run again", e)
         ts = time.time()
         if multi:
             chosen, visited, counters = _trial_seed(spec, ground, bench, seed, log)

@@ -706,8 +706,10 @@ from .arch import arch as _arch  # noqa: E402
 from .bench import bench as _bench  # noqa: E402
 from .model import eval_cmd as _eval  # noqa: E402
 from .model import export_cmd as _export  # noqa: E402
+from .predictor import predictor_app as _predictor_app  # noqa: E402
 from .report import report as _report  # noqa: E402
 from .search import search as _search  # noqa: E402
+from .worker import worker as _worker  # noqa: E402
 
 app.command("search")(_search)
 app.command("report")(_report)
@@ -715,6 +717,8 @@ app.command("arch")(_arch)
 app.command("bench")(_bench)
 app.command("eval")(_eval)
 app.command("export")(_export)
+app.command("worker")(_worker)
+app.add_typer(_predictor_app, name="predictor")
 
 
 def main(argv: list[str] | None = None) -> int:

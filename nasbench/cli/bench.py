@@ -16,8 +16,8 @@ from ..errors import UserError
 def bench(
     method: str = typer.Option("random", help="Searcher(s), comma-separated: random, "
                                "evolution, tpe, nsga2 (multi-trial: query the table), "
-                               "darts, pcdarts (train their NAS-Bench-201 supernet on "
-                               "--data-dir)."),
+                               "darts, pcdarts, enas (train their NAS-Bench-201 supernet "
+                               "on --data-dir)."),
     device: str = typer.Option("hw-nas-bench:edgegpu", "--device", "-d",
                                help="Cost source(s), comma-separated: hw-nas-bench:DEV "
                                "(edgegpu, raspi4, edgetpu, pixel3, eyeriss, fpga: "
@@ -45,12 +45,13 @@ def bench(
                                        "(NATS-tss-v1_0-3ffb9-simple; needs nasbench[nats]): "
                                        "200-epoch accuracies (reported test, and "
                                        "--fidelity 200 on every data set)."),
-    data_dir: str | None = typer.Option(None, help="darts/pcdarts: CIFAR-10 images "
-                                           "(cifar-10-batches-py folder)."),
-    epochs: int | None = typer.Option(None, help="darts/pcdarts: search epochs."),
-    steps_per_epoch: int | None = typer.Option(None, help="darts/pcdarts: cap on steps "
+    data_dir: str | None = typer.Option(None, help="one-shot (darts, pcdarts, enas): "
+                                           "CIFAR-10 images (cifar-10-batches-py "
+                                           "folder)."),
+    epochs: int | None = typer.Option(None, help="one-shot methods: search epochs."),
+    steps_per_epoch: int | None = typer.Option(None, help="one-shot methods: cap on steps "
                                                   "per epoch (0: whole split)."),
-    preset: str = typer.Option("quick", help="darts/pcdarts: quick or paper."),
+    preset: str = typer.Option("quick", help="one-shot methods: quick or paper."),
     cost_weight: float | None = typer.Option(None, help="darts/pcdarts: weight of the "
                                                 "cost term (0: accuracy alone, as in the "
                                                 "NAS-Bench-201 paper)."),
@@ -62,7 +63,7 @@ def bench(
 ):
     """Run searchers against NAS-Bench-201 ground truth over seeds and score them:
     regret, hypervolume gap, IGD, anytime curves, the signal's floor; JSON, CSV, HTML."""
-    from ..benchmarks.bench import ONE_SHOT, BenchSpec, run_bench
+    from ..benchmarks.bench import COST_WEIGHTED, BenchSpec, run_bench
     from ..progress import console
     from ..run.config import parse_latency, parse_objective
     metrics = parse_objective(objective)
@@ -112,7 +113,7 @@ def bench(
                              seeds=seeds, dataset=dataset, fidelity=fidelity, lut=lut, nats=nats,
                              space=space, data_dir=data_dir, epochs=epochs,
                              steps_per_epoch=steps_per_epoch, preset=preset,
-                             extra={} if cost_weight is None or m not in ONE_SHOT else
+                             extra={} if cost_weight is None or m not in COST_WEIGHTED else
                              {"cost_weight": cost_weight})
             sub = out / f"{m}-{d.replace(':', '-')}"
             log(f"bench {m} on {d} ({seeds} seeds) -> {sub}")

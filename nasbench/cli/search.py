@@ -15,8 +15,9 @@ def search(
                                   "acc+memory or sums (acc+latency+energy)."),
     method: str = typer.Option("darts", help="A registered searcher: darts, pcdarts "
                                "(partial channels), proxyless (binary gates, MBConv "
-                               "space), or the multi-trial random, evolution, tpe, nsga2 "
-                               "(--space nb201 --evaluate table)."),
+                               "space), enas (an LSTM controller sampling single paths; "
+                               "darts or nb201), or the multi-trial random, evolution, "
+                               "tpe, nsga2 (--space nb201 --evaluate table)."),
     space: str | None = typer.Option(None, help="darts (default for darts/pcdarts), "
                                      "nb201 (NAS-Bench-201's cell; darts/pcdarts) or "
                                      "proxyless (--method proxyless)."),
@@ -63,6 +64,10 @@ def search(
     layers: int | None = typer.Option(None, help="Search network cells."),
     seed: int | None = typer.Option(None, help="Random seed (default 2)."),
     threads: int | None = typer.Option(None, help="torch threads (default: torch's)."),
+    sync_bn: bool = typer.Option(False, help="torchrun (data-parallel darts, pcdarts, "
+                                 "proxyless): BatchNorm statistics of the whole batch, "
+                                 "as one process (exact; one all-reduce per layer), "
+                                 "instead of each process's slice."),
     benchmark_dir: str | None = typer.Option(None, help="nb201: the folder of the "
                                                 "NAS-Bench-201 / HW-NAS-Bench CSV files "
                                                 "(the chosen cell's table values; needed "
@@ -79,7 +84,11 @@ def search(
                                          "evaluate (default 100)."),
     evaluate: str | None = typer.Option(None, help="multi-trial: the evaluator, table "
                                            "(NAS-Bench-201's accuracy; --space nb201 "
-                                           "--benchmark-dir)."),
+                                           "--benchmark-dir), supernet (SPOS: a "
+                                           "single-path supernet trained on the data) "
+                                           "or train (each candidate trained with the "
+                                           "--train-epochs budget, scored on held-out "
+                                           "training images; any space)."),
     fidelity: int | None = typer.Option(None, help="--evaluate table: the "
                                            "accuracy the search sees, 12 (default) or "
                                            "200 epochs (CIFAR-10)."),
@@ -87,6 +96,20 @@ def search(
                                              "(default 50)."),
     sample_size: int | None = typer.Option(None, help="evolution: tournament size "
                                               "(default 10)."),
+    measure_top: int | None = typer.Option(None, help="multi-trial: after the search, "
+                                              "measure on the device up to K finalists "
+                                              "(the Pareto set of the visited candidates "
+                                              "by accuracy and predicted latency; "
+                                              "default 5, 0: none)."),
+    storage: str | None = typer.Option(None, help="multi-trial: the study's database, "
+                                          "postgresql://USER@HOST/DB, mysql://... or "
+                                          "sqlite:///PATH (default: the run's own "
+                                          "study.db); `nasbench worker` processes on "
+                                          "any machine join it."),
+    beam: int | None = typer.Option(None, help="pnas: cells kept per stage, the beam K "
+                                       "(default 8; paper 256)."),
+    predictor_kind: str | None = typer.Option(None, help="pnas: the accuracy predictor, "
+                                                 "ensemble (default), mlp or forest."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or log echo."),
     json_out: bool = typer.Option(False, "--json", help="Print result.json to stdout."),
     latency_loss: str | None = typer.Option(None, help="proxyless: add#linear (CE + lambda "
@@ -102,6 +125,32 @@ def search(
                                                "(default 1.0)."),
     warmup_epochs: int | None = typer.Option(None, help="proxyless: weight-only warm-up "
                                                 "epochs before the search epochs."),
+    supernet_epochs: int | None = typer.Option(None, help="--evaluate supernet (SPOS): "
+                                                  "epochs of single-path training "
+                                                  "(default 3)."),
+    supernet_steps: int | None = typer.Option(None, help="--evaluate supernet: cap on "
+                                                 "steps per epoch (default 20)."),
+    supernet_channels: int | None = typer.Option(None, help="--evaluate supernet: the "
+                                                    "supernet's channels (default 8)."),
+    supernet_layers: int | None = typer.Option(None, help="--evaluate supernet: its cells "
+                                                  "(default: nb201 2 per stage, darts 5)."),
+    supernet_lr: float | None = typer.Option(None, help="--evaluate supernet: SGD learning "
+                                                "rate, cosine to 0 (default 0.05)."),
+    controller_hidden: int | None = typer.Option(None, help="enas: the controller LSTM's "
+                                                    "hidden size (default 100)."),
+    controller_lr: float | None = typer.Option(None, help="enas: the controller's Adam "
+                                                  "learning rate (quick 1e-2, paper "
+                                                  "3.5e-4)."),
+    controller_steps: int | None = typer.Option(None, help="enas: controller steps per "
+                                                   "epoch, after the weight steps."),
+    controller_aggregate: int | None = typer.Option(None, help="enas: sampled "
+                                                       "architectures per controller step."),
+    entropy_weight: float | None = typer.Option(None, help="enas: REINFORCE's entropy "
+                                                   "bonus (default 1e-4)."),
+    baseline_decay: float | None = typer.Option(None, help="enas: decay of the reward's "
+                                                   "moving-average baseline (0.99)."),
+    derive_samples: int | None = typer.Option(None, help="enas: architectures sampled from "
+                                                 "the trained controller to pick from."),
 ):
     """Search an architecture for accuracy and device cost, retrain it, measure it."""
     from ..run.config import parse_latency
@@ -119,6 +168,7 @@ def search(
                   deploy_batch=batch, dataset=dataset, data_dir=data_dir,
                   download=download or None, epochs=epochs, train_epochs=train_epochs,
                   batch_size=batch_size, seed=seed, threads=threads, out=out,
+                  sync_bn=sync_bn or None,
                   references=references, benchmark_dir=benchmark_dir)
     if dataset is None and data_dir is not None:
         common["dataset"] = "cifar10"
@@ -130,7 +180,14 @@ def search(
     own = {"trials": {"--trials": ("trials", trials), "--evaluate": ("evaluate", evaluate),
                       "--fidelity": ("fidelity", fidelity),
                       "--population": ("population", population),
-                      "--sample-size": ("sample_size", sample_size)},
+                      "--sample-size": ("sample_size", sample_size),
+                      "--measure-top": ("measure_top", measure_top),
+                      "--storage": ("storage", storage),
+                      "--supernet-epochs": ("supernet_epochs", supernet_epochs),
+                      "--supernet-steps": ("supernet_steps", supernet_steps),
+                      "--supernet-channels": ("supernet_channels", supernet_channels),
+                      "--supernet-layers": ("supernet_layers", supernet_layers),
+                      "--supernet-lr": ("supernet_lr", supernet_lr)},
            "proxyless": {"--latency-loss": ("latency_loss", latency_loss),
                          "--grad-estimator": ("grad_estimator", grad_estimator),
                          "--space-config": ("space_config", space_config),
@@ -140,23 +197,37 @@ def search(
                      "--eval-channels": ("eval_channels", eval_channels),
                      "--eval-layers": ("eval_layers", eval_layers),
                      "--order": ("order", order if order != "first" else None)}}
+    own["enas"] = {**{k: v for k, v in own["darts"].items() if k != "--order"},
+                   "--controller-hidden": ("controller_hidden", controller_hidden),
+                   "--controller-lr": ("controller_lr", controller_lr),
+                   "--controller-steps": ("controller_steps", controller_steps),
+                   "--controller-aggregate": ("controller_aggregate", controller_aggregate),
+                   "--entropy-weight": ("entropy_weight", entropy_weight),
+                   "--baseline-decay": ("baseline_decay", baseline_decay),
+                   "--derive-samples": ("derive_samples", derive_samples)}
+    own["pnas"] = {**own["trials"], "--beam": ("beam", beam),
+                   "--predictor-kind": ("predictor_kind", predictor_kind)}
     from ..searchers import TrialConfig
-    mine = ("trials" if issubclass(cls, TrialConfig) else
-            "proxyless" if method == "proxyless" else "darts")
+    mine = ("pnas" if method == "pnas" else
+            "trials" if issubclass(cls, TrialConfig) else
+            "proxyless" if method == "proxyless" else
+            "enas" if method == "enas" else "darts")
     for other in own:
-        given = [k for k, (_, v) in own[other].items() if v is not None] \
-            if other != mine else []
+        given = [k for k, (_, v) in own[other].items()
+                 if v is not None and k not in own[mine]] if other != mine else []
         if given:
             what = {"darts": "describe the DARTS networks; --method proxyless searches the "
                              "deploy network itself (use --space-config and --width-mult)"
                              if mine == "proxyless" else "describe the DARTS / "
                              "NAS-Bench-201 supernets (--method darts or pcdarts)",
                     "proxyless": "apply to --method proxyless only",
+                    "enas": "apply to --method enas only",
+                    "pnas": "apply to --method pnas only",
                     "trials": "apply to the multi-trial methods (random, evolution, tpe, "
-                              "nsga2)"}[other]
+                              "nsga2, pnas)"}[other]
             raise UserError(f"{', '.join(given)} {what}")
     common.update({name: v for name, v in own[mine].values()})
-    if mine == "trials":
+    if mine in ("trials", "pnas"):
         if cost_weight is not None:
             raise UserError("--cost-weight applies to the one-shot methods; multi-trial "
                             "methods filter by --latency-target")
@@ -164,6 +235,11 @@ def search(
         if cost_weight is not None:
             form = latency_loss or ("mul#log" if preset == "paper" else "add#linear")
             common["loss_beta" if form == "mul#log" else "loss_lambda"] = cost_weight
+    elif mine == "enas":
+        if cost_weight is not None:
+            raise UserError("--cost-weight applies to darts, pcdarts and proxyless; enas's "
+                            "reward is MnasNet's acc x (lat/target)^w: give "
+                            "--latency-target (and --soft-target)")
     else:
         common["cost_weight"] = cost_weight
     cfg = cls.from_preset(preset, method, **common)
@@ -179,8 +255,11 @@ def _out_only(out: str):
 
 
 def _finish(result, json_out: bool, quiet: bool):
-    """Prints the result (JSON or the summary); exits 130 when interrupted."""
+    """Prints the result (JSON or the summary); exits 130 when interrupted. A torchrun
+    rank other than 0 (status "worker") prints nothing: rank 0 reports the run."""
     from ..run.result import summary_lines
+    if result.status == "worker":
+        return result
     if json_out:
         sys.stdout.write(json.dumps(result.to_dict(), default=str, indent=1) + "\n")
     elif not quiet:

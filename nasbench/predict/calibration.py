@@ -140,10 +140,10 @@ def load_calibration(lut: LUT, batch: int | None = None) -> Calibration | None:
     p = calibration_path(lut.path, batch)
     if not p.is_file():
         return None
-    try:
-        c = Calibration.from_dict(json.loads(p.read_text()))
-    except (ValueError, KeyError, TypeError):
-        return None
+    from ..errors import read_state
+    c = read_state(p, lambda q: Calibration.from_dict(json.loads(q.read_text())),
+                   "calibration file", "delete it or fit it again with nasbench lut "
+                   "calibrate")
     return c if c.lut_sha256 == lut.sha256() and c.batch == batch else None
 
 

@@ -95,6 +95,9 @@ class RunConfig(DictConfig):
     out: str = "runs"
     threads: int | None = None
     measure: bool = True                  # measure the derived deploy network on device
+    # torchrun (data-parallel one-shot search): BatchNorm statistics of the whole batch
+    # (exact, one all-reduce per layer) instead of each rank's slice (faster)
+    sync_bn: bool = False
     # reference networks for the report (trained with the retrain budget, measured);
     # comma-separated names of nasbench.references.REFERENCES, "" for none
     references: str = "resnet20,mobilenetv2,darts_v2,pc_darts"

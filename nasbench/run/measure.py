@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 
 import torch
 
@@ -113,3 +114,90 @@ def measure_deploy(net, deploy, device: str, log, lut=None) -> dict:
         line += f"; {m['latency_corrected_ms']:.3f} ms in the LUT's time base (drift anchor)"
     log(line)
     return m
+
+
+def measure_arch(arch, deploy, device, log, lut=None, *, net=None, space=None) -> dict:
+    """Returns the device's figures of ``arch``'s deploy network: a tabular device
+    (``hw-nas-bench:DEV``) answers from its table (``source`` says so: not measured
+    here; a table value, not a measurement); any other device measures ``net`` (default
+    ``space.build(arch)``) with :func:`measure_deploy` (its dict, or {"error": ...})."""
+    from ..benchmarks.tabular import TabularDevice
+    if isinstance(device, TabularDevice):
+        m = device.measure(arch)
+        lat = (m.get("latency_ms") or {}).get("median")
+        log(f"{device.spec}: table latency "
+            + (f"{lat:.3f} ms" if lat is not None else "none")
+            + " (HW-NAS-Bench, not measured here)")
+        return m
+    return measure_deploy(net if net is not None else space.build(arch), deploy, device,
+                          log, lut)
+
+
+def finalists(visited: list[dict], k: int) -> list[dict]:
+    """Returns up to ``k`` of the ``visited`` records (``{"arch", "accuracy": %, "cost":
+    {"latency": ms, ...}}``) on their Pareto front by accuracy (max) and latency (min),
+    fastest first; a front larger than ``k`` is thinned to ``k`` points spread evenly
+    along it (its fastest and its most accurate always kept). Records without both
+    figures are left out; an architecture visited twice counts once."""
+    import numpy as np
+
+    from reports.pareto import non_dominated_mask
+    if k <= 0:
+        return []
+    seen, pool = set(), []
+    for v in visited:
+        lat, acc = (v.get("cost") or {}).get("latency"), v.get("accuracy")
+        key = json.dumps(v["arch"], sort_keys=True)
+        if lat is None or acc is None or key in seen:
+            continue
+        seen.add(key)
+        pool.append(v)
+    if not pool:
+        return []
+    pts = np.array([[v["accuracy"], v["cost"]["latency"]] for v in pool], dtype=float)
+    front = [v for v, keep in zip(pool, non_dominated_mask(pts, ["max", "min"]),
+                                  strict=True) if keep]
+    front.sort(key=lambda v: (v["cost"]["latency"], -v["accuracy"]))
+    if len(front) > k:
+        picks = sorted({int(round(i)) for i in np.linspace(0, len(front) - 1, k)})
+        front = [front[i] for i in picks]
+    return front
+
+
+def measure_finalists(visited: list[dict], k: int, space, deploy, device, predictor, log,
+                      lut=None, known: dict | None = None, signal: str = "") -> list[dict]:
+    """Measures the :func:`finalists` of a multi-trial search on the device (as the
+    runner measures its derived network: :func:`measure_arch`) and returns their
+    candidate records (role "finalist"): the search's accuracy (%, ``accuracy_kind``
+    "validation": the evaluator's signal, ``signal`` in words), the predicted (LUT)
+    and measured latency (ms), ``latency_source`` ("measured", or "table" for a
+    HW-NAS-Bench device: its values are read, not measured), the visit's ``query``.
+    ``known``: {architecture id: measurement} already taken (the derived network's)."""
+    from ..benchmarks.tabular import TabularDevice
+    from ..candidates import candidate
+    known = known or {}
+    shape = (deploy.batches[0], deploy.in_channels, deploy.input_size, deploy.input_size)
+    table = isinstance(device, TabularDevice)
+    out = []
+    for i, v in enumerate(finalists(visited, k), 1):
+        arch = space.arch_from_dict(v["arch"])
+        aid = space.arch_id(arch)
+        net = space.build(arch)
+        if aid in known:
+            m = known[aid]
+        else:
+            log(f"finalist {i}: {space.summary(arch)}: accuracy {v['accuracy']:.2f} %, "
+                f"predicted {v['cost']['latency']:.3f} ms")
+            m = measure_arch(arch, deploy, device, log, lut, net=net)
+        c = candidate(f"finalist {i}", "finalist", arch=arch, space=space.name,
+                      predicted=predictor.predict(arch), measured=m,
+                      params=sum(p.numel() for p in net.parameters()),
+                      macs=conv_linear_macs(net, shape))
+        c.update({"accuracy": float(v["accuracy"]), "accuracy_kind": "validation",
+                  "accuracy_signal": signal, "query": v.get("query"),
+                  "search_cost": v["cost"],
+                  "latency_source": "table" if table else "measured"})
+        if "error" in m:
+            c["measure_error"] = m["error"]
+        out.append(c)
+    return out

@@ -27,7 +27,8 @@ class SearchResult:
 
     run_dir: Path
     method: str
-    status: str                          # "complete" | "interrupted"
+    status: str                          # "complete" | "interrupted" | "worker" (a
+    #                                      torchrun rank > 0: the search phase only)
     genotype: object = None              # the space's architecture value
     derived_genotype: object = None      # before any hard-target repair
     test_acc: float | None = None
@@ -52,6 +53,9 @@ class SearchResult:
     headline: str = ""                   # the method in words ("darts (first order)")
     space: str = ""
     visited: list = field(default_factory=list)   # what the searcher evaluated
+    #: multi-trial --measure-top: the Pareto finalists' candidate records (role
+    #: "finalist": search accuracy, predicted and measured or table latency)
+    finalists: list = field(default_factory=list)
     table: dict | None = None            # nb201 with a benchmark dir: the cell's table row
 
     @property
@@ -94,7 +98,7 @@ class SearchResult:
             d["target"] = {**self.target, "metric": "latency",
                            "value": self.target.get("target_ms"), "unit": "ms"}
         d["candidates"] = ([c] if (c := self.derived_candidate()) else []) + \
-            list(self.references)
+            list(self.references) + list(self.finalists)
         return d
 
 
@@ -162,6 +166,14 @@ def summary_lines(r: SearchResult) -> list[str]:
                      + f" latency {r.measured['latency_ms']['median']:.3f} ms (median)"
                      + (f", {r.measured['latency_corrected_ms']:.3f} ms in the LUT's time "
                         f"base (drift anchor)" if "latency_corrected_ms" in r.measured else ""))
+    for f in r.finalists:
+        lat = f["latency_ms"]
+        got = (lat["measured"] or {}).get("median")
+        lines.append(f"  {f['name']} ({f['genotype_summary']}): accuracy {f['accuracy']:.2f} "
+                     f"% ({f['accuracy_kind']}); latency predicted "
+                     + (f"{lat['predicted']:.3f}" if lat["predicted"] is not None else "n/a")
+                     + f" ms, {'table' if f['latency_source'] == 'table' else 'measured'} "
+                     + (f"{got:.3f} ms" if got is not None else "n/a"))
     if r.target:
         lines.append(("hard target: " if r.target["hard"] else "target: ") + r.target["message"])
     if r.params:

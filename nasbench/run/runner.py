@@ -27,7 +27,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -55,10 +57,12 @@ def resolve_lut(cfg, space, device, quiet: bool = False) -> tuple[LUT, Path]:
     this device and deploy network (profiled first when absent). Raises UserError for a
     missing/corrupt LUT or one recorded for another device, space or network."""
     from ..profiling import ensure_lut
+    from .distributed import main_first
     if cfg.lut:
         path = Path(cfg.lut).expanduser()
     else:
-        path = ensure_lut(device, space.deploy, quiet=quiet)
+        with main_first():        # torchrun: rank 0 profiles, the others then read
+            path = ensure_lut(device, space.deploy, quiet=quiet)
     try:
         lut = LUT.load(path)
         if lut.incomplete():
@@ -78,7 +82,9 @@ def resolve_tabular_lut(cfg, device) -> tuple[LUT, Path]:
     """Returns the LUT of a HW-NAS-Bench device: ``cfg.lut`` (one fitted to the same
     device) or the fitted LUT from the cache (fitted first when absent)."""
     if not cfg.lut:
-        return device.lut()
+        from .distributed import main_first
+        with main_first():        # torchrun: rank 0 fits it, the others then read
+            return device.lut()
     path = Path(cfg.lut).expanduser()
     try:
         lut = LUT.load(path)
@@ -122,7 +128,21 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
 
     ``resume`` is a run directory (or its name under ``config.out``); the run continues
     with its own saved config (``expect_method``: the methods a caller accepts).
-    ``_interrupt_after_steps`` simulates Ctrl-C after that many steps (tests)."""
+    ``_interrupt_after_steps`` simulates Ctrl-C after that many steps (tests).
+
+    Launched by torchrun, the ranks search data-parallel (:mod:`.distributed`); rank 0
+    returns the result, the others (silent, writing nothing) return theirs with status
+    "worker" after the search phase."""
+    from . import distributed
+    with distributed.session():
+        return _search(config, resume, quiet or not distributed.is_main(), lut,
+                       expect_method, _interrupt_after_steps)
+
+
+def _search(config, resume, quiet, lut, expect_method, _interrupt_after_steps
+            ) -> SearchResult:
+    """The body of :func:`run_search` (inside torchrun's process group, if any)."""
+    from . import distributed
     t_start = time.time()
     ckpt = None
     if resume is not None:
@@ -141,13 +161,72 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
         ensure_writable(cfg.out, "--out", folder=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    searcher_cls = get_searcher(cfg.method)
-
+    if distributed.is_distributed():
+        distributed.check_searcher(get_searcher(cfg.method))
     # ---- everything that can fail on user input happens before the run dir exists ----
+    st = build_context(cfg, quiet=quiet)
+    searcher, ctx, space, deploy, data, device = (st.searcher, st.ctx, st.space, st.deploy,
+                                                  st.data, st.device)
+    lut_obj, lut_path, predictor, pending, cl = (st.lut, st.lut_path, st.predictor,
+                                                 st.pending, st.channels_last)
+
+    if distributed.is_distributed():
+        pending.append(distributed.describe(cfg.batch_size))
+    if run_dir is None:
+        if distributed.is_main():                  # torchrun: rank 0 writes the run
+            run_dir = new_run_dir(cfg.out, cfg.method)
+        run_dir = Path(distributed.broadcast_object(str(run_dir)))
+        cfg = cfg.replace(lut=str(lut_path))
+        ctx.config = cfg
+        if distributed.is_main():
+            write_json(run_dir / "config.json", cfg.to_dict())
+            write_json(run_dir / "lut.json", {"path": str(lut_path),
+                                              "sha256": lut_obj.sha256(),
+                                              "provenance": lut_obj.provenance})
+    import contextlib
+
+    from .util import exclusive
+    # two writers of one run: the second fails (torchrun's other ranks write nothing)
+    with (exclusive(run_dir, "run directory") if distributed.is_main()
+          else contextlib.nullcontext()):
+        searcher.bind(run_dir)
+        return _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj,
+                    lut_path, predictor, pending, cl, quiet, t_start,
+                    _interrupt_after_steps)
+
+
+@dataclass
+class RunSetup:
+    """What :func:`build_context` resolves for a run: the searcher (set up) and its
+    context, the space and deploy network, the data, the device, the LUT and its path,
+    the predictor, setup's log lines (``pending``) and ``channels_last``."""
+
+    searcher: Any
+    ctx: SearchContext
+    space: Any
+    deploy: Any
+    data: Any
+    device: Any
+    lut: LUT
+    lut_path: Path
+    predictor: Any
+    pending: list[str]
+    channels_last: bool
+
+
+def build_context(cfg, *, quiet: bool = False) -> RunSetup:
+    """Returns the :class:`RunSetup` of a validated config: the data, the space at its
+    deploy network, the device (once), the LUT (profiled first when absent) and the
+    predictor, the evaluator and the searcher, set up and seeded with ``cfg.seed``.
+    Writes nothing; raises UserError on bad input (``nasbench worker`` builds the same
+    context as the run it joins)."""
     from ..data import load_dataset
     from ..predict.predictor import Predictor
     from ..profiling import DeviceHandle
-    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download, cfg.data_input_size)
+    searcher_cls = get_searcher(cfg.method)
+    from .distributed import main_first
+    with main_first():                             # torchrun: rank 0 downloads first
+        data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download, cfg.data_input_size)
     deploy = cfg.deploy(num_classes=data.num_classes, in_channels=data.in_channels)
     space = get_space(cfg.space)(deploy)
     from ..benchmarks.tabular import TabularDevice, is_tabular
@@ -171,26 +250,16 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
     from ..searchers.evaluate import make_evaluator
     ctx.evaluator = make_evaluator(cfg, ctx)
     searcher.setup(ctx)
-
-    if run_dir is None:
-        run_dir = new_run_dir(cfg.out, cfg.method)
-        cfg = cfg.replace(lut=str(lut_path))
-        ctx.config = cfg
-        write_json(run_dir / "config.json", cfg.to_dict())
-        write_json(run_dir / "lut.json", {"path": str(lut_path), "sha256": lut_obj.sha256(),
-                                          "provenance": lut_obj.provenance})
-    from .util import exclusive
-    with exclusive(run_dir, "run directory"):   # two writers of one run: the second fails
-        return _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj,
-                    lut_path, predictor, pending, cl, quiet, t_start,
-                    _interrupt_after_steps)
+    return RunSetup(searcher, ctx, space, deploy, data, device, lut_obj, lut_path,
+                    predictor, pending, cl)
 
 
 def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj, lut_path,
          predictor, pending, cl, quiet, t_start, _interrupt_after_steps):
     """The run proper, under the run directory's lock (see :func:`run_search`)."""
-    from ..benchmarks.tabular import is_tabular
-    log = Logger(run_dir / "search.log", quiet)
+    from . import distributed
+    main = distributed.is_main()                # torchrun: only rank 0 writes
+    log = Logger(run_dir / "search.log" if main else None, quiet)
     if ckpt is None:
         log(f"run {run_dir}: {cfg.headline()}, objective {cfg.objective}, "
             f"preset {cfg.preset}, dataset {cfg.dataset}")
@@ -227,6 +296,8 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
         if state["phase"] in ("search", "train"):   # evaluate is timed apart, once
             state["durations"][state["phase"]] += now - t_phase[0]
         t_phase[0] = now
+        if not main:
+            return
         own = {"history": history, "rng": rng_state(), "config": cfg.to_dict(), **state}
         mine = searcher.state_dict()
         clash = set(mine) & set(own)
@@ -247,7 +318,8 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
     def interrupted() -> SearchResult:
         result.durations_s = dict(state["durations"])
         result.visited = searcher.visited()
-        write_json(run_dir / "result.json", result.to_dict())
+        if main:
+            write_json(run_dir / "result.json", result.to_dict())
         return result
 
     try:
@@ -269,10 +341,20 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
                     history.append(searcher.run_epoch(state["epoch"], on_step))
                     log(searcher.epoch_line(history[-1]))
                     state["epoch"] += 1
-                    write_json(run_dir / "history.json", history)
+                    if distributed.is_distributed():     # raises if the ranks diverged
+                        distributed.check_replicas(searcher.model)
+                    if main:
+                        write_json(run_dir / "history.json", history)
                     save_checkpoint()
                     prog.update(ep_task, completed=state["epoch"])
                 state["phase"] = "derive"
+                if distributed.is_distributed():
+                    log(f"data-parallel search done: weights and architecture "
+                        f"parameters bit-identical on all {distributed.world()} processes")
+            if not main:             # torchrun: the rest of the run is rank 0's
+                result.status = "worker"
+                result.durations_s = dict(state["durations"])
+                return result
 
             # ---------------- derive ----------------
             arch = _derive(searcher, predictor, cfg, result, log)
@@ -305,7 +387,7 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
 
     # ---------------- evaluate, predict, measure ----------------
     from ..train import evaluate
-    from .measure import count_complexity, measure_deploy
+    from .measure import count_complexity, measure_arch, measure_finalists
     t_eval = time.time()
     try:
         if cfg.train_epochs > 0:
@@ -335,12 +417,15 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
             deploy_net.load_state_dict(net.state_dict())
             deploy_net.eval()
         result.params, result.macs = count_complexity(deploy_net, deploy)
-        if cfg.measure and is_tabular(cfg.device):
-            result.measured = device.measure(arch)
-            log(f"{cfg.device}: table latency {result.measured['latency_ms']['median']:.3f} "
-                f"ms (HW-NAS-Bench, not measured here)")
-        elif cfg.measure:
-            result.measured = measure_deploy(deploy_net, deploy, device, log, lut_obj)
+        if cfg.measure:
+            result.measured = measure_arch(arch, deploy, device, log, lut_obj, net=deploy_net)
+        if cfg.measure and getattr(cfg, "measure_top", 0):
+            # multi-trial: the finalists' predicted latency against the device's
+            ev = getattr(ctx, "evaluator", None)
+            result.finalists = measure_finalists(
+                searcher.visited(), cfg.measure_top, space, deploy, device, predictor, log,
+                lut_obj, known={space.arch_id(arch): result.measured},
+                signal=getattr(ev, "signal", ""))
         if cfg.reference_list:
             from ..references import reference_candidates
             result.references = reference_candidates(
@@ -461,6 +546,17 @@ def _retrain(cfg, data, space, arch, cl, state, prog, objs, interrupt_check, sav
         objs["steps"] = 0
         prog.update(ep_task, completed=state["train_epoch"])
     return net, test_q, tr_history
+
+
+def train_candidate(cfg, data, space, arch, channels_last: bool = False, log=None):
+    """Trains ``arch`` as the runner retrains its derived network (:func:`_retrain`: the
+    same build, budget, schedule and seed), without progress bars or checkpoints, on
+    ``data.train``; returns (network, loader of ``data.test``, history). The ``train``
+    evaluator passes a data set whose "test" split is a held-out part of the training
+    split."""
+    state = {"phase": "train", "train_epoch": 0, "train": None}
+    return _retrain(cfg, data, space, arch, channels_last, state, Progress(True), {},
+                    lambda: None, lambda *_: None, log or (lambda *_: None))
 
 
 def complete_run(result: SearchResult, durations_s: dict, lut_path: Path, log

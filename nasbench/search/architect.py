@@ -28,26 +28,37 @@ from torch.func import functional_call
 
 
 def weight_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-                y: torch.Tensor, grad_clip: float | None = 5.0) -> tuple[float, torch.Tensor]:
+                y: torch.Tensor, grad_clip: float | None = 5.0, arch=None,
+                forward: nn.Module | None = None) -> tuple[float, torch.Tensor]:
     """Does one SGD step on the network weights; returns (loss, detached logits).
 
     The architecture parameters are frozen during the step, so the softmax weights are
-    constants and no op output is kept for an alpha gradient."""
-    arch = model.arch_parameters()
-    for a in arch:
+    constants and no op output is kept for an alpha gradient. Given ``arch``, the step
+    is that single path's (SPOS, ENAS): the other ops get no gradient, so SGD leaves
+    them (and their momentum and weight decay) alone. ``forward``: the module the
+    forward runs through when it is not ``model`` itself (its data-parallel wrapper,
+    :func:`nasbench.run.distributed.data_parallel`)."""
+    alphas = model.arch_parameters()
+    for a in alphas:
         a.requires_grad_(False)
     try:
         optimizer.zero_grad(set_to_none=True)
-        logits = model(x)
+        net = forward or model
+        logits = net(x) if arch is None else net(x, arch=arch)
         loss = F.cross_entropy(logits, y)
         loss.backward()
         if grad_clip:
             nn.utils.clip_grad_norm_(model.weights(), grad_clip)
         optimizer.step()
     finally:
-        for a in arch:
+        for a in alphas:
             a.requires_grad_(True)
     return float(loss.detach()), logits.detach()
+
+
+def _same(grads, n: int) -> list:
+    """Returns ``grads`` as a list (the reduction of a single process)."""
+    return list(grads)
 
 
 class Architect:
@@ -57,15 +68,21 @@ class Architect:
     product (0.01 in the DARTS paper; smaller values are more exact in float64).
 
     ``penalty`` (optional) maps the model to ``(cost_penalty_tensor, info_dict)``; its
-    gradient is added to the accuracy gradient (the penalty depends on alpha only)."""
+    gradient is added to the accuracy gradient (the penalty depends on alpha only).
+
+    ``reduce`` (optional; data-parallel runs: :func:`nasbench.run.distributed.
+    average_grads`) maps the gradients of a batch slice and the slice's size to those
+    of the whole batch; every data gradient of the step goes through it."""
 
     def __init__(self, model: nn.Module, *, lr: float = 3e-4, betas=(0.5, 0.999),
                  weight_decay: float = 1e-3, order: str = "first", momentum: float = 0.9,
                  network_weight_decay: float = 3e-4, fd_radius: float = 1e-2,
-                 penalty: Callable[[nn.Module], tuple[torch.Tensor, dict]] | None = None):
+                 penalty: Callable[[nn.Module], tuple[torch.Tensor, dict]] | None = None,
+                 reduce: Callable[[list, int], list] | None = None):
         if order not in ("first", "second"):
             raise ValueError(f"order must be 'first' or 'second', not {order!r}")
         self.model = model
+        self.reduce = reduce or _same
         self.order = order
         self.momentum = momentum
         self.network_weight_decay = network_weight_decay
@@ -82,7 +99,8 @@ class Architect:
         logits = self.model(x_val)
         self._last_correct = int((logits.detach().argmax(1) == y_val).sum())
         loss = F.cross_entropy(logits, y_val)
-        return list(torch.autograd.grad(loss, arch)), float(loss.detach())
+        return self.reduce(torch.autograd.grad(loss, arch), y_val.shape[0]), \
+            float(loss.detach())
 
     def second_order_grads(self, x_train, y_train, x_val, y_val, eta: float,
                            w_optimizer: torch.optim.Optimizer | None = None
@@ -101,7 +119,7 @@ class Architect:
 
         # w' = w - eta * (momentum buffer + grad + wd * w), as the DARTS code does
         loss = F.cross_entropy(call(weights, x_train), y_train)
-        grads = torch.autograd.grad(loss, weights)
+        grads = self.reduce(torch.autograd.grad(loss, weights), y_train.shape[0])
         unrolled = []
         for p, g in zip(weights, grads, strict=False):
             step = g + self.network_weight_decay * p.detach()
@@ -115,23 +133,28 @@ class Architect:
         logits = call(unrolled, x_val)
         self._last_correct = int((logits.detach().argmax(1) == y_val).sum())
         val_loss = F.cross_entropy(logits, y_val)
-        g = torch.autograd.grad(val_loss, arch + unrolled)
+        g = self.reduce(torch.autograd.grad(val_loss, arch + unrolled), y_val.shape[0])
         d_alpha, v = g[:len(arch)], g[len(arch):]
         hvp = self.hessian_vector_product(v, call, weights, arch, x_train, y_train,
-                                          self.fd_radius)
+                                          self.fd_radius, self.reduce)
         out = [da - eta * h for da, h in zip(d_alpha, hvp, strict=False)]
         return out, float(val_loss.detach())
 
     @staticmethod
-    def hessian_vector_product(v, call, weights, arch, x, y, r: float = 1e-2):
+    def hessian_vector_product(v, call, weights, arch, x, y, r: float = 1e-2,
+                               reduce=None):
         """Returns the finite-difference d2L_train/(dalpha dw) . v for each arch param
-        (central difference with step R = r / ||v|| along v)."""
+        (central difference with step R = r / ||v|| along v; ``reduce``: see the class
+        doc)."""
+        reduce = reduce or _same
         norm = torch.sqrt(sum((t.detach() ** 2).sum() for t in v))
         R = r / norm
         plus = [p.detach() + R * t for p, t in zip(weights, v, strict=False)]
-        g_plus = torch.autograd.grad(F.cross_entropy(call(plus, x), y), arch)
+        g_plus = reduce(torch.autograd.grad(F.cross_entropy(call(plus, x), y), arch),
+                        y.shape[0])
         minus = [p.detach() - R * t for p, t in zip(weights, v, strict=False)]
-        g_minus = torch.autograd.grad(F.cross_entropy(call(minus, x), y), arch)
+        g_minus = reduce(torch.autograd.grad(F.cross_entropy(call(minus, x), y), arch),
+                         y.shape[0])
         return [(a - b) / (2 * R) for a, b in zip(g_plus, g_minus, strict=False)]
 
     # ---- step ---------------------------------------------------------------------------

@@ -57,33 +57,26 @@ PRESETS = ("quick", "paper")
 
 
 @dataclass
-class DARTSConfig(RunConfig):
-    """The DARTS / PC-DARTS settings on top of :class:`~nasbench.run.config.RunConfig`:
-    the search network, the weight and architecture optimisers, the cost weight, the
-    deploy network's size and the size of the retrained copy.
+class SupernetConfig(RunConfig):
+    """The settings every searcher that trains a space's supernet (``darts``, ``nb201``:
+    :meth:`~nasbench.spaces.base.SearchSpace.supernet`) shares, on top of
+    :class:`~nasbench.run.config.RunConfig`: the search network's size and its weight
+    optimiser (SGD, cosine from ``learning_rate`` to ``learning_rate_min`` over the
+    epochs), the deploy network's size and the size of the retrained copy. DARTS and ENAS
+    add their own fields by subclassing it.
 
     Units: learning rates per step, sizes in pixels/channels."""
 
-    METHODS: ClassVar[tuple[str, ...]] = METHODS
-
-    method: str = "darts"                 # darts | pcdarts
     space: str = "darts"
-    order: str = "first"                  # first | second (DARTS paper eq. 7-8)
     # search network
     channels: int = 8
     layers: int = 5
     steps: int = 4
     multiplier: int = 4
     stem_multiplier: int = 3
-    partial_k: int = 4                    # PC-DARTS only
     learning_rate: float = 0.025
     learning_rate_min: float = 0.001
     weight_decay: float = 3e-4
-    arch_learning_rate: float = 1e-2
-    arch_betas: tuple[float, float] = (0.5, 0.999)
-    arch_weight_decay: float = 1e-3
-    # cost
-    cost_weight: float | None = None      # None: 0.1 for the penalty, 1.0 for a target
     # deploy network (what the cost describes)
     eval_channels: int = 36
     eval_layers: int = 20
@@ -94,33 +87,14 @@ class DARTSConfig(RunConfig):
     auxiliary_weight: float = 0.0         # > 0 adds the DARTS auxiliary head
     drop_path_prob: float = 0.0
 
-    # ---- presets ------------------------------------------------------------------------
-
-    @classmethod
-    def preset_values(cls, preset: str, method: str) -> dict:
-        """Returns what ``paper`` changes: the DARTS (or PC-DARTS) paper's setting."""
-        if preset != "paper":
-            return {}
-        base = dict(channels=16, layers=8, epochs=50, steps_per_epoch=None, batch_size=64,
-                    learning_rate=0.025, learning_rate_min=0.001, arch_learning_rate=3e-4,
-                    train_epochs=600, train_max_steps=None, train_batch_size=96,
-                    train_learning_rate=0.025,
-                    train_channels=None, train_layers=None, auxiliary_weight=0.4,
-                    drop_path_prob=0.2, cutout=16, dataset="cifar10",
-                    references="")  # 600-epoch retrains of references: opt in
-        if method == "pcdarts":
-            base.update(partial_k=4, batch_size=256, learning_rate=0.1,
-                        learning_rate_min=0.0, arch_learning_rate=6e-4, warmup_epochs=15)
-        return base
-
     @classmethod
     def space_values(cls, space: str, preset: str, method: str) -> dict:
         """Returns what ``--space nb201`` changes: the deploy network is NAS-Bench-201's
         (C=16, N=5 cells per stage) and is itself retrained (no smaller copy); the
         supernet is that network at C=8, N=2 (quick) or itself (paper: the NAS-Bench-201
-        paper's DARTS setting, 50 epochs of batch 64; retrain: its 200-epoch schedule,
-        SGD lr 0.1, batch 256, wd 5e-4, no cutout). The DARTS reference networks are not
-        cells of this space: none by default."""
+        paper's one-shot setting, batch 64; retrain: its 200-epoch schedule, SGD lr 0.1,
+        batch 256, wd 5e-4, no cutout). The DARTS reference networks are not cells of
+        this space: none by default."""
         if space != "nb201":
             return {}
         out = dict(eval_channels=16, eval_layers=5, train_channels=None, train_layers=None,
@@ -128,53 +102,27 @@ class DARTSConfig(RunConfig):
         if preset == "quick":
             out.update(channels=8, layers=2)
         else:
-            out.update(channels=16, layers=5, batch_size=64, arch_learning_rate=3e-4,
-                       train_epochs=200, train_batch_size=256, train_learning_rate=0.1,
+            out.update(channels=16, layers=5, batch_size=64, train_epochs=200,
+                       train_batch_size=256, train_learning_rate=0.1,
                        train_weight_decay=5e-4, cutout=0)
-            if method == "pcdarts":
-                out.update(batch_size=256, learning_rate=0.1, learning_rate_min=0.0,
-                           arch_learning_rate=6e-4, warmup_epochs=15)
         return out
-
-    # ---- helpers ------------------------------------------------------------------------
 
     def validate(self) -> None:
         """Raises UserError (one line) for an out-of-range or unknown setting."""
         super().validate()
         if self.space not in SPACES:
             raise UserError(f"--method {self.method} searches the spaces "
-                            f"{', '.join(SPACES)}, not {self.space!r}")
-        if self.order not in ORDERS:
-            raise UserError(f"order must be first or second, got {self.order!r}")
+                            f"{', '.join(SPACES)} (their supernets), not {self.space!r}")
         for name in ("channels", "layers", "steps", "multiplier", "eval_channels",
-                     "eval_layers", "partial_k"):
+                     "eval_layers"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
         if self.space == "darts" and (self.layers < 3 or self.eval_layers < 3):
             raise UserError("layers must be at least 3 (a network has two reduction cells)")
         if self.multiplier > self.steps:
             raise UserError("multiplier cannot exceed the number of nodes (steps)")
-        if self.method == "pcdarts" and self.channels % self.partial_k:
-            raise UserError(f"PC-DARTS needs channels ({self.channels}) divisible by K "
-                            f"({self.partial_k})")
-        if self.cost_weight is not None and self.cost_weight < 0:
-            raise UserError(f"--cost-weight must be >= 0, got {self.cost_weight}")
-        for name in ("learning_rate", "arch_learning_rate"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
-
-    @property
-    def effective_cost_weight(self) -> float:
-        """Returns the cost weight in use: the given one, else 1.0 with a latency target
-        (weight of the relative excess) and 0.1 for the penalty form."""
-        if self.cost_weight is not None:
-            return self.cost_weight
-        return 1.0 if self.latency_target_ms is not None else 0.1
-
-    @property
-    def partial(self) -> int:
-        """Returns K for the supernet: 1 for DARTS, ``partial_k`` for PC-DARTS."""
-        return self.partial_k if self.method == "pcdarts" else 1
+        if not self.learning_rate > 0:
+            raise UserError(f"learning_rate must be positive, got {self.learning_rate}")
 
     def deploy(self, num_classes: int = 10, in_channels: int = 3):
         """Returns the DeployConfig of the network whose cost is optimised (the space's:
@@ -215,6 +163,90 @@ class DARTSConfig(RunConfig):
             return {}
         net.drop_path_prob = self.drop_path_prob * epoch / self.train_epochs
         return {"auxiliary_weight": self.auxiliary_weight}
+
+
+
+@dataclass
+class DARTSConfig(SupernetConfig):
+    """The DARTS / PC-DARTS settings on top of :class:`SupernetConfig`: the method, the
+    order of the architecture step, PC-DARTS's K, the architecture optimiser and the
+    cost weight.
+
+    Units: learning rates per step."""
+
+    METHODS: ClassVar[tuple[str, ...]] = METHODS
+
+    method: str = "darts"                 # darts | pcdarts
+    order: str = "first"                  # first | second (DARTS paper eq. 7-8)
+    partial_k: int = 4                    # PC-DARTS only
+    arch_learning_rate: float = 1e-2
+    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_weight_decay: float = 1e-3
+    # cost
+    cost_weight: float | None = None      # None: 0.1 for the penalty, 1.0 for a target
+
+    # ---- presets ------------------------------------------------------------------------
+
+    @classmethod
+    def preset_values(cls, preset: str, method: str) -> dict:
+        """Returns what ``paper`` changes: the DARTS (or PC-DARTS) paper's setting."""
+        if preset != "paper":
+            return {}
+        base = dict(channels=16, layers=8, epochs=50, steps_per_epoch=None, batch_size=64,
+                    learning_rate=0.025, learning_rate_min=0.001, arch_learning_rate=3e-4,
+                    train_epochs=600, train_max_steps=None, train_batch_size=96,
+                    train_learning_rate=0.025,
+                    train_channels=None, train_layers=None, auxiliary_weight=0.4,
+                    drop_path_prob=0.2, cutout=16, dataset="cifar10",
+                    references="")  # 600-epoch retrains of references: opt in
+        if method == "pcdarts":
+            base.update(partial_k=4, batch_size=256, learning_rate=0.1,
+                        learning_rate_min=0.0, arch_learning_rate=6e-4, warmup_epochs=15)
+        return base
+
+    @classmethod
+    def space_values(cls, space: str, preset: str, method: str) -> dict:
+        """Returns what ``--space nb201`` changes (:meth:`SupernetConfig.space_values`)
+        plus, in the paper preset, the NAS-Bench-201 paper's DARTS architecture learning
+        rate (and PC-DARTS's own setting)."""
+        out = super().space_values(space, preset, method)
+        if space == "nb201" and preset != "quick":
+            out.update(arch_learning_rate=3e-4)
+            if method == "pcdarts":
+                out.update(batch_size=256, learning_rate=0.1, learning_rate_min=0.0,
+                           arch_learning_rate=6e-4, warmup_epochs=15)
+        return out
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Raises UserError (one line) for an out-of-range or unknown setting."""
+        super().validate()
+        if self.order not in ORDERS:
+            raise UserError(f"order must be first or second, got {self.order!r}")
+        if self.partial_k < 1:
+            raise UserError(f"partial_k must be positive, got {self.partial_k}")
+        if self.method == "pcdarts" and self.channels % self.partial_k:
+            raise UserError(f"PC-DARTS needs channels ({self.channels}) divisible by K "
+                            f"({self.partial_k})")
+        if self.cost_weight is not None and self.cost_weight < 0:
+            raise UserError(f"--cost-weight must be >= 0, got {self.cost_weight}")
+        if not self.arch_learning_rate > 0:
+            raise UserError(f"arch_learning_rate must be positive, got "
+                            f"{self.arch_learning_rate}")
+
+    @property
+    def effective_cost_weight(self) -> float:
+        """Returns the cost weight in use: the given one, else 1.0 with a latency target
+        (weight of the relative excess) and 0.1 for the penalty form."""
+        if self.cost_weight is not None:
+            return self.cost_weight
+        return 1.0 if self.latency_target_ms is not None else 0.1
+
+    @property
+    def partial(self) -> int:
+        """Returns K for the supernet: 1 for DARTS, ``partial_k`` for PC-DARTS."""
+        return self.partial_k if self.method == "pcdarts" else 1
 
     def headline(self) -> str:
         """Returns the method's description for the log's first line."""

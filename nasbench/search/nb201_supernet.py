@@ -11,6 +11,10 @@ supernet's :class:`~nasbench.search.supernet.MixedOp` over the 5 NAS-Bench-201 o
 weighs its incoming edges by ``n x softmax(beta)`` over them (n inputs: uniform betas
 give the plain sum the derived cell computes).
 
+Given a cell, ``forward(x, arch=cell)`` runs its single path on the shared weights
+(SPOS, ENAS): each edge its one op, ``none`` contributing nothing (a node no op feeds is
+zeros, as in the derived cell); see :mod:`.supernet`.
+
 Derivation follows the NAS-Bench-201 paper's DARTS: every edge keeps the argmax of its
 alphas over all five ops, ``none`` included (a node sums all its edges, so there is no
 top-2 rule).
@@ -31,7 +35,7 @@ from ..spaces.nb201_cells import (
     fixed_instances,
     stage_plan,
 )
-from .supernet import MixedOp, Supernet, channel_shuffle
+from .supernet import MixedOp, Supernet, channel_shuffle, path_node
 
 #: for each node j >= 1, the positions in EDGES of its incoming edges
 NODE_EDGES = [[e for e, (_, jj) in enumerate(EDGES) if jj == j] for j in range(1, NODES)]
@@ -45,12 +49,22 @@ class NB201SearchCell(nn.Module):
         self.k = partial_k
         self.edges = nn.ModuleList(MixedOp(c, 1, NB201_OPS, partial_k) for _ in EDGES)
 
-    def forward(self, x, weights, edge_weights=None):
+    def forward(self, x, weights=None, edge_weights=None, path=None):
+        """Returns the cell output (the last node): the mixed cell under ``weights``
+        [6 x 5] (and PC-DARTS's ``edge_weights`` [6]), or, given ``path`` (an op index
+        into NB201_OPS per edge; ``partial_k`` 1), that single cell."""
         k = self.k
         states = [x]
         ins = [x if k == 1 else x[:, :x.shape[1] // k].contiguous()]
         relus = [F.relu(ins[0])]
         for edges in NODE_EDGES:
+            if path is not None:
+                s = path_node([(self.edges[e], EDGES[e][0], path[e]) for e in edges],
+                              ins, relus)
+                states.append(s)
+                ins.append(s)
+                relus.append(F.relu(s))
+                continue
             part = rest = None
             for e in edges:
                 i = EDGES[e][0]
@@ -135,12 +149,27 @@ class NB201SearchNetwork(Supernet):
         cell, whatever PC-DARTS's betas say)."""
         return None
 
-    def forward(self, x):
-        w, ew = F.softmax(self.alphas, dim=-1), self.edge_weights()
+    def forward(self, x, arch=None):
+        """Returns the logits of the mixed network under the alphas, or, given ``arch``
+        (an NB201Arch), of that cell's single path on the shared weights."""
+        if arch is not None:
+            w, ew, path = None, None, self.path_of(arch)["cell"]
+        else:
+            w, ew, path = F.softmax(self.alphas, dim=-1), self.edge_weights(), None
         s = self.stem(x)
         for layer in self.cells:
-            s = layer(s, w, ew) if isinstance(layer, NB201SearchCell) else layer(s)
+            s = layer(s, w, ew, path) if isinstance(layer, NB201SearchCell) else layer(s)
         return self.head(self.lastact(s))
+
+    def path_of(self, arch) -> dict:
+        """Returns the single path of a cell: ``{"cell": [op index into NB201_OPS per
+        edge]}``; raises ValueError for a PC-DARTS network or an unknown op."""
+        if self.partial_k > 1:
+            raise ValueError("single paths need a DARTS supernet (partial_k 1)")
+        if len(arch.ops) != len(EDGES):
+            raise ValueError(f"a NAS-Bench-201 cell has {len(EDGES)} edges, got "
+                             f"{len(arch.ops)}")
+        return {"cell": [self.primitives.index(op) for op in arch.ops]}
 
     def genotype(self) -> NB201Arch:
         """Returns the derived cell: each edge's argmax op (``none`` included)."""

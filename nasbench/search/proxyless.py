@@ -386,13 +386,16 @@ class ProxylessObjective:
 
 
 def weight_step(net: ProxylessSupernet, opt: torch.optim.Optimizer, x, y,
-                grad_clip: float | None = None, label_smoothing: float = 0.0):
+                grad_clip: float | None = None, label_smoothing: float = 0.0,
+                forward: nn.Module | None = None):
     """One weight step on a sampled single path; returns (loss, logits). Unused paths
-    keep ``grad=None``, so the optimiser neither decays nor moves them."""
+    keep ``grad=None``, so the optimiser neither decays nor moves them. ``forward``: the
+    module the forward runs through when it is not ``net`` (its data-parallel wrapper,
+    :func:`nasbench.run.distributed.data_parallel`)."""
     net.train()
     net.sample_single()
     opt.zero_grad(set_to_none=True)
-    logits = net(x)
+    logits = (forward or net)(x)
     loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
     loss.backward()
     if grad_clip:
@@ -402,9 +405,11 @@ def weight_step(net: ProxylessSupernet, opt: torch.optim.Optimizer, x, y,
 
 
 def binary_arch_step(net: ProxylessSupernet, objective: ProxylessObjective,
-                     arch_opt: torch.optim.Optimizer, xv, yv) -> dict:
+                     arch_opt: torch.optim.Optimizer, xv, yv, reduce=None) -> dict:
     """One architecture step with two-path binary gates on a validation batch; returns
-    {"loss", "val_loss" (CE), "val_correct", "expected_<metric>"}."""
+    {"loss", "val_loss" (CE), "val_correct", "expected_<metric>"}. ``reduce``
+    (data-parallel runs, :func:`nasbench.run.distributed.average_grads`) turns the
+    alpha gradient of this batch slice into the whole batch's."""
     net.train()
     arch_opt.zero_grad(set_to_none=True)
     net.sample_two()
@@ -415,6 +420,8 @@ def binary_arch_step(net: ProxylessSupernet, objective: ProxylessObjective,
         loss = objective.loss(ce, exp)
         loss.backward()
     net.set_binary_gate_grad()
+    if reduce is not None:
+        net.alphas.grad = reduce([net.alphas.grad], yv.shape[0])[0]
     arch_opt.step()
     net.rescale_involved()
     net._gates = None
@@ -426,12 +433,15 @@ def binary_arch_step(net: ProxylessSupernet, objective: ProxylessObjective,
 
 def reinforce_arch_step(net: ProxylessSupernet, objective: ProxylessObjective,
                         arch_opt: torch.optim.Optimizer, xv, yv, samples: int,
-                        baseline: dict, baseline_decay: float = 0.99) -> dict:
+                        baseline: dict, baseline_decay: float = 0.99,
+                        reduce=None) -> dict:
     """One REINFORCE architecture step: ``samples`` sampled networks evaluated on the
     validation batch, reward :meth:`ProxylessObjective.reward` with their LUT cost;
     ``baseline`` ({"value": float | None}) is updated in place as the code does
     (``b += decay * (mean reward - b)``). Returns {"loss", "val_loss", "val_correct",
-    "reward", "baseline"} (val figures of the last sample)."""
+    "reward", "baseline"} (val figures of the last sample). ``reduce`` (data-parallel
+    runs, :func:`nasbench.run.distributed.average_grads`) makes each sample's accuracy
+    that of the whole batch from this rank's slice."""
     net.train()
     rewards, logps = [], []
     ce = correct = 0.0
@@ -442,8 +452,11 @@ def reinforce_arch_step(net: ProxylessSupernet, objective: ProxylessObjective,
             logits = net(xv)
         ce = float(F.cross_entropy(logits, yv))
         correct = int((logits.argmax(1) == yv).sum())
+        acc = correct / yv.shape[0]
+        if reduce is not None:
+            acc = float(reduce([torch.tensor([acc], dtype=torch.float64)], yv.shape[0])[0])
         costs = objective.cm.index_cost(idx) if objective.cm else {}
-        rewards.append(objective.reward(correct / yv.shape[0], costs))
+        rewards.append(objective.reward(acc, costs))
         logps.append(logp_all[torch.arange(len(idx)), torch.tensor(idx)].sum())
     mean = sum(rewards) / samples
     b = baseline.get("value")

@@ -15,6 +15,13 @@ Exact speed-ups over the reference code (same maths, measured in the benchmarks)
 * The architecture step differentiates with respect to the alphas only (see
   ``architect.py``), and the weight step treats the softmax weights as constants, so
   no op output is kept for an alpha gradient nobody asks for.
+
+**Single paths** (SPOS, ENAS): given an architecture, ``supernet(x, arch=arch)`` runs
+only that architecture's ops on the shared weights: each edge gets an op index into
+``primitives`` (-1: the edge is not used) and :meth:`MixedOp.path` runs that one op. It
+is the mixed forward with one-hot weights (an unused edge: one-hot on ``none``), minus
+the ops whose weight is 0, so the other ops get no gradient and no compute.
+:meth:`Supernet.path_accuracy` scores a path with the shared weights.
 """
 
 from __future__ import annotations
@@ -67,9 +74,12 @@ class MixedOp(nn.Module):
             self._index.append(i)
         # plain list: not registered twice as submodules
         self._tails = [_relu_tail(op) for op in self._ops]
+        #: index in `primitives` -> position in `_ops` (single paths)
+        self._position = {i: pos for pos, i in enumerate(self._index)}
         self.pool = nn.MaxPool2d(2, 2) if partial_k > 1 and stride == 2 else None
 
     def forward(self, x, relu_x, weights):
+        """Returns the mixed output ``sum_o weights[o] * op_o(x)`` (``none`` skipped)."""
         out = None
         for i, op, tail in zip(self._index, self._ops, self._tails, strict=False):
             y = tail(relu_x) if tail is not None else op(x)
@@ -77,10 +87,41 @@ class MixedOp(nn.Module):
             out = y if out is None else out + y
         return out
 
+    def path(self, x, relu_x, index: int):
+        """Returns the output of the one op ``primitives[index]`` (single path), or None
+        where the edge contributes nothing (``index`` -1: not used, or ``none``)."""
+        pos = self._position.get(index)
+        if pos is None:
+            return None
+        tail = self._tails[pos]
+        return tail(relu_x) if tail is not None else self._ops[pos](x)
+
+    def zeros(self, x: torch.Tensor) -> torch.Tensor:
+        """Returns the zero output of this edge for input ``x`` (a node no used edge
+        feeds: what ``none`` computes)."""
+        b, c, h, w = x.shape
+        s = self.stride
+        return x.new_zeros(b, c, -(-h // s), -(-w // s))
+
     def passthrough(self, x: torch.Tensor) -> torch.Tensor:
         """Returns the channels PC-DARTS does not process (max-pooled when striding)."""
         rest = x[:, x.shape[1] // self.k:]
         return self.pool(rest) if self.pool is not None else rest
+
+
+def path_node(edges, ins, relus) -> torch.Tensor:
+    """Returns a node of a single path: the sum of ``op.path(ins[i], relus[i], index)``
+    over ``edges``, (MixedOp, input state i, op index) triples; the zeros of the first
+    edge where none of them contributes (every op ``none`` or unused)."""
+    s = None
+    for op, i, index in edges:
+        y = op.path(ins[i], relus[i], index)
+        if y is not None:
+            s = y if s is None else s + y
+    if s is None:
+        op, i, _ = edges[0]
+        s = op.zeros(ins[i])
+    return s
 
 
 class SearchCell(nn.Module):
@@ -103,7 +144,10 @@ class SearchCell(nn.Module):
                 stride = 2 if reduction and j < 2 else 1
                 self._ops.append(MixedOp(c, stride, primitives, partial_k))
 
-    def forward(self, s0, s1, weights, edge_weights=None):
+    def forward(self, s0, s1, weights=None, edge_weights=None, path=None):
+        """Returns the cell output: the mixed cell under ``weights`` [edges x ops] (and
+        PC-DARTS's ``edge_weights`` [edges]), or, given ``path`` (an op index into the
+        primitives per edge, -1 for an unused edge; ``partial_k`` 1), that single path."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         k = self._ops[0].k
         # the edge inputs: the whole state (DARTS) or its first C/K channels (PC-DARTS),
@@ -113,7 +157,10 @@ class SearchCell(nn.Module):
         offset = 0
         for _i in range(self._steps):
             n = len(states)
-            if edge_weights is None:
+            if path is not None:
+                s = path_node([(self._ops[offset + j], j, path[offset + j])
+                               for j in range(n)], ins, relus)
+            elif edge_weights is None:
                 s = None
                 for j in range(n):
                     y = self._ops[offset + j](ins[j], relus[j], weights[offset + j])
@@ -168,6 +215,56 @@ class Supernet(nn.Module):
         """Returns (name, parameter) of the network weights."""
         arch = {id(p) for p in self.arch_parameters()}
         return [(n, p) for n, p in self.named_parameters() if id(p) not in arch]
+
+    # ---- single paths (SPOS, ENAS) ------------------------------------------------------
+
+    def path_of(self, arch) -> dict:
+        """Returns the single path of a space architecture: {cell kind: an op index into
+        ``primitives`` per edge, -1 for an unused edge}; raises ValueError for an
+        architecture this network cannot run (subclasses)."""
+        raise NotImplementedError
+
+    def path_forward(self, x: torch.Tensor, arch) -> torch.Tensor:
+        """Returns the logits of the single path ``arch`` (``self(x, arch=arch)``)."""
+        return self(x, arch=arch)
+
+    @torch.no_grad()
+    def path_accuracy(self, arch, batches, calibrate=None) -> float:
+        """Returns the top-1 accuracy (%) of the single path ``arch`` with the shared
+        weights on ``batches`` ((images, labels) pairs), leaving the network as it was
+        (BatchNorm buffers and train/eval mode restored).
+
+        BatchNorm: given ``calibrate`` (batches of training images), its statistics are
+        recomputed for this path on them first and the path is scored in eval mode
+        (SPOS's recalibration); without, every batch is normalised by its own statistics
+        (train-mode BatchNorm, as ENAS scores its samples), updating nothing."""
+        bns = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        saved = [(m.momentum, m.track_running_stats,
+                  {k: b.clone() for k, b in m.named_buffers(recurse=False)}) for m in bns]
+        mode = self.training
+        try:
+            self.train()
+            if calibrate is not None:
+                for m in bns:            # the cumulative average over the batches
+                    m.reset_running_stats()
+                    m.momentum = None
+                for x, _ in calibrate:
+                    self(x, arch=arch)
+                self.eval()
+            else:
+                for m in bns:            # batch statistics, no running-stat update
+                    m.track_running_stats = False
+            correct = n = 0
+            for x, y in batches:
+                correct += int((self(x, arch=arch).argmax(1) == y).sum())
+                n += int(y.shape[0])
+        finally:
+            for m, (momentum, track, buffers) in zip(bns, saved, strict=True):
+                m.momentum, m.track_running_stats = momentum, track
+                for k, b in buffers.items():
+                    getattr(m, k).copy_(b)
+            self.train(mode)
+        return 100.0 * correct / max(n, 1)
 
 
 class SearchNetwork(Supernet):
@@ -236,13 +333,42 @@ class SearchNetwork(Supernet):
         return 2.0 * torch.cat([node_softmax(self.betas_normal, self._steps),
                                 node_softmax(self.betas_reduce, self._steps)])
 
-    def forward(self, x):
-        w = self.arch_weights()
+    def forward(self, x, arch=None):
+        """Returns the logits of the mixed network under the alphas, or, given ``arch``
+        (a Genotype), of its single path on the shared weights."""
+        w, path = ({}, self.path_of(arch)) if arch is not None else (self.arch_weights(), {})
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             kind = "reduce" if cell.reduction else "normal"
-            s0, s1 = s1, cell(s0, s1, w[kind], w.get("edge_" + kind))
+            s0, s1 = s1, cell(s0, s1, w.get(kind), w.get("edge_" + kind), path.get(kind))
         return self.head(s1)
+
+    def path_of(self, arch) -> dict:
+        """Returns the single path of a Genotype: ``{"normal", "reduce"}``, each an op
+        index into ``primitives`` per edge (the order of ``alphas_normal``'s rows), -1
+        for the edges the genotype does not use; raises ValueError for a genotype of
+        another node count or concatenation, one that reads a state twice in a node, or
+        a PC-DARTS network (single paths run on all channels)."""
+        from ..spaces.darts import cell_edges
+        if self.partial_k > 1:
+            raise ValueError("single paths need a DARTS supernet (partial_k 1)")
+        steps, mult = self._steps, self._multiplier
+        edges = cell_edges(steps)
+        out = {}
+        for kind in ("normal", "reduce"):
+            cell = getattr(arch, kind)
+            concat = list(getattr(arch, kind + "_concat"))
+            if len(cell) != 2 * steps or concat != list(range(2 + steps - mult, 2 + steps)):
+                raise ValueError(f"the supernet has {steps} nodes concatenating the last "
+                                 f"{mult}; the genotype's {kind} cell does not fit")
+            path = [-1] * len(edges)
+            for k, (op, j) in enumerate(cell):
+                e = edges.index((k // 2, j))
+                if path[e] != -1:
+                    raise ValueError(f"{kind} node {k // 2} reads state {j} twice")
+                path[e] = self.primitives.index(op)
+            out[kind] = path
+        return out
 
     def genotype(self):
         """Returns the genotype derived by the DARTS rule from the current weights."""

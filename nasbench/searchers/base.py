@@ -104,10 +104,14 @@ class Outcome:
 
 def tally(acc: dict, loss: float, logits: torch.Tensor, y: torch.Tensor) -> None:
     """Adds one training batch to an epoch's running sums (``loss`` x samples,
-    ``correct``, ``n``), the figures one-shot searchers report per epoch."""
-    acc["loss"] += loss * y.shape[0]
-    acc["correct"] += int((logits.argmax(1) == y).sum())
-    acc["n"] += y.shape[0]
+    ``correct``, ``n``), the figures one-shot searchers report per epoch; in a
+    data-parallel run (torchrun) the whole batch's, summed over every rank's slice."""
+    from ..run.distributed import global_sums
+    loss_sum, correct, n = global_sums(loss * y.shape[0],
+                                       int((logits.argmax(1) == y).sum()), y.shape[0])
+    acc["loss"] += loss_sum
+    acc["correct"] += int(correct)
+    acc["n"] += int(n)
 
 
 class Searcher:
@@ -126,6 +130,12 @@ class Searcher:
         """Builds the searcher's state for a run (called once, before any resume)."""
         self.ctx = ctx
         self._visited: list[dict] = []
+
+    def bind(self, run_dir) -> None:
+        """Called by the runner once the run directory exists (a new run or a resume),
+        before a resume's :meth:`load_state_dict`: a searcher that keeps state outside
+        the checkpoint (a multi-trial study in its database) opens it here. Default:
+        nothing."""
 
     def close_epoch(self, record: dict, argmax=None) -> dict:
         """Ends an epoch: resets the in-epoch ``step`` and ``acc``, notes the epoch's

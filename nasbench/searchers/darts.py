@@ -21,6 +21,7 @@ import time
 
 import torch
 
+from ..run import distributed
 from ..run.util import deferred_interrupt
 from ..search.architect import Architect, weight_step
 from ..search.config import DARTSConfig
@@ -36,6 +37,8 @@ class DartsSearcher(Searcher):
 
     config_class = DARTSConfig
     stateful = ("model", "w_opt", "architect", "train_q", "val_q")
+    #: runs data-parallel under torchrun (:mod:`nasbench.run.distributed`)
+    data_parallel = True
 
     def setup(self, ctx: SearchContext) -> None:
         super().setup(ctx)
@@ -47,6 +50,8 @@ class DartsSearcher(Searcher):
                                    num_classes=data.num_classes,
                                    in_channels=data.in_channels, input_size=data.input_size)
         self.model = model.to(memory_format=torch.channels_last) if cl else model
+        # the weight step's forward: the model itself, or its DDP wrapper under torchrun
+        self.forward = distributed.data_parallel(self.model, sync_bn=cfg.sync_bn)
         self.w_opt = torch.optim.SGD(self.model.weights(), cfg.learning_rate,
                                      momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         self.objective = (CostObjective(self.cost_model, cfg.effective_cost_weight,
@@ -55,7 +60,8 @@ class DartsSearcher(Searcher):
                                    betas=cfg.arch_betas, weight_decay=cfg.arch_weight_decay,
                                    order=cfg.order, momentum=cfg.momentum,
                                    network_weight_decay=cfg.weight_decay,
-                                   penalty=self.objective)
+                                   penalty=self.objective,
+                                   reduce=distributed.grad_reducer())
         from ..data import TensorLoader
         train_half, val_half = data.search_splits(cfg.train_portion, cfg.seed)
         b = cfg.batch_size
@@ -83,15 +89,20 @@ class DartsSearcher(Searcher):
         batches = zip(self.train_q, self.val_q, strict=False) if self.step < self.n_steps \
             else ()
         for (x, y), (xv, yv) in batches:
+            x, y, xv, yv = distributed.shard(x, y, xv, yv)   # torchrun: this rank's slice
             # the alpha step and the weight step are one: an interrupt waits for both
             with deferred_interrupt():
                 if epoch >= cfg.warmup_epochs:
                     info = self.architect.step(x, y, xv, yv, lr, self.w_opt)
-                    acc["val_loss"] += info["val_loss"] * yv.shape[0]
-                    acc["val_correct"] += info.get("val_correct", 0)
-                    acc["val_n"] += yv.shape[0]
+                    vl, vc, vn = distributed.global_sums(info["val_loss"] * yv.shape[0],
+                                                         info.get("val_correct", 0),
+                                                         yv.shape[0])
+                    acc["val_loss"] += vl
+                    acc["val_correct"] += int(vc)
+                    acc["val_n"] += int(vn)
                     acc["arch_steps"] += 1
-                loss, logits = weight_step(self.model, self.w_opt, x, y, cfg.grad_clip)
+                loss, logits = weight_step(self.model, self.w_opt, x, y, cfg.grad_clip,
+                                           forward=self.forward)
                 tally(acc, loss, logits, y)
                 self.step += 1
             on_step(self.step, f"loss {acc['loss'] / acc['n']:.3f}")

@@ -23,6 +23,7 @@ import time
 import torch
 
 from ..errors import UserError
+from ..run import distributed
 from ..run.util import deferred_interrupt
 from ..search.proxyless import (
     ProxylessArch,
@@ -46,6 +47,8 @@ class ProxylessSearcher(Searcher):
     config_class = ProxylessConfig
     stateful = ("model", "w_opt", "a_opt", "train_q", "val_q")
     plain_state = ("step", "acc", "baseline")
+    #: runs data-parallel under torchrun (:mod:`nasbench.run.distributed`)
+    data_parallel = True
 
     def setup(self, ctx: SearchContext) -> None:
         super().setup(ctx)
@@ -65,6 +68,10 @@ class ProxylessSearcher(Searcher):
                 f"of the space {lo:.3f}-{hi:.3f} ms; loss reference: {refs}")
         model = ProxylessSupernet(ctx.space.deploy, cfg.arch_init_std)
         self.model = model.to(memory_format=torch.channels_last) if cl else model
+        # the weight step's forward: the model itself, or its DDP wrapper under torchrun
+        # (one sampled path per step: the other candidates get no gradient)
+        self.forward = distributed.data_parallel(self.model, find_unused=True,
+                                                 sync_bn=cfg.sync_bn)
         self.w_opt = torch.optim.SGD(self.model.weights(), cfg.warmup_learning_rate,
                                      momentum=cfg.momentum,
                                      nesterov=cfg.nesterov and cfg.momentum > 0,
@@ -116,10 +123,11 @@ class ProxylessSearcher(Searcher):
             for g in self.w_opt.param_groups:
                 g["lr"] = lr
             acc["lr"] = lr
+            x, y = distributed.shard(x, y)      # torchrun: this rank's slice
             # the weight step and its arch step are one: an interrupt waits for both
             with deferred_interrupt():
                 loss, logits = weight_step(self.model, self.w_opt, x, y, cfg.grad_clip,
-                                           cfg.label_smoothing)
+                                           cfg.label_smoothing, forward=self.forward)
                 tally(acc, loss, logits, y)
                 if not warm and (self.step + 1) % cfg.arch_update_every == 0:
                     self._arch_step(acc)
@@ -130,16 +138,24 @@ class ProxylessSearcher(Searcher):
     def _arch_step(self, acc: dict) -> None:
         cfg = self.ctx.config
         xv, yv = next(iter(self.val_q))       # the next batch (a new pass when one ends)
+        xv, yv = distributed.shard(xv, yv)    # torchrun: this rank's slice
+        reduce = distributed.grad_reducer()
         if cfg.grad_estimator == "binary":
-            info = binary_arch_step(self.model, self.objective, self.a_opt, xv, yv)
+            info = binary_arch_step(self.model, self.objective, self.a_opt, xv, yv,
+                                    reduce=reduce)
         else:
             info = reinforce_arch_step(self.model, self.objective, self.a_opt, xv, yv,
-                                       cfg.rl_samples, self.baseline, cfg.rl_baseline_decay)
+                                       cfg.rl_samples, self.baseline, cfg.rl_baseline_decay,
+                                       reduce=reduce)
             acc["reward"] += info["reward"]
-        acc["val_loss"] += info["val_loss"] * yv.shape[0]
-        acc["val_correct"] += info["val_correct"]
-        acc["val_n"] += yv.shape[0]
-        acc["arch_loss"] += info["loss"]
+        # the whole batch's figures (summed over the ranks' slices under torchrun)
+        vl, vc, vn, al = distributed.global_sums(info["val_loss"] * yv.shape[0],
+                                                 info["val_correct"], yv.shape[0],
+                                                 info["loss"] * yv.shape[0])
+        acc["val_loss"] += vl
+        acc["val_correct"] += int(vc)
+        acc["val_n"] += int(vn)
+        acc["arch_loss"] += al / vn
         acc["arch_steps"] += 1
 
     def _record(self, epoch: int, warm: bool, acc: dict) -> dict:

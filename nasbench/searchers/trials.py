@@ -8,9 +8,19 @@ run's evaluator (:mod:`.evaluate`) for its accuracy and cost, and tells the stud
 subclass only names its sampler (:meth:`TrialSearcher.sampler`) - Optuna's sampler
 protocol is the strategy hook.
 
-The budget is ``trials`` distinct evaluations (the evaluator's query cache answers a
-repeated architecture for free and counts it as a cache hit); ``trials_per_epoch`` of
-them form one history record and checkpoint. The result is the visited architecture
+The study lives in a storage (:mod:`.storage`: the run's SQLite ``study.db``, or a
+database shared by ``nasbench worker`` processes on any machine; in memory for
+``nasbench bench``), and its trials are the truth for every count: each process runs
+the same loop on the same study, and the history, the visited list and the result are
+read from it. The budget is ``trials`` distinct evaluations; ``trials_per_epoch`` of them
+form one history record and checkpoint. Every cell is evaluated at most once, and
+the budget never overrun, by claim-then-read: before evaluating, a trial writes a
+``claim`` user attribute (the architecture and the worker), then reads the study. A
+cell with an evaluated trial is a cache hit (the trial is told the same values, free);
+a cell claimed by another trial in flight, or a budget whose remaining queries are all
+claimed, makes the trial step back (FAIL, ``deferred``). Of two processes claiming at
+once, the later reader always sees the earlier claim, so at most one goes on (rarely
+both step back; the sampler proposes again). The result is the visited architecture
 with the best accuracy among those meeting the target (the cheapest one, marked as
 missing it, when none does); with a soft target and one objective, the best value
 (accuracy x (latency / target)^-0.07, MnasNet's soft reward).
@@ -18,18 +28,36 @@ missing it, when none does); with a soft target and one objective, the best valu
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import socket
 import time
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from ..errors import UserError
 from ..run.config import RunConfig
 from .base import Outcome, SearchContext, Searcher
+from .storage import (
+    ATTR_CONFIG,
+    ATTR_RUN,
+    ATTR_TRIALS,
+    default_url,
+    heartbeat,
+    load_study,
+    open_storage,
+    retry_trial,
+    show_url,
+)
 
 #: trials (asks) allowed per distinct query before the loop gives up (a sampler that
 #: keeps proposing cached or over-target cells)
 ASK_FACTOR = 20
+#: seconds a process waits before it looks again at trials in flight elsewhere
+POLL_S = 0.2
 
 
 @dataclass
@@ -37,7 +65,8 @@ class TrialConfig(RunConfig):
     """The multi-trial settings on top of :class:`~nasbench.run.config.RunConfig`:
     ``trials`` (distinct evaluations), ``trials_per_epoch`` (one history record and
     checkpoint each), the evaluator (``table``: NAS-Bench-201's accuracy at
-    ``fidelity`` epochs, needs ``benchmark_dir``)."""
+    ``fidelity`` epochs, needs ``benchmark_dir``), the study's ``storage`` (a database
+    URL; "" for the run's own SQLite file) and its heartbeat settings (seconds)."""
 
     METHODS: ClassVar[tuple[str, ...]] = ("random", "evolution", "tpe", "nsga2")
 
@@ -52,9 +81,24 @@ class TrialConfig(RunConfig):
     soft_exponent: float = -0.07          # soft target: acc x (lat/target)^w (MnasNet)
     references: str = ""
     train_epochs: int = 0
+    # the study's database (storage.py): "" is the run's own SQLite RUN/study.db
+    storage: str = ""
+    heartbeat_s: int = 10                 # a trial in flight records a heartbeat this often
+    grace_s: int = 60                     # one silent this long is failed and asked again
+    # --evaluate supernet (SPOS, spos.py): the supernet's size and training budget
+    supernet_epochs: int = 3
+    supernet_steps: int | None = 20       # steps per epoch (None: the whole train half)
+    supernet_channels: int = 8
+    supernet_layers: int | None = None    # None: nb201 2 cells per stage, darts 5 cells
+    supernet_lr: float = 0.05
+    # after the search: measure on the device up to this many finalists (the Pareto set
+    # of the visited candidates by accuracy and predicted latency); 0: none
+    measure_top: int = 5
 
     def validate(self) -> None:
         super().validate()
+        if self.measure_top < 0:
+            raise UserError(f"--measure-top must be >= 0, got {self.measure_top}")
         from .evaluate import EVALUATORS
         if not 1 <= self.sample_size <= self.population:
             raise UserError(f"--sample-size must be in 1..population ({self.population}), "
@@ -63,12 +107,26 @@ class TrialConfig(RunConfig):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be positive, got "
                                 f"{getattr(self, name)}")
+        if not 1 <= self.heartbeat_s < self.grace_s:
+            raise UserError(f"heartbeat_s ({self.heartbeat_s}) must be at least 1 and less "
+                            f"than grace_s ({self.grace_s})")
+        if self.storage:
+            from .storage import check_url
+            check_url(self.storage)
         if self.evaluate not in EVALUATORS:
             raise UserError(f"--evaluate must be one of {', '.join(EVALUATORS)}, got "
                             f"{self.evaluate!r}")
         if self.evaluate == "table" and (self.space != "nb201" or not self.benchmark_dir):
             raise UserError("--evaluate table reads NAS-Bench-201's accuracies: use "
                             "--space nb201 and --benchmark-dir")
+        if hasattr(EVALUATORS[self.evaluate], "check_config"):   # before any work
+            EVALUATORS[self.evaluate].check_config(self)
+
+    @classmethod
+    def budget_values(cls, space, queries: int) -> dict:
+        """Returns the settings that fit the method to a budget of ``queries`` cells on
+        ``space`` (``nasbench bench``; e.g. PNAS's beam), default none."""
+        return {}
 
     def deploy(self, num_classes: int = 10, in_channels: int = 3):
         """Returns the space's default deploy network at the run's input, classes and
@@ -91,27 +149,82 @@ class TrialSearcher(Searcher):
     :meth:`sampler`."""
 
     config_class = TrialConfig
-    plain_state = ("step", "acc", "study", "asks")
+    plain_state = ("step", "acc")
     #: accuracy and each cost as separate objectives (NSGA-II), else one value
     multi_objective = False
+    #: the Optuna RDB storage of the study (None: an in-memory study, e.g. ``nasbench
+    #: bench``'s); set by :meth:`setup` (``--storage``), :meth:`bind` or :meth:`join`
+    storage = None
+    #: a worker's time limit (``time.time()`` seconds; None: none)
+    deadline: float | None = None
 
-    def sampler(self, seed: int):
-        """Returns the Optuna sampler (the strategy) for a run seeded ``seed``."""
+    def sampler(self, seed: int | None):
+        """Returns the Optuna sampler (the strategy) for a run seeded ``seed`` (None: an
+        unseeded one, e.g. a worker's)."""
         raise NotImplementedError
 
     def setup(self, ctx: SearchContext) -> None:
+        """Builds an in-memory study (:meth:`bind` or :meth:`join` moves it into a
+        storage); opens ``--storage`` at once, so an unreachable database fails before
+        the run directory exists."""
         import optuna
         super().setup(ctx)
         if getattr(ctx, "evaluator", None) is None:
             raise UserError(f"--method {ctx.config.method} needs an evaluator "
                             f"(--evaluate table with --space nb201 --benchmark-dir)")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        dirs = ["maximize"] + (["minimize"] * len(self.cost_metrics)
-                               if self.multi_objective else [])
-        self.study = optuna.create_study(directions=dirs,
-                                         sampler=self.sampler(ctx.config.seed))
+        cfg = ctx.config
         self.choices = ctx.space.choices()
-        self.step, self.acc, self.asks = 0, None, 0
+        self.step, self.acc = 0, None
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._reaped = 0.0
+        if cfg.storage:
+            self.storage = open_storage(cfg.storage, cfg.heartbeat_s, cfg.grace_s)
+        self.study = optuna.create_study(directions=self.directions,
+                                         sampler=self.sampler(cfg.seed))
+
+    @property
+    def directions(self) -> list[str]:
+        """Returns the study's directions: accuracy maximised (and each cost minimised,
+        multi-objective)."""
+        return ["maximize"] + (["minimize"] * len(self.cost_metrics)
+                               if self.multi_objective else [])
+
+    def bind(self, run_dir) -> None:
+        """Puts the study in its storage (``--storage``, else the run's own SQLite
+        ``study.db``) under the run directory's name, with the run's config, directory
+        and budget as study attributes (what a worker needs to join); a resume finds the
+        study there."""
+        import optuna
+        cfg = self.ctx.config
+        url = cfg.storage or default_url(run_dir)
+        if self.storage is None:
+            self.storage = open_storage(url, cfg.heartbeat_s, cfg.grace_s)
+        name = Path(run_dir).name
+        self.study = optuna.create_study(storage=self.storage, study_name=name,
+                                         directions=self.directions,
+                                         sampler=self.study.sampler, load_if_exists=True)
+        self._n = None                         # tallies of the in-memory study
+        attrs = {ATTR_CONFIG: cfg.to_dict(), ATTR_RUN: str(Path(run_dir).resolve()),
+                 ATTR_TRIALS: cfg.trials}
+        for k, v in attrs.items():
+            if self.study.user_attrs.get(k) != v:
+                self.study.set_user_attr(k, v)
+        self.ctx.log(f"study {name} in {show_url(url)}; more workers join with: nasbench "
+                     f"worker {run_dir if not cfg.storage else name}"
+                     + (f" --storage {show_url(url)}" if cfg.storage else ""))
+
+    def join(self, name: str, seed: int | None = None) -> None:
+        """Joins the study ``name`` of the storage of ``--storage`` (a worker), with a
+        sampler seeded ``seed``; raises UserError when there is no such study."""
+        self.study = load_study(self.storage, name, self.ctx.config.storage,
+                                sampler=self.sampler(seed))
+        self._n = None
+
+    def finished(self) -> bool:
+        """Returns True when the strategy has nothing more to propose before the budget
+        is spent (PNAS's last stage done); the loop then ends. Default: False."""
+        return False
 
     @property
     def epochs(self) -> int:
@@ -146,88 +259,263 @@ class TrialSearcher(Searcher):
         return t is not None and self.ctx.config.hard_target and lat is not None and lat > t
 
     def ask(self):
-        """Returns (trial, architecture) of the sampler's next proposal."""
-        trial = self.study.ask()
+        """Returns (trial, architecture) of the sampler's next proposal (a waiting trial
+        first: one re-asked after its worker died)."""
+        with warnings.catch_warnings():    # ask/tell with heartbeats: we beat ourselves
+            warnings.simplefilter("ignore", UserWarning)
+            trial = self.study.ask()
         values = {k: trial.suggest_categorical(k, v) for k, v in self.choices.items()}
         return trial, self.ctx.space.decode(values)
 
-    def run_epoch(self, epoch: int, on_step) -> dict:
+    # ---- the loop ------------------------------------------------------------------------
+
+    def counts(self, trials=None) -> dict:
+        """Returns the study's tallies (every worker's): ``queries`` (trials evaluated),
+        ``cache_hits``, ``pruned`` (over the hard target), ``unmeasured``, ``failed``,
+        ``in_flight`` (claimed and being evaluated), ``asks`` (trials); ``trials``: the
+        study's trials when already read."""
+        out = dict.fromkeys(("queries", "cache_hits", "pruned", "unmeasured", "failed",
+                             "in_flight", "waiting"), 0)
+        trials = self.study.get_trials(deepcopy=False) if trials is None else trials
+        for t in trials:
+            out[_kind(t)] = out.get(_kind(t), 0) + 1
+        out["asks"] = len(trials)
+        return out
+
+    def advance(self, goal: int, on_step) -> None:
+        """Runs trials until the study holds ``goal`` evaluations (every worker's), the
+        ask limit or :attr:`deadline`; calls ``on_step(queries)`` after each evaluation
+        of this process. With the budget claimed by trials in flight elsewhere it waits
+        for them (a dead worker's is failed after the grace period and asked again).
+        The tallies are those of the last read of the study (each claim reads it)."""
+        cfg = self.ctx.config
+        self._n = self.counts()
+        while True:
+            n = self._n
+            if n["queries"] >= goal or (self.deadline and time.time() >= self.deadline):
+                return
+            if self.finished():
+                return
+            if n["asks"] >= ASK_FACTOR * cfg.trials:
+                self.ctx.log(f"stopping early: {n['asks']} proposals gave only "
+                             f"{n['queries']} distinct cells within the target")
+                return
+            if n["queries"] + n["in_flight"] >= cfg.trials:
+                self._reap(force=True)
+                time.sleep(POLL_S)
+                self._n = self.counts()
+                continue
+            if self.trial() == "queries":
+                on_step(self._n["queries"])
+
+    def trial(self) -> str:
+        """Runs one trial: ask, hard-target filter, claim, evaluate, tell; returns what
+        became of it, a key of :meth:`counts`: ``queries`` (evaluated), ``cache_hits``
+        (the study knew the cell), ``pruned``, ``unmeasured`` or ``failed`` (another
+        worker has the cell or the budget's last queries in flight; the table lacks the
+        cell). A trial cut by Ctrl-C is failed and put back in the study (asked again on
+        resume)."""
+        if getattr(self, "_n", None) is None:
+            self._n = self.counts()
+        self._reap()
+        trial, arch = self.ask()
+        try:
+            with heartbeat(self.storage, trial._trial_id):
+                outcome = self._judge(trial, arch)
+        except KeyboardInterrupt:
+            self._abandon(trial, retry=True)
+            raise
+        except BaseException:
+            self._abandon(trial, retry=False)
+            raise
+        self._n[outcome] += 1
+        self._n["asks"] += 1
+        return outcome
+
+    def _judge(self, trial, arch) -> str:
         from optuna.trial import TrialState
         cfg, ev = self.ctx.config, self.ctx.evaluator
-        acc = self.acc = self.acc or {"t0": time.time(), "pruned": 0, "evaluated": 0,
-                                      "unmeasured": 0}
-        goal = min(cfg.trials_per_epoch, cfg.trials - epoch * cfg.trials_per_epoch)
-        while self.step < goal:
-            if self.asks >= ASK_FACTOR * cfg.trials:
-                self.ctx.log(f"stopping early: {self.asks} proposals gave only "
-                             f"{ev.queries} distinct cells within the target")
-                break
-            self.asks += 1
-            trial, arch = self.ask()
-            cost = ev.cost(arch)
-            if self._over_target(cost):        # never evaluated: costs no query
-                self.study.tell(trial, state=TrialState.PRUNED)
-                acc["pruned"] += 1
-                continue
-            if any(v is None for v in cost.values()):
-                # a tabular device that never measured this cell: outside its space
-                self.study.tell(trial, state=TrialState.PRUNED)
-                acc["unmeasured"] += 1
-                continue
-            res = ev(arch)
-            if res["accuracy"] is None:        # a cell the table lacks at this fidelity
-                self.study.tell(trial, state=TrialState.FAIL)
-                continue
-            if self.ctx.target_ms is not None and cost.get("latency") is not None:
-                # Optuna's constraint (<= 0 feasible): NSGA-II ranks by it
-                trial.set_constraint("latency", cost["latency"] - self.ctx.target_ms)
-            value = self.values(res, cost)
-            self.study.tell(trial, value)
-            if res["cached"]:
-                continue
-            self.note_visit(arch, epoch=epoch, query=ev.queries, accuracy=res["accuracy"],
-                            cost=res["cost"], value=value)
-            acc["evaluated"] += 1
-            self.step += 1
-            on_step(self.step, f"best {self.best()['accuracy']:.2f} %")
-        best = self.best()
-        record = {"epoch": epoch, "queries": ev.queries, "cache_hits": ev.cache_hits,
-                  "pruned": acc["pruned"], "unmeasured": acc["unmeasured"],
-                  "best_accuracy": best["accuracy"] if best else None,
-                  "best": best["arch"] if best else None,
-                  "seconds": time.time() - acc["t0"]}
-        return self.close_epoch(record)
+        cost = ev.cost(arch)
+        if self._over_target(cost):            # never evaluated: costs no query
+            return self._close(trial, TrialState.PRUNED, "pruned", "over the target")
+        if any(v is None for v in cost.values()):
+            # a tabular device that never measured this cell: outside its space
+            return self._close(trial, TrialState.PRUNED, "pruned", "unmeasured")
+        # claim, then read: of two processes claiming one cell (or the budget's last
+        # query) at once, the later reader sees the other's claim and steps back
+        key = self.ctx.space.arch_to_dict(arch)
+        trial.set_user_attr("claim", {"arch": key, "worker": self.worker})
+        others = [t for t in self.study.get_trials(deepcopy=False)
+                  if t.number != trial.number]
+        self._trials, self._n = others, self.counts(others)
+        same = [t for t in others if (t.user_attrs.get("claim") or {}).get("arch") == key]
+        done = next((t for t in same if _kind(t) == "queries"), None)
+        if done is not None:                   # the study knows it: a cache hit, free
+            trial.set_user_attr("cached_from", done.number)
+            return self._tell(trial, done.user_attrs["result"]["accuracy"], cost,
+                              "cache_hits")
+        if any(_kind(t) == "in_flight" for t in same):
+            return self._close(trial, TrialState.FAIL, "deferred", "being evaluated")
+        if self._n["queries"] + self._n["in_flight"] >= cfg.trials:
+            return self._close(trial, TrialState.FAIL, "deferred", "budget spent")
+        res = ev(arch)
+        if res["accuracy"] is None:            # a cell the table lacks at this fidelity
+            return self._close(trial, TrialState.FAIL, "deferred", "no accuracy")
+        trial.set_user_attr("result", {"accuracy": res["accuracy"], "cost": res["cost"]})
+        return self._tell(trial, res["accuracy"], cost, "queries")
 
-    def best(self) -> dict | None:
-        """Returns the choice so far: with a soft target and one objective, the best
-        value (accuracy x the MnasNet factor); otherwise the best accuracy among the
-        visited records that meet the target (None when none does)."""
+    def _tell(self, trial, accuracy: float, cost: dict, outcome: str) -> str:
+        if self.ctx.target_ms is not None and cost.get("latency") is not None:
+            # Optuna's constraint (<= 0 feasible): NSGA-II ranks by it
+            trial.set_constraint("latency", cost["latency"] - self.ctx.target_ms)
+        self._trials.append(self.study.tell(trial, self.values({"accuracy": accuracy},
+                                                               cost)))
+        return outcome
+
+    def _close(self, trial, state, what: str, why: str) -> str:
+        """Ends a trial unevaluated (``state``, user attribute ``what`` = ``why``);
+        returns its kind (see :func:`_kind`)."""
+        trial.set_user_attr(what, why)
+        self.study.tell(trial, state=state)
+        return why if what == "pruned" and why == "unmeasured" else \
+            "pruned" if what == "pruned" else "failed"
+
+    def _abandon(self, trial, retry: bool) -> None:
+        """Fails a trial cut short (``retry``: puts its parameters back in the study)."""
+        from optuna.trial import TrialState
+        with contextlib.suppress(Exception):
+            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            if retry:
+                retry_trial(self.study, self.study.trials[trial.number])
+
+    def _reap(self, force: bool = False) -> None:
+        """Fails the trials whose worker stopped beating (Optuna then asks them again);
+        at most once per heartbeat interval unless ``force``."""
+        import optuna
+        if self.storage is None:
+            return
+        now = time.time()
+        if not force and now - self._reaped < self.ctx.config.heartbeat_s:
+            return
+        self._reaped = now
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+
+    def run_epoch(self, epoch: int, on_step) -> dict:
+        cfg = self.ctx.config
+        acc = self.acc = self.acc or {"t0": time.time()}
+        start = epoch * cfg.trials_per_epoch
+        goal = min(cfg.trials, start + cfg.trials_per_epoch)
+        if hasattr(self.ctx.evaluator, "prepare"):   # e.g. SPOS: trains once, resumable
+            self.ctx.evaluator.prepare(on_step)
+
+        def stepped(queries: int):
+            self.step = min(queries, goal) - start
+            best = self.best(self.visited(self._trials))     # no read: the last one's
+            on_step(self.step, f"best {best['accuracy']:.2f} %" if best else "")
+
+        self.advance(goal, stepped)
+        return self.close_epoch(self.record(epoch, time.time() - acc["t0"]))
+
+    def record(self, epoch: int, seconds: float) -> dict:
+        """Returns the history record of the study now (its tallies, every worker's, and
+        the best choice so far) for epoch ``epoch``."""
+        trials = self.study.get_trials(deepcopy=False)
+        visited = self.visited(trials)
+        n, best = self.counts(trials), self.best(visited)
+        workers = {v["worker"] for v in visited}
+        return {"epoch": epoch, "queries": n["queries"], "cache_hits": n["cache_hits"],
+                "pruned": n["pruned"], "unmeasured": n["unmeasured"],
+                "workers": len(workers),
+                "best_accuracy": best["accuracy"] if best else None,
+                "best": best["arch"] if best else None, "seconds": seconds}
+
+    def visited(self, trials=None) -> list[dict]:
+        """Returns the study's evaluated trials (every worker's) in the order they
+        completed: ``arch``, ``query`` (1, 2, ...), ``epoch``, ``accuracy``, ``cost``,
+        ``value`` (what the study was told), ``trial`` (its number), ``worker``;
+        ``trials``: the study's trials when already read."""
+        if not hasattr(self, "study"):
+            return super().visited()
+        if trials is None:
+            trials = self.study.get_trials(deepcopy=False)
+        done = [t for t in trials if _kind(t) == "queries"]
+        done.sort(key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
+        per = self.ctx.config.trials_per_epoch
+        return [{"arch": t.user_attrs["claim"]["arch"], "epoch": (q - 1) // per,
+                 "query": q, "accuracy": t.user_attrs["result"]["accuracy"],
+                 "cost": t.user_attrs["result"]["cost"],
+                 "value": t.values[0] if len(t.values) == 1 else list(t.values),
+                 "trial": t.number, "worker": t.user_attrs["claim"]["worker"]}
+                for q, t in enumerate(done, 1)]
+
+    def best(self, visited: list[dict] | None = None) -> dict | None:
+        """Returns the choice so far among ``visited`` (default: :meth:`visited`): with a
+        soft target and one objective, the best value (accuracy x the MnasNet factor);
+        otherwise the best accuracy among the records that meet the target (None when
+        none does)."""
         t = self.ctx.target_ms
+        visited = self.visited() if visited is None else visited
         if t is not None and not self.ctx.config.hard_target and not self.multi_objective:
-            return max(self._visited, key=lambda v: v["value"], default=None)
-        ok = [v for v in self._visited
-              if t is None or (v["cost"].get("latency") or 0.0) <= t]
+            return max(visited, key=lambda v: v["value"], default=None)
+        ok = [v for v in visited if t is None or (v["cost"].get("latency") or 0.0) <= t]
         return max(ok, key=lambda v: v["accuracy"], default=None)
 
     def epoch_line(self, h: dict) -> str:
         best = f"{h['best_accuracy']:.2f} %" if h["best_accuracy"] is not None else "none"
+        workers = f", {h['workers']} workers" if h.get("workers", 1) > 1 else ""
         return (f"trials {h['queries']}/{self.ctx.config.trials}: best accuracy {best}; "
-                f"{h['cache_hits']} cache hits, {h['pruned']} over the target")
+                f"{h['cache_hits']} cache hits, {h['pruned']} over the target{workers}")
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "evaluator": self.ctx.evaluator.state_dict()}
+        """The study lives in its storage; the checkpoint keeps the sampler (its random
+        state: a resume proposes what an uninterrupted run would), the evaluator's
+        state and, for an in-memory study only, the study itself."""
+        own = {"sampler": self.study.sampler, "evaluator": self.ctx.evaluator.state_dict()}
+        if self.storage is None:
+            own["study"] = self.study
+        return {**super().state_dict(), **own}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.ctx.evaluator.load_state_dict(state["evaluator"])
+        if self.storage is None and state.get("study") is not None:
+            self.study = state["study"]                 # an in-memory study's checkpoint
+        elif "sampler" not in state:
+            raise UserError("this run's checkpoint holds its study itself (it predates "
+                            "study databases): start the run again (its config.json "
+                            "holds the settings)")
+        if state.get("sampler") is not None:
+            self.study.sampler = state["sampler"]
 
     def result(self) -> Outcome:
         best = self.best()
         if best is None:
-            if not self._visited:
+            visited = self.visited()
+            if not visited:
                 raise UserError("the search evaluated no architecture (every proposal was "
                                 "over the target?)")
-            best = min(self._visited, key=lambda v: v["cost"].get("latency") or 0.0)
+            best = min(visited, key=lambda v: v["cost"].get("latency") or 0.0)
         return Outcome(self.ctx.space.arch_from_dict(best["arch"]),
                        extra={"accuracy": best["accuracy"], "query": best["query"]},
                        cost=best["cost"])
+
+
+def _kind(t) -> str:
+    """Returns what a trial of the study is: ``queries`` (evaluated: COMPLETE with a
+    result), ``cache_hits`` (COMPLETE, a copy of an evaluated one), ``pruned`` (over the
+    hard target), ``unmeasured`` (a cell the device's table lacks), ``in_flight``
+    (RUNNING and claimed), ``waiting`` (to be asked again), ``failed`` or ``asked``
+    (RUNNING, not yet claimed)."""
+    from optuna.trial import TrialState
+    a = t.user_attrs
+    if t.state == TrialState.COMPLETE:
+        return "cache_hits" if a.get("cached_from") is not None else "queries"
+    if t.state == TrialState.PRUNED:
+        return "unmeasured" if a.get("pruned") == "unmeasured" else "pruned"
+    if t.state == TrialState.RUNNING:
+        return "in_flight" if "claim" in a else "asked"
+    if t.state == TrialState.WAITING:
+        return "waiting"
+    return "failed"

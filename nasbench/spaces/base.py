@@ -302,6 +302,29 @@ class SearchSpace:
         values[k] = rng.choice([o for o in opts[k] if o != values[k]])
         return self.decode(values)
 
+    def features(self, arch) -> list[float]:
+        """Returns the surrogate's input vector of ``arch`` (floats): by default the
+        one-hot of :meth:`encode` over :meth:`choices`, decision by decision (spaces add
+        features that know their topology, e.g. nb201's live paths)."""
+        values, out = self.encode(arch), []
+        for k, opts in self.choices().items():
+            out += [1.0 if values[k] == o else 0.0 for o in opts]
+        return out
+
+    def blocks(self) -> list[list[str]]:
+        """Returns the decisions of :meth:`choices` grouped into PNAS's blocks, in the
+        order a progressive search adds them (one list of decision names per block);
+        raises UserError where the space has no block structure."""
+        raise UserError(f"the {self.name} space has no block structure for progressive "
+                        f"search (use nb201 or darts)")
+
+    def complete(self, partial: dict):
+        """Returns the architecture of a partial cell: ``partial`` holds the decisions of
+        the first b :meth:`blocks`; the space fills the rest so that the cell computes
+        those b blocks (its output is the last one)."""
+        raise UserError(f"the {self.name} space has no block structure for progressive "
+                        f"search (use nb201 or darts)")
+
     def arch_id(self, arch) -> str:
         """Returns a stable id of an architecture (12 hex digits of the sha256 of its
         canonical JSON, space included)."""

@@ -214,6 +214,27 @@ class DartsSpace(SearchSpace):
         validate_genotype(g)
         return g
 
+    def blocks(self) -> list[list[str]]:
+        """Returns PNAS's blocks: the normal cell's nodes in order (two inputs, two ops);
+        as in PNAS, the reduction cell repeats the normal cell (see :meth:`complete`)."""
+        return [[f"normal/{n}/inputs", f"normal/{n}/op0", f"normal/{n}/op1"]
+                for n in range(self.deploy.steps)]
+
+    def complete(self, partial: dict):
+        """Returns the genotype of a partial cell: the given normal nodes, each later
+        node the ``skip_connect`` sum of the two states before it (so the b-block cell's
+        nodes flow to the output), and the reduction cell equal to the normal one."""
+        values = dict(partial)
+        for n in range(self.deploy.steps):
+            if f"normal/{n}/inputs" not in values:
+                values.update({f"normal/{n}/inputs": f"{n},{n + 1}",
+                               f"normal/{n}/op0": "skip_connect",
+                               f"normal/{n}/op1": "skip_connect"})
+        for k in list(values):
+            if k.startswith("normal/"):
+                values["reduce/" + k[len("normal/"):]] = values[k]
+        return self.decode(values)
+
     @classmethod
     def arch_to_dict(cls, arch) -> dict:
         return genotype_space_dict(arch)

@@ -24,6 +24,15 @@ from .nb201_cells import (  # noqa: F401 - the geometry, re-exported
     stage_plan,
 )
 
+#: the cell's input-to-output paths, as edge sequences
+PATHS = (((0, 3),), ((0, 1), (1, 3)), ((0, 2), (2, 3)), ((0, 1), (1, 2), (2, 3)))
+
+
+def live_paths(arch) -> list[tuple]:
+    """Returns the input-to-output paths of ``arch`` with no ``none`` edge (the ones
+    that carry signal), as edge sequences."""
+    return [p for p in PATHS if all(arch.ops[EDGES.index(e)] != "none" for e in p)]
+
 
 @register_space("nb201")
 class NB201Space(SearchSpace):
@@ -87,6 +96,47 @@ class NB201Space(SearchSpace):
 
     def decode(self, values: dict):
         return NB201Arch(tuple(values[f"{i}->{j}"] for i, j in EDGES))
+
+    def features(self, arch) -> list[float]:
+        """Returns the surrogate's inputs: the one-hot of each edge's op after edges on
+        no live path are set to ``none`` (they do not change what the cell computes),
+        the path encoding (which op sequence each of the 4 input-output paths carries,
+        paths through ``none`` absent), and counts on the live paths (paths, convs per
+        path, pools, live ops of each kind)."""
+        live = live_paths(arch)
+        on = {e for path in live for e in path}
+        canon = [op if e in on else "none" for op, e in zip(arch.ops, EDGES, strict=True)]
+        out = [1.0 if op == o else 0.0 for op in canon for o in NB201_OPS]
+        real = NB201_OPS[1:]
+        for path in PATHS:
+            seq = tuple(arch.ops[EDGES.index(e)] for e in path)
+            out += [1.0 if seq == c else 0.0
+                    for c in itertools.product(real, repeat=len(path))]
+        seqs = [tuple(arch.ops[EDGES.index(e)] for e in p) for p in live]
+        c3 = [s.count("nor_conv_3x3") for s in seqs]
+        c1 = [s.count("nor_conv_1x1") for s in seqs]
+        out += [len(seqs), max(c3, default=0), sum(c3), max(c1, default=0), sum(c1),
+                sum(s.count("avg_pool_3x3") for s in seqs),
+                max((a + b for a, b in zip(c3, c1, strict=True)), default=0)]
+        out += [sum(1 for op in canon if op == o) for o in real]
+        return [float(v) for v in out]
+
+    def blocks(self) -> list[list[str]]:
+        """Returns the cell's nodes in order as PNAS's blocks: node j's incoming edges."""
+        return [[f"{i}->{jj}" for i, jj in EDGES if jj == j] for j in range(1, NODES)]
+
+    def complete(self, partial: dict):
+        """Returns the cell whose output is the last node of ``partial`` (nodes 1..b
+        given): the later nodes pass it on by ``skip_connect`` and hold ``none``
+        elsewhere, so the cell computes exactly the b-block cell."""
+        b = max((int(k.split("->")[1]) for k in partial), default=0)
+        values = {}
+        for i, j in EDGES:
+            key = f"{i}->{j}"
+            # nodes after b: a chain of skips (i = j - 1) carries node b to the output
+            values[key] = partial[key] if key in partial else \
+                ("skip_connect" if j > b and i == j - 1 else "none")
+        return self.decode(values)
 
     @classmethod
     def arch_to_dict(cls, arch) -> dict:

@@ -1,0 +1,169 @@
+"""``--evaluate train``: each multi-trial candidate is trained for real and scored.
+
+A candidate is the space's deploy network (built at the run's training input, e.g.
+16x16 for digits), trained with the run's retrain budget (``train_epochs``,
+``train_max_steps``, ``train_batch_size``, ``train_learning_rate``, ...: the runner's
+own retrain, :func:`nasbench.run.runner.train_candidate`) on the training half of the
+training split, and scored by its top-1 accuracy (%) on the other half (the same
+split the one-shot searchers use: ``train_portion``, ``seed``). The test split is never
+seen by the search.
+
+Results are cached on disk (``<cache dir>/train-eval/<key>.json``, the cache dir being
+``$NASBENCH_CACHE_DIR`` or the user cache folder) under a key of the architecture's
+stable id, the space's deploy network, the data set, the budget, the split and the
+seed (and torch's version): a later run with the same settings reuses a candidate's
+accuracy without training it. Costs come from the run's cost function
+(:func:`~nasbench.searchers.evaluate.run_cost`).
+
+Counters: ``queries`` distinct architectures answered in this run, ``trained`` those
+trained here, ``cache_hits`` answers that cost no training (the on-disk cache, or a
+repeat within the run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from .evaluate import register_evaluator, run_cost
+
+CACHE_FOLDER = "train-eval"
+
+
+@register_evaluator("train")
+class TrainEvaluator:
+    """Trains each candidate with the run's retrain budget and returns its held-out
+    validation accuracy (see the module doc): ``evaluator(arch) -> {"accuracy": %,
+    "cost": {metric: value}, "cached": bool}``, ``cost(arch)``, ``state_dict`` /
+    ``load_state_dict``. ``space`` is bound to the network to train (the deploy network
+    at the data's input size); ``cfg`` gives the budget, split and seed."""
+
+    def __init__(self, cfg, space, data, cost: Callable[[object], dict], *,
+                 channels_last: bool = False, log=None, cache_dir: Path | None = None):
+        self.cfg, self.space, self.cost = cfg, space, cost
+        self.channels_last, self.log = channels_last, log or (lambda *_: None)
+        train, val = data.search_splits(cfg.train_portion, cfg.seed)
+        # the runner's retrain reads .train and evaluates .test: here the held-out half
+        self.data = dataclasses.replace(data, train=train, test=val)
+        self.val_n = len(val)
+        if cache_dir is None:
+            from ..profiling import cache_dir as user_cache
+            cache_dir = user_cache()
+        self.folder = Path(cache_dir) / CACHE_FOLDER
+        self.ident = {"space": space.describe(), "data": data.describe(),
+                      "budget": dataclasses.asdict(cfg.retrain_budget()),
+                      "build": cfg.train_build_options(), "portion": cfg.train_portion,
+                      "split_seed": cfg.seed, "torch": torch.__version__}
+        self.cache: dict[str, dict] = {}
+        self.queries = self.trained = self.cache_hits = 0
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        """Raises UserError (one line) when the run's budget trains nothing."""
+        if cfg.train_epochs < 1:
+            raise UserError("--evaluate train trains every candidate with the run's "
+                            "retrain budget: give --train-epochs 1 or more")
+
+    @classmethod
+    def from_run(cls, cfg, ctx) -> TrainEvaluator:
+        """Returns the train evaluator of a run: the space's deploy network at the data's
+        input size, the run's data, budget and seed; cost: :func:`run_cost`."""
+        cls.check_config(cfg)
+        deploy = ctx.space.deploy
+        if getattr(deploy, "input_size", None) not in (None, ctx.data.input_size):
+            deploy = dataclasses.replace(deploy, input_size=ctx.data.input_size)
+        space = type(ctx.space)(deploy)
+        return cls(cfg, space, ctx.data, run_cost(ctx), channels_last=ctx.channels_last,
+                   log=lambda line: ctx.log(line))      # the run's log once it is open
+
+    @property
+    def signal(self) -> str:
+        """Returns what the search sees, in words."""
+        return (f"validation accuracy after training each candidate "
+                f"({self.cfg.retrain_budget().describe()}) on {len(self.data.train)} "
+                f"training images, on {self.val_n} held-out training images (not the "
+                f"test split)")
+
+    def key(self, arch) -> str:
+        """Returns the cache key of ``arch`` under this run's settings (24 hex digits of
+        a sha256): architecture id, network, data set, budget, split, seed, torch."""
+        ident = {**self.ident, "arch": self.space.arch_id(arch)}
+        text = json.dumps(ident, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}.json"
+
+    def _read(self, key: str) -> dict | None:
+        from ..errors import read_state
+        path = self._path(key)
+        if not path.is_file():
+            return None
+
+        def reader(p):
+            rec = json.loads(Path(p).read_text())
+            float(rec["accuracy"])                   # a record without one is damaged
+            return rec
+
+        return read_state(path, reader, "train-evaluator cache entry",
+                          "delete it and the candidate is trained again")
+
+    def _write(self, key: str, rec: dict) -> None:
+        from profilers.lut import atomic_write_text
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self._path(key), json.dumps(rec, indent=1) + "\n")
+
+    def accuracy(self, arch) -> dict:
+        """Trains ``arch`` and returns {"accuracy": held-out top-1 %, "val_n": images,
+        "steps": training steps, "seconds"} (uncounted, uncached)."""
+        from ..run.runner import train_candidate
+        from ..train import evaluate
+        t0 = time.time()
+        net, val_q, history = train_candidate(self.cfg, self.data, self.space, arch,
+                                              self.channels_last)
+        ev = evaluate(net, val_q)
+        return {"accuracy": 100.0 * ev["acc"], "val_n": ev["n"],
+                "steps": sum(h.get("steps", 0) for h in history),
+                "seconds": time.time() - t0}
+
+    def __call__(self, arch) -> dict:
+        key = self.key(arch)
+        if key in self.cache:                         # a repeat within this run
+            self.cache_hits += 1
+            return {**self.cache[key], "cached": True}
+        rec = self._read(key)
+        summary = self.space.summary(arch)
+        if rec is not None:
+            self.cache_hits += 1
+            self.log(f"train evaluator: {summary}: {rec['accuracy']:.2f} % (cached in "
+                     f"{self._path(key)})")
+        else:
+            rec = {**self.accuracy(arch), "arch": self.space.arch_to_dict(arch),
+                   "arch_id": self.space.arch_id(arch), "settings": self.ident}
+            self._write(key, rec)
+            self.trained += 1
+            self.log(f"train evaluator: {summary}: {rec['accuracy']:.2f} % on "
+                     f"{rec['val_n']} held-out images after {rec['steps']} steps "
+                     f"({rec['seconds']:.1f} s)")
+        self.queries += 1
+        out = {"accuracy": float(rec["accuracy"]), "cost": self.cost(arch)}
+        self.cache[key] = out
+        return {**out, "cached": False}
+
+    def state_dict(self) -> dict:
+        """Returns the run's answers and counters (resume)."""
+        return {"cache": dict(self.cache), "queries": self.queries,
+                "trained": self.trained, "cache_hits": self.cache_hits}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores :meth:`state_dict`."""
+        self.cache = dict(state["cache"])
+        self.queries, self.cache_hits = state["queries"], state["cache_hits"]
+        self.trained = state.get("trained", 0)
