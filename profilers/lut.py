@@ -58,7 +58,10 @@ def json_safe(obj):
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` atomically (see :func:`atomic_write_bytes`)."""
+    """Writes ``text`` to ``path`` atomically (see :func:`atomic_write_bytes`); raises
+    TypeError for anything but a str (the old file stays)."""
+    if not isinstance(text, str):
+        raise TypeError(f"atomic_write_text writes str, not {type(text).__name__}")
     atomic_write_bytes(path, text.encode())
 
 

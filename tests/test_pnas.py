@@ -4,7 +4,6 @@ runner, and bad input (on the synthetic NAS-Bench-201 folder of tests/nb201_fake
 
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -220,33 +219,30 @@ def test_pnas_interrupted_and_resumed_evaluates_what_an_uninterrupted_run_does(
     (["--beam", "0"], "--beam must be positive"),
     (["--predictor-kind", "svm"], "--predictor-kind must be one of"),
 ])
-def test_bad_pnas_options_are_one_line_and_exit_2(fake, tmp_path, args, msg):
-    r = subprocess.run([sys.executable, "-m", "nasbench", "search", "--method", "pnas",
-                        "--space", "nb201", "--benchmark-dir", str(fake), "--device",
-                        "hw-nas-bench:edgegpu", "--out", str(tmp_path / "runs"), *args],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2, r.stderr
-    assert msg in r.stderr and "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+def test_bad_pnas_options_are_one_line_and_exit_2(fake, tmp_path, capsys, args, msg):
+    from nasbench.cli import main
+    capsys.readouterr()
+    rc = main(["search", "--method", "pnas", "--space", "nb201", "--benchmark-dir",
+               str(fake), "--device", "hw-nas-bench:edgegpu", "--out",
+               str(tmp_path / "runs"), *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and msg in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1
     assert not (tmp_path / "runs").exists()
-    r = subprocess.run([sys.executable, "-m", "nasbench", "search", "--method", "random",
-                        "--beam", "4", "--out", str(tmp_path / "runs")],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "apply to --method pnas only" in r.stderr
+    assert main(["search", "--method", "random", "--beam", "4", "--out",
+                 str(tmp_path / "runs")]) == 2
+    assert "apply to --method pnas only" in capsys.readouterr().err
 
 
-def test_predictor_cli_fits_and_scores_on_held_apart_cells(fake, tmp_path):
+def test_predictor_cli_fits_and_scores_on_held_apart_cells(fake, tmp_path, capsys):
+    from nasbench.cli import main
     model = tmp_path / "m.pkl"
-    r = subprocess.run([sys.executable, "-m", "nasbench", "predictor", "fit", "--out",
-                        str(model), "--benchmark-dir", str(fake), "--sample", "80",
-                        "--kind", "forest"], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-m", "nasbench", "predictor", "eval", str(model),
-                        "--benchmark-dir", str(fake), "--json"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+    assert main(["predictor", "fit", "--out", str(model), "--benchmark-dir", str(fake),
+                 "--sample", "80", "--kind", "forest"]) == 0
+    capsys.readouterr()
+    assert main(["predictor", "eval", str(model), "--benchmark-dir", str(fake),
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
     assert out["n"] == 15625 - 80 and out["kendall_tau"] > 0.5
-    r = subprocess.run([sys.executable, "-m", "nasbench", "predictor", "eval", str(model)],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "one of the two" in r.stderr
+    assert main(["predictor", "eval", str(model)]) == 2
+    assert "one of the two" in capsys.readouterr().err
