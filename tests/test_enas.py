@@ -176,6 +176,11 @@ def test_enas_runs_and_its_hard_target_filters_the_derivation(fake, tmp_path, mo
     assert best["arch"]["arch"] == r.genotype.to_str()
     # the argmax of each epoch (the controller's greedy architecture) is noted too
     assert sum(v.get("kind") == "argmax after the epoch" for v in r.visited) == 2
+    # an impossible target (every cell costs 0.5 ms or more): the cheapest sample, marked
+    r = run_search(_cfg(fake, tmp_path, latency_target_ms=0.3, epochs=1), quiet=True)
+    samples = [v for v in r.visited if v.get("kind") == "derivation sample"]
+    cheapest = min(samples, key=lambda v: v["cost"]["latency"])
+    assert r.genotype.to_str() == cheapest["arch"]["arch"] and not r.target["met"]
 
 
 def test_enas_interrupted_and_resumed_equals_uninterrupted(fake, tmp_path, monkeypatch):
@@ -265,3 +270,24 @@ def test_single_path_forward_is_what_enas_trains():
             if got:
                 assert all(got) == (space.candidate_ops[i] == op)
     assert F.softmax(net.alphas, -1).shape == (6, 5)
+
+
+def test_bench_runs_enas_as_a_one_shot_method(fake, tmp_path, monkeypatch):
+    """``nasbench bench --method enas``: trained through the runner (no retrain), its
+    derived cell looked up in the table; the derivation's samples are its found set."""
+    from nasbench.benchmarks import NB201Bench
+    from nasbench.benchmarks.bench import BenchSpec, run_bench
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    spec = BenchSpec(method="enas", device="hw-nas-bench:edgegpu", benchmark_dir=str(fake),
+                     seeds=1, epochs=1, steps_per_epoch=2, target=2.0, data_dir="unused",
+                     extra={"dataset": "synthetic", "data_dir": None, "batch_size": 8,
+                            "channels": 4, "layers": 1, "train_input_size": 16,
+                            "controller_steps": 1, "controller_aggregate": 1,
+                            "derive_samples": 10, "derive_batches": 1})
+    out = run_bench(spec, tmp_path / "b", quiet=True)
+    run = out["runs"][0]
+    b = NB201Bench(fake)
+    assert run["arch"] == b.arch(run["index"]).to_str()
+    assert run["met"] and cost_ms(b.arch(run["index"])) <= 2.0
+    assert out["budget"]["epochs"] == 1
+    assert 1 <= run["queries"] <= 11         # the distinct samples and the epoch's argmax

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: MnasNet's soft-target exponent
-SOFT_EXPONENT = -0.07
+# MnasNet's reward lives with the cost model; re-exported for the controller's users
+from .cost import SOFT_EXPONENT, mnasnet_reward  # noqa: F401
 
 
 class Controller(nn.Module):
@@ -108,17 +108,6 @@ class Controller(nn.Module):
                 out[name] = p.tolist()
                 inp = self.embeds[k](p.argmax().view(1))
         return out
-
-
-def mnasnet_reward(accuracy: float, cost: float | None, target: float | None,
-                   hard: bool, exponent: float = SOFT_EXPONENT) -> float:
-    """Returns MnasNet's reward ``accuracy x (cost/target)^w`` (the accuracy's unit):
-    w = ``exponent`` (soft target), or 0 when ``cost <= target`` and -1 over it (hard
-    target); the accuracy alone without a target or a cost."""
-    if target is None or cost is None:
-        return accuracy
-    w = (0.0 if cost <= target else -1.0) if hard else exponent
-    return accuracy * (cost / target) ** w
 
 
 def reinforce_update(optimizer: torch.optim.Optimizer, samples: list[tuple], baseline: dict,

@@ -158,3 +158,18 @@ def required_op_keys(deploy: DeployConfig) -> list[str]:
         for op in slot.candidates:
             keys += [i.key for i in space.slot_instances(s, op)]
     return list(dict.fromkeys(keys))
+
+
+#: MnasNet's soft-target exponent w in acc x (cost/target)^w (Tan et al., CVPR 2019)
+SOFT_EXPONENT = -0.07
+
+
+def mnasnet_reward(accuracy: float, cost: float | None, target: float | None,
+                   hard: bool, exponent: float = SOFT_EXPONENT) -> float:
+    """Returns MnasNet's reward ``accuracy x (cost/target)^w`` (the accuracy's unit):
+    w = ``exponent`` (soft target), or 0 when ``cost <= target`` and -1 over it (hard
+    target); the accuracy alone without a target or a cost."""
+    if target is None or cost is None:
+        return accuracy
+    w = (0.0 if cost <= target else -1.0) if hard else exponent
+    return accuracy * (cost / target) ** w

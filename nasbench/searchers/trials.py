@@ -248,10 +248,11 @@ class TrialSearcher(Searcher):
         if self.multi_objective:
             return [acc] + [cost.get(m) if cost.get(m) is not None else float("inf")
                             for m in self.cost_metrics]
-        t, lat = self.ctx.target_ms, cost.get("latency")
-        if t is not None and not self.ctx.config.hard_target and lat:
-            return acc * (lat / t) ** self.ctx.config.soft_exponent
-        return acc
+        from ..search.cost import mnasnet_reward
+        if self.ctx.config.hard_target:       # a hard target filters; it does not score
+            return acc
+        return mnasnet_reward(acc, cost.get("latency") or None, self.ctx.target_ms,
+                              hard=False, exponent=self.ctx.config.soft_exponent)
 
     def _over_target(self, cost: dict) -> bool:
         t = self.ctx.target_ms
