@@ -110,7 +110,8 @@ class LUT:
         missing, not JSON, of another schema version, or malformed."""
         p = Path(path)
         if not p.is_file():
-            raise LUTError(f"LUT file not found: {p}")
+            raise LUTError(f"{p} is a folder, not a LUT file (give the .json file)"
+                           if p.is_dir() else f"LUT file not found: {p}")
         try:
             data = json.loads(p.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -128,8 +129,10 @@ class LUT:
 
     def to_json(self) -> str:
         """Returns the file text of this LUT."""
-        return json.dumps({"schema": SCHEMA_VERSION, "provenance": self.provenance,
-                           "entries": self.entries}, indent=1, sort_keys=False)
+        # strict JSON: a non-finite value is written as null (no value), never NaN
+        return json.dumps(json_safe({"schema": SCHEMA_VERSION, "provenance": self.provenance,
+                                     "entries": self.entries}),
+                          indent=1, sort_keys=False, allow_nan=False)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Writes the LUT atomically to ``path``; returns the path."""

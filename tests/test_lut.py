@@ -81,3 +81,18 @@ def test_saved_file_is_versioned_json(tmp_path, tiny_lut):
     data = json.loads(p.read_text())
     assert data["schema"] == 1 and set(data) == {"schema", "provenance", "entries"}
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_a_lut_is_strict_json_even_with_a_non_finite_value(tmp_path):
+    lut = LUT(provenance={"note": float("nan")},
+              entries={"k": {"latency_ms": 1.0, "energy_mj": float("inf")}})
+    p = lut.save(tmp_path / "l.json")
+    text = p.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    d = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    assert d["entries"]["k"]["energy_mj"] is None and d["provenance"]["note"] is None
+
+
+def test_a_folder_is_not_a_lut(tmp_path):
+    with pytest.raises(LUTError, match="is a folder, not a LUT file"):
+        LUT.load(tmp_path)

@@ -232,6 +232,11 @@ def test_bad_pnas_options_are_one_line_and_exit_2(fake, tmp_path, capsys, args, 
     assert main(["search", "--method", "random", "--beam", "4", "--out",
                  str(tmp_path / "runs")]) == 2
     assert "apply to --method pnas only" in capsys.readouterr().err
+    # a space without blocks is refused before any LUT is profiled
+    assert main(["search", "--method", "pnas", "--space", "proxyless", "--evaluate",
+                 "train", "--train-epochs", "1", "--out", str(tmp_path / "runs")]) == 2
+    assert "no block structure" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_predictor_cli_fits_and_scores_on_held_apart_cells(fake, tmp_path, capsys):

@@ -260,6 +260,9 @@ class PNASConfig(TrialConfig):
     def validate(self) -> None:
         super().validate()
         from ..predict.surrogate import KINDS
+        from ..spaces import get_space
+        space = get_space(self.space)
+        space(space.default_deploy()).blocks()    # no block structure: one line, now
         if self.beam < 1:
             raise UserError(f"--beam must be positive, got {self.beam}")
         if self.predictor_kind not in KINDS:
@@ -278,10 +281,6 @@ class PNASSearcher(TrialSearcher):
     """PNAS (see the module doc)."""
 
     config_class = PNASConfig
-
-    def setup(self, ctx) -> None:
-        ctx.space.blocks()                  # a space without blocks: one line, now
-        super().setup(ctx)
 
     def sampler(self, seed):
         from ..predict.surrogate import AccuracyPredictor

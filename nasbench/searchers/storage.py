@@ -178,8 +178,10 @@ def load_study(storage, name: str, url: str, sampler=None):
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     except KeyError:
         names = study_names(storage)
+        shown = ", ".join(names[-5:]) or "none"
+        more = f" and {len(names) - 5} older" if len(names) > 5 else ""
         raise UserError(f"no study {name!r} in {show_url(url)} (studies there: "
-                        f"{', '.join(names) or 'none'})") from None
+                        f"{shown}{more})") from None
 
 
 @contextlib.contextmanager
