@@ -17,7 +17,8 @@ def search(
                                "(partial channels), proxyless (binary gates, MBConv "
                                "space), enas (an LSTM controller sampling single paths; "
                                "darts or nb201), or the multi-trial random, evolution, "
-                               "tpe, nsga2 (--space nb201 --evaluate table)."),
+                               "tpe, nsga2, pnas (--evaluate table on nb201, train or "
+                               "supernet on any space)."),
     space: str | None = typer.Option(None, help="darts (default for darts/pcdarts), "
                                      "nb201 (NAS-Bench-201's cell; darts/pcdarts) or "
                                      "proxyless (--method proxyless)."),
