@@ -100,6 +100,10 @@ class Progress:
 
     def __init__(self, quiet: bool):
         self.p = None
+        from ..progress import PlainProgress, console
+        if not quiet and not console.is_terminal:    # a log file: plain lines
+            self.p = PlainProgress()
+            return
         if not quiet:
             from rich.progress import (
                 BarColumn,
@@ -117,18 +121,20 @@ class Progress:
                                   console=console, transient=True)
 
     def __enter__(self):
-        if self.p:
+        if self.p and hasattr(self.p, "__enter__"):
             self.p.__enter__()
         return self
 
     def __exit__(self, *exc):
-        if self.p:
+        if self.p and hasattr(self.p, "__exit__"):
             self.p.__exit__(*exc)
 
     def task(self, description: str, total: int, completed: int = 0):
         """Returns a task id (or None when quiet)."""
         if not self.p:
             return None
+        if not hasattr(self.p, "add_task"):
+            return self.p.add(description, total=total, completed=completed)
         return self.p.add_task(description, total=total, completed=completed, info="")
 
     def update(self, task, **kw) -> None:
