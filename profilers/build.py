@@ -260,6 +260,29 @@ def anchor_warning(lut: LUT) -> str | None:
             f"profile with --no-anchor")
 
 
+def lut_doubts(lut: LUT) -> list[str]:
+    """Returns the warnings that make a LUT's figures doubtful (one line each): entries
+    measured under load, a high share of noisy entries, an anchor slowed by the ops it
+    brackets, an incomplete profile; empty for a sound LUT. They travel with every figure
+    the LUT produces (a run's result.json, summary and report)."""
+    out = []
+    n = len(lut.entries)
+    loaded = [e for e in lut.entries.values() if e.get("under_load")]
+    if loaded:
+        out.append(f"{len(loaded)} of {n} LUT entries were measured while other processes "
+                   f"were busy: predictions from them may run high; profile again on a "
+                   f"quiet machine")
+    noisy = [e for e in lut.entries.values() if e.get("noisy")]
+    if n and len(noisy) / n > NOISY_SHARE_WARN:
+        out.append(f"{len(noisy)} of {n} LUT entries are noisy (CV above the threshold)")
+    w = anchor_warning(lut)
+    if w:
+        out.append(w)
+    if lut.provenance.get("rounds_pending"):
+        out.append("the LUT's profile did not finish its rounds (incomplete)")
+    return out
+
+
 def finalize_anchor(lut: LUT) -> None:
     """Turns the anchored entries of ``lut`` into drift-corrected latencies, in place.
 

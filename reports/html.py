@@ -415,6 +415,7 @@ def _provenance(r: Run) -> dict[str, Any]:
         "lut_path": lut.get("path") if isinstance(lut, dict) else None,
         "lut_sha256": lut.get("sha256") if isinstance(lut, dict) else None,
         "lut_provenance": lut.get("provenance") if isinstance(lut, dict) else None,
+        "warnings": list(res.get("warnings") or []),
         "command": command, "command_label": command_label, "command_note": command_note,
         "config": json.dumps(cfg, indent=2, sort_keys=True, default=str),
         "started": res.get("started") or "", "finished": res.get("finished") or "",

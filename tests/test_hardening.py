@@ -213,3 +213,26 @@ def test_damaged_state_beside_a_lut_is_named_not_ignored(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert t.entries == {} and str(f) in err and "tuned again" in err
     assert len(err.splitlines()) == 1
+
+
+def test_doubts_travel_with_the_figures(tmp_path):
+    """A LUT measured under load, or a measurement on a machine slower than at profile
+    time, puts a warning in the result, its summary and its report."""
+    from nasbench.run.result import SearchResult, summary_lines
+    from nasbench.run.runner import drift_doubts
+    from profilers.build import lut_doubts
+    cfg = DARTSConfig.from_preset("quick", "darts", **TINY)
+    lut = LUT.load(write_lut(tmp_path / "a.json", cfg))
+    assert lut_doubts(lut) == []
+    for e in list(lut.entries.values())[:3]:
+        e["under_load"] = [{"name": "python", "pid": 1, "cpu": 90.0}]
+    doubts = lut_doubts(lut)
+    assert len(doubts) == 1 and doubts[0].startswith(f"3 of {len(lut.entries)} LUT entries")
+    assert drift_doubts({"latency_ms": {"median": 10.0}, "latency_corrected_ms": 9.5}) == []
+    slow = drift_doubts({"latency_ms": {"median": 15.0}, "latency_corrected_ms": 10.0})
+    assert len(slow) == 1 and "1.50x slower" in slow[0]
+    r = SearchResult(run_dir=tmp_path, method="darts", status="complete",
+                     warnings=doubts + slow)
+    lines = summary_lines(r)
+    assert sum(line.startswith("warning: ") for line in lines) == 2
+    assert r.to_dict()["warnings"] == doubts + slow

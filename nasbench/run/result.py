@@ -57,6 +57,9 @@ class SearchResult:
     #: "finalist": search accuracy, predicted and measured or table latency)
     finalists: list = field(default_factory=list)
     table: dict | None = None            # nb201 with a benchmark dir: the cell's table row
+    #: what makes figures of this run doubtful (a LUT measured under load, a machine
+    #: slower than at profile time...), one line each; shown in the summary and report
+    warnings: list = field(default_factory=list)
 
     @property
     def arch(self) -> Arch | None:
@@ -181,5 +184,6 @@ def summary_lines(r: SearchResult) -> list[str]:
                      f"ptflops {r.macs.get('ptflops')}, conv+linear {r.macs.get('conv_linear')}")
     if r.durations_s:
         lines.append("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in r.durations_s.items()))
+    lines += [f"warning: {w}" for w in r.warnings]
     lines.append("settings: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
     return lines

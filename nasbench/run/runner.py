@@ -314,6 +314,8 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
                           dataset=data.describe(),
                           started=_dt.datetime.fromtimestamp(t_start).astimezone().isoformat(
                               timespec="seconds"))
+    from profilers.build import lut_doubts
+    result.warnings = lut_doubts(lut_obj)      # they travel with every figure of the run
 
     def interrupted() -> SearchResult:
         result.durations_s = dict(state["durations"])
@@ -419,6 +421,7 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
         result.params, result.macs = count_complexity(deploy_net, deploy)
         if cfg.measure:
             result.measured = measure_arch(arch, deploy, device, log, lut_obj, net=deploy_net)
+            result.warnings += drift_doubts(result.measured)
         if cfg.measure and getattr(cfg, "measure_top", 0):
             # multi-trial: the finalists' predicted latency against the device's
             ev = getattr(ctx, "evaluator", None)
@@ -546,6 +549,27 @@ def _retrain(cfg, data, space, arch, cl, state, prog, objs, interrupt_check, sav
         objs["steps"] = 0
         prog.update(ep_task, completed=state["train_epoch"])
     return net, test_q, tr_history
+
+
+#: a measurement whose drift anchor ran this much slower (or faster) than at profile
+#: time is flagged: the machine was not the one the LUT describes
+DRIFT_WARN = 1.2
+
+
+def drift_doubts(measured: dict) -> list[str]:
+    """Returns a warning (a list of at most one line) when the drift anchor says the
+    machine ran more than :data:`DRIFT_WARN` times slower or faster during the
+    measurement than when the LUT was profiled."""
+    raw = ((measured or {}).get("latency_ms") or {}).get("median")
+    cor = (measured or {}).get("latency_corrected_ms")
+    if not raw or not cor:
+        return []
+    r = raw / cor
+    if 1 / DRIFT_WARN <= r <= DRIFT_WARN:
+        return []
+    return [f"the machine ran {r:.2f}x {'slower' if r > 1 else 'faster'} than when the "
+            f"LUT was profiled (drift anchor): compare predictions with the measured "
+            f"latency in the LUT's time base ({cor:.3f} ms), not the raw {raw:.3f} ms"]
 
 
 def train_candidate(cfg, data, space, arch, channels_last: bool = False, log=None):
