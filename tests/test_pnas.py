@@ -207,8 +207,11 @@ def test_pnas_interrupted_and_resumed_evaluates_what_an_uninterrupted_run_does(
     cut = run_search(cfg.replace(out=str(tmp_path / "cut")), quiet=True,
                      _interrupt_after_steps=7)
     assert cut.status == "interrupted"
+    import torch
+    before = torch.load(Path(cut.run_dir) / "checkpoint.pt", weights_only=False)["wall"]
     done = run_search(resume=cut.run_dir, quiet=True)
     assert done.status == "complete"
+    assert before > 0 and done.durations_s["total"] > before   # every process counted
     assert [v["arch"] for v in done.visited] == [v["arch"] for v in full.visited]
     assert done.genotype == full.genotype
     assert math.isfinite(json.loads((Path(done.run_dir) / "result.json").read_text())[

@@ -275,12 +275,14 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
 
     history: list[dict] = []
     state = {"phase": "search", "epoch": 0, "train": None, "train_epoch": 0,
-             "durations": {"search": 0.0, "train": 0.0}}
+             "durations": {"search": 0.0, "train": 0.0},
+             "wall": 0.0}                   # seconds spent by the run's earlier processes
     if ckpt is not None:
         searcher.load_state_dict(ckpt)
         history = ckpt["history"]
-        state.update({k: ckpt[k] for k in state})
+        state.update({k: ckpt[k] for k in state if k in ckpt})
         set_rng_state(ckpt["rng"])
+    wall0 = state["wall"]                   # "total" counts every process of the run
 
     steps_done = [0]
     t_phase = [time.time()]
@@ -296,6 +298,7 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
         if state["phase"] in ("search", "train"):   # evaluate is timed apart, once
             state["durations"][state["phase"]] += now - t_phase[0]
         t_phase[0] = now
+        state["wall"] = wall0 + (now - t_start)
         if not main:
             return
         own = {"history": history, "rng": rng_state(), "config": cfg.to_dict(), **state}
@@ -441,7 +444,7 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
     state["durations"]["evaluate"] = time.time() - t_eval
     result.visited = searcher.visited()
     save_checkpoint({"phase": "done"})
-    return complete_run(result, {**state["durations"], "total": time.time() - t_start},
+    return complete_run(result, {**state["durations"], "total": wall0 + time.time() - t_start},
                         lut_path, log)
 
 

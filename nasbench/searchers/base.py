@@ -30,7 +30,7 @@ from ..errors import UserError
 SEARCHERS: dict[str, type[Searcher]] = {}
 #: the checkpoint entries the runner writes beside a searcher's state_dict()
 RUNNER_KEYS = ("history", "rng", "config", "phase", "epoch", "train", "train_epoch",
-               "durations")
+               "durations", "wall")
 
 
 def register_searcher(*names: str):
