@@ -102,6 +102,17 @@ class Outcome:
         return p if self.weights is None else p * self.weights.detach().double().unsqueeze(1)
 
 
+def epoch_lr(optimizer, cfg, epoch: int) -> float:
+    """Sets ``optimizer``'s learning rate to the one-shot weights' cosine schedule at
+    ``epoch`` (``cfg.learning_rate`` down to ``cfg.learning_rate_min`` over
+    ``cfg.epochs``); returns it (per step)."""
+    from ..train import cosine_lr
+    lr = cosine_lr(cfg.learning_rate, cfg.learning_rate_min, epoch, cfg.epochs)
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    return lr
+
+
 def tally(acc: dict, loss: float, logits: torch.Tensor, y: torch.Tensor) -> None:
     """Adds one training batch to an epoch's running sums (``loss`` x samples,
     ``correct``, ``n``), the figures one-shot searchers report per epoch; in a

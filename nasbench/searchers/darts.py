@@ -26,8 +26,7 @@ from ..run.util import deferred_interrupt
 from ..search.architect import Architect, weight_step
 from ..search.config import DARTSConfig
 from ..search.cost import CostModel, CostObjective
-from ..train import cosine_lr
-from .base import Outcome, SearchContext, Searcher, register_searcher, tally
+from .base import Outcome, SearchContext, Searcher, epoch_lr, register_searcher, tally
 
 
 @register_searcher("darts", "pcdarts")
@@ -79,9 +78,7 @@ class DartsSearcher(Searcher):
 
     def run_epoch(self, epoch: int, on_step) -> dict:
         cfg = self.ctx.config
-        lr = cosine_lr(cfg.learning_rate, cfg.learning_rate_min, epoch, cfg.epochs)
-        for g in self.w_opt.param_groups:
-            g["lr"] = lr
+        lr = epoch_lr(self.w_opt, cfg, epoch)
         acc = self.acc = self.acc or {"loss": 0.0, "correct": 0, "n": 0, "val_loss": 0.0,
                                       "val_correct": 0, "val_n": 0, "arch_steps": 0,
                                       "t0": time.time()}

@@ -40,8 +40,7 @@ from ..run.util import deferred_interrupt
 from ..search.architect import weight_step
 from ..search.config import SupernetConfig
 from ..search.controller import Controller, mnasnet_reward, reinforce_update
-from ..train import cosine_lr
-from .base import Outcome, SearchContext, Searcher, register_searcher, tally
+from .base import Outcome, SearchContext, Searcher, epoch_lr, register_searcher, tally
 from .evaluate import run_cost
 
 
@@ -191,9 +190,7 @@ class ENASSearcher(Searcher):
 
     def run_epoch(self, epoch: int, on_step) -> dict:
         cfg = self.ctx.config
-        lr = cosine_lr(cfg.learning_rate, cfg.learning_rate_min, epoch, cfg.epochs)
-        for g in self.w_opt.param_groups:
-            g["lr"] = lr
+        lr = epoch_lr(self.w_opt, cfg, epoch)
         acc = self.acc = self.acc or {"loss": 0.0, "correct": 0, "n": 0, "c_steps": 0,
                                       "reward": 0.0, "val_acc": 0.0, "entropy": 0.0,
                                       "advantage": 0.0, "samples": 0, "t0": time.time()}
