@@ -570,7 +570,8 @@ def drift_doubts(measured: dict) -> list[str]:
     r = raw / cor
     if 1 / DRIFT_WARN <= r <= DRIFT_WARN:
         return []
-    return [f"the machine ran {r:.2f}x {'slower' if r > 1 else 'faster'} than when the "
+    return [f"the machine ran {max(r, 1 / r):.2f}x {'slower' if r > 1 else 'faster'} "
+            f"than when the "
             f"LUT was profiled (drift anchor): compare predictions with the measured "
             f"latency in the LUT's time base ({cor:.3f} ms), not the raw {raw:.3f} ms"]
 
