@@ -29,6 +29,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -176,7 +177,7 @@ def parse_references(text: str | None) -> list[str]:
 
 def reference_candidates(names, data, deploy, budget: RetrainBudget, device: str, *,
                          lut=None, measure: bool = True, log=print,
-                         quiet: bool = False) -> list[dict]:
+                         quiet: bool = False, keep_dir: Path | None = None) -> list[dict]:
     """Returns :func:`run_references` with a progress bar, or [] when training or
     measuring them fails (a search run is complete without its references)."""
     from .errors import UserError
@@ -184,7 +185,8 @@ def reference_candidates(names, data, deploy, budget: RetrainBudget, device: str
     try:
         with progress_bar("reference networks", quiet=quiet) as cb:
             return run_references(names, data, deploy, budget, device, lut=lut,
-                                  measure=measure, log=log, progress=cb)
+                                  measure=measure, log=log, progress=cb,
+                                  keep_dir=keep_dir)
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 - context for the report, not the result
@@ -231,14 +233,42 @@ def train_reference(net: nn.Module, data, budget: RetrainBudget, channels_last: 
             "seconds": time.time() - t0}
 
 
+def save_reference(path: Path, name: str, net: nn.Module, data, budget: RetrainBudget,
+                   trained: dict) -> Path:
+    """Writes a trained reference to ``path`` in the portable form of a run's
+    ``model.pt`` (:mod:`nasbench.run.model`: weights, how to rebuild it, the
+    preprocessing it was trained with, its test accuracy); returns ``path``."""
+    from .run.model import FORMAT
+    from .run.util import atomic_torch_save
+    from .spaces.darts import DartsSpace
+    ref = REFERENCES[name]
+    meta = {"format": FORMAT, "version": 1, "kind": "reference", "reference": name,
+            "label": ref.label,
+            "space": "darts" if ref.genotype is not None else "hand-designed",
+            "arch": (DartsSpace.arch_to_dict(ref.genotype)
+                     if ref.genotype is not None else None),
+            "build": {"channels": budget.channels, "layers": budget.layers},
+            "budget": asdict(budget), "data_dir": data.source if data.name == "cifar10" else None,
+            "preprocess": {"dataset": data.name, "input_size": data.input_size,
+                           "in_channels": data.in_channels, "classes": data.num_classes,
+                           "mean": list(data.mean), "std": list(data.std)},
+            "test_acc": trained["test_acc"], "test_n": trained["test_n"]}
+    atomic_torch_save({"meta": meta, "state_dict": {k: v.detach().cpu() for k, v in
+                                                    net.state_dict().items()}}, path)
+    return path
+
+
 def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, lut=None,
                    measure: bool = True, log=print, progress=None,
-                   use_cache: bool = True) -> list[dict]:
+                   use_cache: bool = True, keep_dir: Path | None = None) -> list[dict]:
     """Trains (with ``budget``), evaluates, measures (on ``device`` at the deploy input
     and batch) and, for DARTS-space references with a DARTS ``lut``, predicts each
     reference; returns their candidate records (role "reference"). Cached results of
     the same data, budget, device and deploy size are reused (the LUT prediction is
-    always recomputed)."""
+    always recomputed). With ``keep_dir`` each trained network is kept there as
+    ``<name>.pt`` (:func:`save_reference`; the cache keeps the weights too, so a reused
+    result still hands its network over; a cached result without them is trained
+    again)."""
     from .predict.predictor import predict_costs
     from .run.measure import count_complexity, measure_deploy
     from .spaces.darts import DartsSpace
@@ -262,6 +292,9 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
         if progress:
             progress(i, len(names), ref.label)
         rec = cached.get(name)
+        weights = cache.with_suffix("") / f"{name}.pt"
+        if rec is not None and keep_dir is not None and not weights.is_file():
+            rec = None                        # cached before weights were kept
         if rec is None:
             with torch.random.fork_rng():
                 torch.manual_seed(budget.seed)
@@ -271,6 +304,9 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
                                       layers=budget.layers,
                                       **(dshape | {"input_size": data.input_size}))
             tr = train_reference(net, data, budget, cl)
+            if use_cache or keep_dir is not None:
+                weights.parent.mkdir(parents=True, exist_ok=True)
+                save_reference(weights, name, net, data, budget, tr)
             # DARTS-space references at the deploy size of a DARTS run, else at the
             # DARTS evaluation size (C=36, 20 cells)
             deploy_net = build_reference(name, size="deploy",
@@ -286,6 +322,12 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
                 f"{tr['steps']} steps ({tr['seconds']:.0f} s)")
         else:
             log(f"reference {ref.label}: reused from {cache}")
+        if keep_dir is not None:
+            import shutil
+            Path(keep_dir).mkdir(parents=True, exist_ok=True)
+            tmp = Path(keep_dir) / f".{name}.pt.tmp"
+            shutil.copyfile(weights, tmp)
+            tmp.replace(Path(keep_dir) / f"{name}.pt")
         store.append(rec)
         predicted = {}
         if (ref.genotype is not None and lut is not None

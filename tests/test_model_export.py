@@ -104,3 +104,39 @@ def test_eval_and_export_bad_input(darts_run, tmp_path, capsys):
         assert main(args) == 2, args
         err = capsys.readouterr().err.strip()
         assert msg in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def test_references_are_kept_reloaded_evaluated_and_exported(tmp_path, monkeypatch, capsys):
+    """Each reference's trained network is kept in the run (references/NAME.pt, the
+    model.pt form); eval reproduces its test accuracy; a cached result hands the same
+    weights over; export works on it."""
+    from nasbench.data import load_dataset
+    from nasbench.references import RetrainBudget, run_references
+    from nasbench.search.config import DARTSConfig
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    data = load_dataset("digits", None, False, 8)
+    deploy = DARTSConfig.from_preset("quick", "darts", eval_channels=4, eval_layers=3,
+                                     input_size=8).deploy(10, 3)
+    budget = RetrainBudget(epochs=1, max_steps=3, batch_size=16, channels=4, layers=3)
+    keep = tmp_path / "run" / "references"
+    recs = run_references(["resnet20", "darts_v2"], data, deploy, budget, "cpu",
+                          measure=False, log=lambda *_: None, keep_dir=keep)
+    for rec, name in zip(recs, ["resnet20", "darts_v2"], strict=True):
+        net, meta = load_model(keep / f"{name}.pt")
+        assert meta["kind"] == "reference" and meta["reference"] == name
+        assert main(["eval", str(keep / f"{name}.pt"), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["accuracy_pct"] == pytest.approx(rec["accuracy"])      # both in %
+        assert out["images"] == rec["accuracy_n"]
+    assert load_model(keep / "darts_v2.pt")[1]["arch"]["normal"]
+    first = torch.load(keep / "resnet20.pt", weights_only=True)["state_dict"]
+    keep2 = tmp_path / "run2" / "references"                  # reused from the cache
+    run_references(["resnet20"], data, deploy, budget, "cpu", measure=False,
+                   log=lambda *_: None, keep_dir=keep2)
+    again = torch.load(keep2 / "resnet20.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(v, again[k]) for k, v in first.items())
+    assert main(["export", str(keep / "resnet20.pt"), "--format", "torchscript",
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["path"] == str(keep / "resnet20.ts")
+    assert max(res["max_rel_error"].values()) < 1e-4

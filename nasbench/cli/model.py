@@ -29,7 +29,8 @@ def _loader(meta: dict, dataset: str | None, data_dir: str | None, split: str):
 
 
 def eval_cmd(
-    run: Path = typer.Argument(..., help="Run directory (or its model.pt)."),
+    run: Path = typer.Argument(..., help="Run directory (or its model.pt, or a "
+                               "reference's RUN/references/NAME.pt)."),
     dataset: str | None = typer.Option(None, help="digits, cifar10 or synthetic "
                                           "(default: the run's)."),
     data_dir: str | None = typer.Option(None, help="Folder with cifar-10-batches-py."),
@@ -58,7 +59,8 @@ def eval_cmd(
 
 
 def export_cmd(
-    run: Path = typer.Argument(..., help="Run directory (or its model.pt)."),
+    run: Path = typer.Argument(..., help="Run directory (or its model.pt, or a "
+                               "reference's RUN/references/NAME.pt)."),
     fmt: str = typer.Option(..., "--format", help="onnx or torchscript."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output file (default: "
                                        "RUN/model.onnx or RUN/model.ts)."),
@@ -76,12 +78,15 @@ def export_cmd(
     if batch < 1:
         raise UserError(f"--batch must be positive, got {batch}")
     net, meta = load_model(run)
-    base = run if run.is_dir() else run.parent
-    out = out or base / ("model.onnx" if fmt == "onnx" else "model.ts")
+    suffix = ".onnx" if fmt == "onnx" else ".ts"
+    # beside what was read: RUN/model.onnx, RUN/references/resnet20.onnx
+    out = out or ((run / "model").with_suffix(suffix) if run.is_dir()
+                  else run.with_suffix(suffix))
     real = None
     if check_data:
         try:
-            _, q = _loader(meta, None, meta["config"].get("data_dir"), "test")
+            _, q = _loader(meta, None, (meta.get("config") or meta).get("data_dir"),
+                           "test")
             real = next(iter(q))[0][:max(batch, 8)]
         except UserError:
             real = None                   # the run's data are not here: random inputs

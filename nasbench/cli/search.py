@@ -94,9 +94,13 @@ def search(
                                            "accuracy the search sees, 12 (default) or "
                                            "200 epochs (CIFAR-10)."),
     population: int | None = typer.Option(None, help="evolution, nsga2: population "
-                                             "(default 50)."),
-    sample_size: int | None = typer.Option(None, help="evolution: tournament size "
-                                              "(default 10)."),
+                                             "(default 50; nsga2 10)."),
+    sample_size: int | None = typer.Option(None, help="evolution, nsga2: tournament "
+                                              "size (default 10; nsga2 2)."),
+    variation: str | None = typer.Option(None, help="nsga2: how children are made, "
+                                            "mutate (the space's one-decision "
+                                            "mutation; default) or optuna (Optuna's "
+                                            "uniform crossover and resampling)."),
     measure_top: int | None = typer.Option(None, help="multi-trial: after the search, "
                                               "measure on the device up to K finalists "
                                               "(the Pareto set of the visited candidates "
@@ -206,10 +210,11 @@ def search(
                    "--entropy-weight": ("entropy_weight", entropy_weight),
                    "--baseline-decay": ("baseline_decay", baseline_decay),
                    "--derive-samples": ("derive_samples", derive_samples)}
+    own["nsga2"] = {**own["trials"], "--variation": ("variation", variation)}
     own["pnas"] = {**own["trials"], "--beam": ("beam", beam),
                    "--predictor-kind": ("predictor_kind", predictor_kind)}
     from ..searchers import TrialConfig
-    mine = ("pnas" if method == "pnas" else
+    mine = ("pnas" if method == "pnas" else "nsga2" if method == "nsga2" else
             "trials" if issubclass(cls, TrialConfig) else
             "proxyless" if method == "proxyless" else
             "enas" if method == "enas" else "darts")
@@ -224,11 +229,12 @@ def search(
                     "proxyless": "apply to --method proxyless only",
                     "enas": "apply to --method enas only",
                     "pnas": "apply to --method pnas only",
+                    "nsga2": "applies to --method nsga2 only",
                     "trials": "apply to the multi-trial methods (random, evolution, tpe, "
                               "nsga2, pnas)"}[other]
             raise UserError(f"{', '.join(given)} {what}")
     common.update({name: v for name, v in own[mine].values()})
-    if mine in ("trials", "pnas"):
+    if mine in ("trials", "pnas", "nsga2"):
         if cost_weight is not None:
             raise UserError("--cost-weight applies to the one-shot methods; multi-trial "
                             "methods filter by --latency-target")

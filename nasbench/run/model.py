@@ -25,6 +25,8 @@ import torch
 from ..errors import UserError
 
 MODEL_FILE = "model.pt"
+#: a run's trained reference networks, ``<name>.pt`` each, in the same form
+REFERENCES_DIR = "references"
 FORMAT = "nasbench-model"
 FORMATS = ("onnx", "torchscript")
 
@@ -64,8 +66,17 @@ def load_model(run: str | Path):
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise UserError(f"{path} is not a readable nasbench model ({e.__class__.__name__}:"
                         f" {first}); run the search again or --resume it") from None
-    cfg = get_searcher(meta["config"]["method"]).config_class.from_dict(meta["config"])
     pre = meta["preprocess"]
+    if meta.get("kind") == "reference":
+        from ..references import REFERENCES, build_reference
+        if meta.get("reference") not in REFERENCES:
+            raise UserError(f"{path}: unknown reference network {meta.get('reference')!r}")
+        net = build_reference(meta["reference"], size="train", num_classes=pre["classes"],
+                              in_channels=pre["in_channels"],
+                              input_size=pre["input_size"], **meta["build"])
+        net.load_state_dict(state)
+        return net.eval(), meta
+    cfg = get_searcher(meta["config"]["method"]).config_class.from_dict(meta["config"])
     space = get_space(meta["space"])(cfg.deploy(num_classes=pre["classes"],
                                                 in_channels=pre["in_channels"]))
     net = space.build(space.arch_from_dict(meta["arch"]), **cfg.train_build_options())
@@ -107,8 +118,9 @@ def export_model(net, meta: dict, fmt: str, out: Path, batch: int = 1,
         raise UserError(f"--out {out}: not writable ({e.strerror or e})") from None
     x = example_input(meta, batch)
     info = json.dumps({k: meta[k] for k in ("space", "arch", "preprocess")} |
-                      {"config": meta["config"], "test_acc": meta.get("test_acc"),
-                       "test_n": meta.get("test_n")}, default=str)
+                      {k: meta.get(k) for k in ("config", "kind", "reference", "budget",
+                                                "test_acc", "test_n") if k in meta},
+                      default=str)
     checks = {"random": x}
     if real is not None:
         checks["real"] = real if dynamic_batch else real[:batch]

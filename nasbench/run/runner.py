@@ -18,6 +18,8 @@ A run directory ``<out>/<YYYYmmdd-HHMMSS>-<method>-<6 hex>/`` holds:
 * ``genotype.json`` the derived (and, with a hard target, repaired) architecture;
 * ``model.pt`` the retrained network: weights, architecture, config and preprocessing
   (:mod:`.model`; ``nasbench eval`` / ``nasbench export`` read it);
+* ``references/<name>.pt`` each reference network as trained for the comparison, in the
+  same form (``nasbench eval RUN/references/resnet20.pt``);
 * ``result.json`` the outcome (:class:`~nasbench.run.result.SearchResult`);
 * ``report.html``.
 """
@@ -38,6 +40,7 @@ from profilers.lut import LUT, LUTError
 from ..errors import UserError
 from ..searchers import SearchContext, get_searcher
 from ..spaces import Arch, get_space
+from .model import REFERENCES_DIR
 from .result import SearchResult
 from .util import (
     Logger,
@@ -436,7 +439,8 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
             from ..references import reference_candidates
             result.references = reference_candidates(
                 cfg.reference_list, data, deploy, cfg.retrain_budget(), device,
-                lut=lut_obj, measure=cfg.measure, log=log, quiet=quiet)
+                lut=lut_obj, measure=cfg.measure, log=log, quiet=quiet,
+                keep_dir=run_dir / REFERENCES_DIR)
     except KeyboardInterrupt:
         # the last checkpoint (retrain done) stays; resuming redoes only this part
         log(f"interrupted: continue with: nasbench search --resume {run_dir}")

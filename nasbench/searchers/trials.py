@@ -68,7 +68,7 @@ class TrialConfig(RunConfig):
     ``fidelity`` epochs, needs ``benchmark_dir``), the study's ``storage`` (a database
     URL; "" for the run's own SQLite file) and its heartbeat settings (seconds)."""
 
-    METHODS: ClassVar[tuple[str, ...]] = ("random", "evolution", "tpe", "nsga2")
+    METHODS: ClassVar[tuple[str, ...]] = ("random", "evolution", "tpe")
 
     method: str = "random"
     space: str = "nb201"
