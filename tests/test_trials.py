@@ -135,6 +135,18 @@ def test_nsga2_dominance_is_debs_constrained_rule():
     assert not dominates(_frozen([99.0, 1.0], 0.5), _frozen([10.0, 9.0], 0.0), d)
 
 
+def test_nsga2_rank_and_crowding_against_hand_values():
+    from nasbench.searchers.nsga2 import rank_and_crowding
+    d = [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+    # front 0: (90, 4) (85, 2) (80, 1); (84, 3) is dominated by (85, 2) only: rank 1
+    ts = [_frozen(v) for v in ([90.0, 4.0], [85.0, 2.0], [80.0, 1.0], [84.0, 3.0])]
+    rank, crowd = rank_and_crowding(ts, d)
+    assert rank == [0, 0, 0, 1]
+    # the middle one: (90 - 80) / (90 - 80) + (4 - 1) / (4 - 1) = 2; extremes infinite
+    assert crowd[1] == pytest.approx(2.0) and crowd[0] == crowd[2] == float("inf")
+    assert crowd[3] == float("inf")                       # alone in its rank
+
+
 def test_nsga2_children_are_one_decision_mutants_of_a_tournament_winner_never_seen():
     from nasbench.searchers.nsga2 import SpaceMutation
     space = NB201Space(NB201DeployConfig())
