@@ -85,6 +85,10 @@ def main(argv=None) -> int:
                     help="DARTS-space width while training (default: the preset's)")
     ap.add_argument("--layers", type=int, default=None,
                     help="DARTS-space cells while training (default: the preset's)")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="short budget's epochs (default: the preset's)")
+    ap.add_argument("--max-steps", type=int, default=None,
+                    help="steps per epoch (default: the preset's)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0, help="seed of the sampled cells")
     args = ap.parse_args(argv)
@@ -104,7 +108,10 @@ def main(argv=None) -> int:
         cfg = DARTSConfig.from_preset("quick", "darts", dataset=args.dataset,
                                       data_dir=args.data_dir, references="none",
                                       train_channels=args.channels,
-                                      train_layers=args.layers)
+                                      train_layers=args.layers, train_epochs=args.epochs,
+                                      train_max_steps=args.max_steps)
+        if args.sampled < 0 or args.factor < 2:
+            raise UserError("--sampled must be >= 0 and --factor >= 2")
         data = load_dataset(cfg.dataset, cfg.data_dir, False, cfg.data_input_size)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
