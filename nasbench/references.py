@@ -238,7 +238,7 @@ def save_reference(path: Path, name: str, net: nn.Module, data, budget: RetrainB
     """Writes a trained reference to ``path`` in the portable form of a run's
     ``model.pt`` (:mod:`nasbench.run.model`: weights, how to rebuild it, the
     preprocessing it was trained with, its test accuracy); returns ``path``."""
-    from .run.model import FORMAT
+    from .run.model import FORMAT, preprocess_of
     from .run.util import atomic_torch_save
     from .spaces.darts import DartsSpace
     ref = REFERENCES[name]
@@ -249,10 +249,8 @@ def save_reference(path: Path, name: str, net: nn.Module, data, budget: RetrainB
                      if ref.genotype is not None else None),
             "build": {"channels": budget.channels, "layers": budget.layers},
             "budget": asdict(budget), "data_dir": data.source if data.name == "cifar10" else None,
-            "preprocess": {"dataset": data.name, "input_size": data.input_size,
-                           "in_channels": data.in_channels, "classes": data.num_classes,
-                           "mean": list(data.mean), "std": list(data.std)},
-            "test_acc": trained["test_acc"], "test_n": trained["test_n"]}
+            "preprocess": preprocess_of(data), "test_acc": trained["test_acc"],
+            "test_n": trained["test_n"]}
     atomic_torch_save({"meta": meta, "state_dict": {k: v.detach().cpu() for k, v in
                                                     net.state_dict().items()}}, path)
     return path

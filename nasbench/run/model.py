@@ -31,16 +31,21 @@ FORMAT = "nasbench-model"
 FORMATS = ("onnx", "torchscript")
 
 
+def preprocess_of(data) -> dict:
+    """Returns how a network trained on ``data`` expects its input: data set, input
+    size (pixels), channels, classes and the normalisation mean/std."""
+    return {"dataset": data.name, "input_size": data.input_size,
+            "in_channels": data.in_channels, "classes": data.num_classes,
+            "mean": list(data.mean), "std": list(data.std)}
+
+
 def save_model(run_dir: Path, cfg, space, arch, net, data, extra: dict | None = None
                ) -> Path:
     """Writes ``run_dir/model.pt`` atomically (see the module doc); returns its path."""
     from .util import atomic_torch_save
     meta = {"format": FORMAT, "version": 1, "space": space.name,
             "arch": space.arch_to_dict(arch), "config": cfg.to_dict(),
-            "preprocess": {"dataset": data.name, "input_size": data.input_size,
-                           "in_channels": data.in_channels, "classes": data.num_classes,
-                           "mean": list(data.mean), "std": list(data.std)},
-            **(extra or {})}
+            "preprocess": preprocess_of(data), **(extra or {})}
     path = Path(run_dir) / MODEL_FILE
     atomic_torch_save({"meta": meta, "state_dict": {k: v.detach().cpu() for k, v in
                                                     net.state_dict().items()}}, path)
