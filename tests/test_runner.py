@@ -128,6 +128,12 @@ def test_candidates_references_and_report(tmp_path, fake_measure, monkeypatch):
     assert dv["latency_ms"]["predicted"] == pytest.approx(
         genotype_lut_cost(LUT.load(cfg.lut), cfg.deploy(), DARTS_V2))
     assert res["run_id"] == r.run_dir.name and res["dataset"] == "synthetic"
+    # the references are kept as trained, reloadable at their recorded accuracy
+    from nasbench.run.model import load_model
+    kept = sorted(p.name for p in (r.run_dir / "references").iterdir())
+    assert kept == ["darts_v2.pt", "resnet20.pt"]
+    assert 100 * load_model(r.run_dir / "references" / "resnet20.pt")[1]["test_acc"] == \
+        pytest.approx(rn["accuracy"])
     hist = json.loads((r.run_dir / "history.json").read_text())
     assert hist[0]["ops"] == hist[0]["primitives"] and "latency" in hist[0]["expected_cost"]
     assert 0.0 <= hist[0]["train_acc"] <= 100.0
