@@ -290,8 +290,11 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
         if progress:
             progress(i, len(names), ref.label)
         rec = cached.get(name)
-        weights = cache.with_suffix("") / f"{name}.pt"
-        if rec is not None and keep_dir is not None and not weights.is_file():
+        kept = Path(keep_dir) / f"{name}.pt" if keep_dir is not None else None
+        # trained weights live in the cache (handed to every run that reuses the result)
+        # or, without a cache, straight in the run
+        weights = cache.with_suffix("") / f"{name}.pt" if use_cache else kept
+        if rec is not None and kept is not None and not weights.is_file():
             rec = None                        # cached before weights were kept
         if rec is None:
             with torch.random.fork_rng():
@@ -302,7 +305,7 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
                                       layers=budget.layers,
                                       **(dshape | {"input_size": data.input_size}))
             tr = train_reference(net, data, budget, cl)
-            if use_cache or keep_dir is not None:
+            if weights is not None:
                 weights.parent.mkdir(parents=True, exist_ok=True)
                 save_reference(weights, name, net, data, budget, tr)
             # DARTS-space references at the deploy size of a DARTS run, else at the
@@ -320,12 +323,10 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
                 f"{tr['steps']} steps ({tr['seconds']:.0f} s)")
         else:
             log(f"reference {ref.label}: reused from {cache}")
-        if keep_dir is not None:
-            import shutil
-            Path(keep_dir).mkdir(parents=True, exist_ok=True)
-            tmp = Path(keep_dir) / f".{name}.pt.tmp"
-            shutil.copyfile(weights, tmp)
-            tmp.replace(Path(keep_dir) / f"{name}.pt")
+        if kept is not None and kept != weights:
+            from profilers.lut import atomic_write_bytes
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(kept, weights.read_bytes())
         store.append(rec)
         predicted = {}
         if (ref.genotype is not None and lut is not None

@@ -92,22 +92,19 @@ class SpaceMutation:
 
     def __call__(self, study, search_space, parent_population) -> dict:
         seen = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)}
-        parent = self._select(study, parent_population)
+        scores = rank_and_crowding(parent_population, study.directions)
         for _ in range(RETRIES):
+            parent = self._select(parent_population, *scores)
             child = self.space.encode(self.space.mutate(self.space.decode(parent.params),
                                                         self._rng))
             if tuple(sorted(child.items())) not in seen:
                 return child
-            parent = self._select(study, parent_population)
         return self.space.encode(self.space.sample(self._rng))   # the neighbourhood is spent
 
-    def _select(self, study, population):
+    def _select(self, population, rank, crowd):
         """Returns the winner of a tournament of ``tournament`` survivors by Deb's
         crowded comparison: the lower non-domination rank, then the larger crowding
         distance (a front's extremes first), then at random."""
-        if getattr(self, "_scored", (None,))[0] is not population:
-            self._scored = (population, *rank_and_crowding(population, study.directions))
-        _, rank, crowd = self._scored
         group = self._rng.sample(range(len(population)),
                                  min(self.tournament, len(population)))
         best = min((rank[i], -crowd[i]) for i in group)
