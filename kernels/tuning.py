@@ -9,11 +9,10 @@ default) is used and nothing is measured.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
+from .files import atomic_write_json, warn_damaged
 from .runtime import Runtime, event_ns
 
 FORMAT_VERSION = 1
@@ -21,19 +20,6 @@ FORMAT_VERSION = 1
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:120] or "device"
-
-
-def atomic_write_json(path: Path, data) -> None:
-    """Writes ``data`` as JSON to ``path`` atomically (temporary file, then os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Tuner:
@@ -57,7 +43,6 @@ class Tuner:
                     self.entries = dict(data.get("entries", {}))
             except (OSError, ValueError, AttributeError) as e:
                 # a corrupt cache only costs a re-tune: say so, then rebuild it
-                from nasbench.errors import warn_damaged
                 warn_damaged(self.path, "OpenCL tuning cache", "it is tuned again", e)
                 self.entries = {}
 
@@ -104,4 +89,5 @@ class Tuner:
             return
         atomic_write_json(self.path, {"version": FORMAT_VERSION,
                                       "device": self.runtime.device_key,
-                                      "entries": self.entries})
+                                      "entries": self.entries},
+                          indent=1, sort_keys=True)

@@ -1,26 +1,44 @@
-"""nasbench: hardware-aware benchmarking and profiling for Neural Architecture Search."""
+"""nasbench: hardware-aware benchmarking and profiling for Neural Architecture Search.
 
-from .genotypes import DARTS_V1, DARTS_V2, PC_DARTS, Genotype
-from .models.network import build_network_from_genotype
-from .models.proxyless import build_proxyless_network
-from .predict.predictor import Predictor
-from .proxyless_runner import search_proxyless
-from .run.config import RunConfig
-from .run.result import SearchResult
-from .run.runner import run_search
-from .runner import search_architecture
-from .search.config import DARTSConfig
-from .search.proxyless import ProxylessArch
-from .search.proxyless_config import ProxylessConfig
-from .searchers import Outcome, Searcher, get_searcher, register_searcher
-from .spaces import Arch, SearchSpace, Slot, get_space, register_space
-from .spaces.proxyless import ProxylessDeployConfig
+Importing the package is cheap: the public names below are loaded on first use (PEP 562),
+so ``nasbench --help`` and tools that only read files never import torch or optuna."""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["Genotype", "DARTS_V1", "DARTS_V2", "PC_DARTS", "build_network_from_genotype",
-           "DARTSConfig", "search_architecture", "SearchResult", "ProxylessArch",
-           "ProxylessConfig", "ProxylessDeployConfig", "build_proxyless_network",
-           "search_proxyless", "run_search", "RunConfig", "Predictor", "Searcher",
-           "Outcome", "register_searcher", "get_searcher", "SearchSpace", "Slot", "Arch",
-           "register_space", "get_space", "__version__"]
+#: public name -> the module that defines it
+_PUBLIC = {
+    "Genotype": "nasbench.genotypes", "DARTS_V1": "nasbench.genotypes",
+    "DARTS_V2": "nasbench.genotypes", "PC_DARTS": "nasbench.genotypes",
+    "build_network_from_genotype": "nasbench.spaces.darts_network",
+    "build_proxyless_network": "nasbench.spaces.proxyless_network",
+    "Predictor": "nasbench.predict.predictor",
+    "RunConfig": "nasbench.config",
+    "DARTSConfig": "nasbench.searchers.darts_config",
+    "ProxylessConfig": "nasbench.searchers.proxyless_config",
+    "ProxylessArch": "nasbench.oneshot.proxyless",
+    "ProxylessDeployConfig": "nasbench.spaces.proxyless",
+    "SearchResult": "nasbench.run.result",
+    "run_search": "nasbench.run.runner",
+    "search_architecture": "nasbench.api", "search_proxyless": "nasbench.api",
+    "Searcher": "nasbench.searchers.base", "Outcome": "nasbench.searchers.base",
+    "register_searcher": "nasbench.searchers.base",
+    "get_searcher": "nasbench.searchers.base",
+    "SearchSpace": "nasbench.spaces.base", "Slot": "nasbench.spaces.base",
+    "Arch": "nasbench.spaces.base", "register_space": "nasbench.spaces.base",
+    "get_space": "nasbench.spaces.base",
+}
+
+__all__ = [*_PUBLIC, "__version__"]
+
+
+def __getattr__(name: str):
+    """Returns the public ``name``, importing its module on first use."""
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nasbench' has no attribute {name!r}")

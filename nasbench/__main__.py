@@ -1,5 +1,5 @@
 """``python -m nasbench`` runs the CLI."""
 
-from .cli import entry
+from nasbench.cli import entry
 
 entry()

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .spaces.base import Arch
-from .stats import accuracy_interval
+from nasbench.spaces.base import Arch
+from nasbench.stats import accuracy_interval
 
 
 def arch_dict(arch: Any, space: str | None = None) -> dict | None:
@@ -57,8 +57,8 @@ def candidate(name: str, role: str, *, arch: Any = None, space: str | None = Non
               classes: int | None = None) -> dict:
     """Returns one candidate record (see the module doc; accuracy in %, latency in ms,
     energy in J, memory in bytes). ``test_acc`` is a fraction; ``predicted`` is
-    :func:`nasbench.runner.predict_costs`'s dict, ``measured`` is
-    :func:`nasbench.profiling.measure_network`'s dict (or {"error": ...})."""
+    :func:`nasbench.api.predict_costs`'s dict, ``measured`` is
+    :func:`nasbench.luts.measure_network`'s dict (or {"error": ...})."""
     predicted = predicted or {}
     measured = measured if measured and "latency_ms" in measured else None
     p = params.get("torch") if isinstance(params, dict) else params

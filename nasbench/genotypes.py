@@ -11,7 +11,7 @@ import json
 from collections import namedtuple
 from pathlib import Path
 
-from .ops import OPS
+from nasbench.ops import OPS
 
 Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
 

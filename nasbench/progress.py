@@ -5,23 +5,34 @@ a pipe), a plain line every :data:`INTERVAL_S` seconds instead (env
 from __future__ import annotations
 
 import contextlib
-import os
+import datetime as _dt
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.progress import Progress as RichProgress
+
+from nasbench.options import env
 
 console = Console(stderr=True)
 #: seconds between two plain progress lines off a terminal
 INTERVAL_S = 30.0
+
+
+def _columns(field: str) -> tuple:
+    """Returns the rich columns of every progress bar: description, bar, done/total,
+    elapsed, ETA and the task's ``field`` (a short status such as the loss)."""
+    return (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("[dim]{task.fields[" + field + "]}"))
 
 
 class PlainProgress:
@@ -30,8 +41,8 @@ class PlainProgress:
     file needs where a progress bar cannot be drawn."""
 
     def __init__(self, interval: float | None = None):
-        self.interval = float(os.environ.get("NASBENCH_PROGRESS_S", INTERVAL_S)) \
-            if interval is None else interval
+        self.interval = env("NASBENCH_PROGRESS_S", INTERVAL_S) if interval is None \
+            else interval
         self.tasks: dict[int, dict] = {}
 
     def add(self, description: str, total: int | None = None, completed: int = 0) -> int:
@@ -84,27 +95,74 @@ class PlainProgress:
         return out + (f"; {t['info']}" if t["info"] else "")
 
 
+class Progress:
+    """Progress of several tasks (e.g. epochs and steps): rich bars with ETA on a
+    terminal, plain lines off one (:class:`PlainProgress`), nothing when quiet. The one
+    progress mechanism: :func:`progress_bar` is a single task of it."""
+
+    def __init__(self, quiet: bool, transient: bool = True):
+        self.p = None
+        if quiet:
+            return
+        if not console.is_terminal:    # a log file: plain lines
+            self.p = PlainProgress()
+            return
+        self.p = RichProgress(*_columns("info"), console=console, transient=transient)
+
+    def __enter__(self):
+        if self.p and hasattr(self.p, "__enter__"):
+            self.p.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.p and hasattr(self.p, "__exit__"):
+            self.p.__exit__(*exc)
+
+    def task(self, description: str, total: int | None, completed: int = 0):
+        """Returns a task id (or None when quiet)."""
+        if not self.p:
+            return None
+        if not hasattr(self.p, "add_task"):
+            return self.p.add(description, total=total, completed=completed)
+        return self.p.add_task(description, total=total, completed=completed, info="")
+
+    def update(self, task, **kw) -> None:
+        """Updates a task (``completed=``, ``total=``, ``info=``...)."""
+        if self.p and task is not None:
+            self.p.update(task, **kw)
+
+    def reset(self, task, total: int, completed: int = 0, description: str | None = None):
+        """Restarts a task's bar (and ETA) for a new pass."""
+        if self.p and task is not None:
+            kw = {"description": description} if description else {}
+            self.p.reset(task, total=total, completed=completed, **kw)
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, quiet: bool = False
                  ) -> Iterator[Callable[[int, int, str], None]]:
     """Yields a callback ``cb(done, total, current_label)`` that drives one progress bar
     with elapsed time and ETA (a no-op when ``quiet``)."""
-    if quiet:
-        yield lambda done, total, label="": None
-        return
-    if not console.is_terminal:
-        plain = PlainProgress()
-        tid = plain.add(description)
-        yield lambda done, total, label="": plain.update(tid, completed=done, total=total,
-                                                         info=label)
-        return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                  TextColumn("[dim]{task.fields[label]}"), console=console,
-                  transient=False) as p:
-        task = p.add_task(description, total=None, label="")
+    with Progress(quiet, transient=False) as prog:
+        task = prog.task(description, None)
 
         def cb(done: int, total: int, label: str = "") -> None:
-            p.update(task, completed=done, total=total, label=label)
+            prog.update(task, completed=done, total=total, info=label)
 
         yield cb
+
+
+class Logger:
+    """Appends timestamped lines to the run's log; echoes them unless quiet."""
+
+    def __init__(self, path: Path | None, quiet: bool = False):
+        self.path, self.quiet = path, quiet
+        self.console = console
+
+    def __call__(self, msg: str) -> None:
+        line = f"{_dt.datetime.now().isoformat(timespec='seconds')} {msg}"
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(line + "\n")
+        if not self.quiet:
+            self.console.print(msg, highlight=False, markup=False)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasbench.progress import Progress
+
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Returns the top-1 accuracy of a batch as a fraction in [0, 1]."""
@@ -89,7 +91,7 @@ def retrain_parts(net: nn.Module, data, budget, channels_last: bool = False):
     """Returns (network, SGD optimiser, augmented train loader, test loader) for the
     retrain every candidate gets with ``budget`` (a RetrainBudget: the derived network
     and the reference networks train alike)."""
-    from .data import TensorLoader
+    from nasbench.data import TensorLoader
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     opt = make_optimizer(net, budget.learning_rate, budget.momentum, budget.weight_decay)
@@ -99,3 +101,66 @@ def retrain_parts(net: nn.Module, data, budget, channels_last: bool = False):
     test_q = TensorLoader(data.test, 256, mean=data.mean, std=data.std, shuffle=False,
                           channels_last=channels_last)
     return net, opt, tq, test_q
+
+
+def retrain(cfg, data, space, arch, cl, state, prog, objs, interrupt_check, save_checkpoint,
+             log):
+    """Retrains the derived network with the run's budget (resumable mid-epoch); returns
+    (network, test loader, retrain history)."""
+    with torch.random.fork_rng():       # leave the global RNG stream untouched (resume)
+        torch.manual_seed(cfg.seed)
+        net = space.build(arch, **cfg.train_build_options()).train()
+    net, opt, tq, test_q = retrain_parts(net, data, cfg.retrain_budget(), cl)
+    tr = state.get("train") or {}
+    objs.update(net=net, opt=opt, loader=tq, steps=0)
+    if "model" in tr:
+        net.load_state_dict(tr["model"])
+        opt.load_state_dict(tr["opt"])
+        tq.load_state_dict(tr["loader"])
+    tr_history = tr.get("history", [])
+    if state["phase"] != "train" or cfg.train_epochs <= 0:
+        return net, test_q, tr_history
+    ep_task = prog.task("retrain epochs", cfg.train_epochs, state["train_epoch"])
+    st_task = prog.task("steps", len(tq))
+
+    def on_step(i, n, loss):
+        objs["steps"] += 1
+        prog.update(st_task, advance=1, info=f"loss {loss:.3f}")
+        interrupt_check()
+
+    while state["train_epoch"] < cfg.train_epochs:
+        e = state["train_epoch"]
+        lr = cosine_lr(cfg.train_learning_rate, 0.0, e, cfg.train_epochs)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        extra = cfg.retrain_epoch(net, e)
+        prog.reset(st_task, len(tq), tq._cursor if tq._cursor < len(tq) else 0,
+                   description=f"retrain {e + 1}/{cfg.train_epochs}")
+        if tr.pop("mid_epoch", False) and tq._cursor >= len(tq):
+            # interrupted right after the epoch's last step: close it as is
+            stats = {"loss": None, "acc": None, "steps": 0, "complete": True}
+        else:
+            stats = train_epoch(net, tq, opt, grad_clip=cfg.grad_clip, on_step=on_step,
+                                **extra)
+        tr_history.append({"epoch": e, "lr": lr, **stats})
+        if stats["loss"] is not None:
+            log(f"retrain epoch {e + 1}/{cfg.train_epochs}: loss {stats['loss']:.4f} "
+                f"acc {100 * stats['acc']:.2f} %")
+        state["train_epoch"] = e + 1
+        state["train"] = {"model": net.state_dict(), "opt": opt.state_dict(),
+                          "loader": tq.state_dict(), "history": tr_history}
+        save_checkpoint()
+        objs["steps"] = 0
+        prog.update(ep_task, completed=state["train_epoch"])
+    return net, test_q, tr_history
+
+
+def train_candidate(cfg, data, space, arch, channels_last: bool = False, log=None):
+    """Trains ``arch`` as the runner retrains its derived network (:func:`retrain`: the
+    same build, budget, schedule and seed), without progress bars or checkpoints, on
+    ``data.train``; returns (network, loader of ``data.test``, history). The ``train``
+    evaluator passes a data set whose "test" split is a held-out part of the training
+    split."""
+    state = {"phase": "train", "train_epoch": 0, "train": None}
+    return retrain(cfg, data, space, arch, channels_last, state, Progress(True), {},
+                    lambda: None, lambda *_: None, log or (lambda *_: None))

@@ -27,12 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from profilers.latency import LONG_CALL_MS, LatencySettings
-from profilers.lut import LUT, atomic_write_text
-
-from .errors import UserError
-from .genotypes import Genotype
-from .predict.calibration import (  # noqa: F401 - re-exported
+from nasbench.errors import UserError
+from nasbench.genotypes import Genotype
+from nasbench.predict.calibration import (  # noqa: F401 - re-exported
     CALIBRATION_SCHEMA,
     FEATURES,
     GROUPS,
@@ -51,13 +48,15 @@ from .predict.calibration import (  # noqa: F401 - re-exported
     op_feature,
     op_group,
 )
-from .spaces import SearchSpace, get_space, lut_space, space_for
+from nasbench.spaces import SearchSpace, get_space, lut_space, space_for
+from profilers.latency import LONG_CALL_MS, LatencySettings
+from profilers.lut import LUT, atomic_write_text
 
 
 def sample_genotype(rng: random.Random, steps: int = 4) -> Genotype:
     """Returns a uniformly sampled genotype: per node two distinct inputs, each with a
     uniformly chosen non-``none`` op (:meth:`~nasbench.spaces.darts.DartsSpace.sample`)."""
-    from .spaces.darts import DartsSpace, DeployConfig
+    from nasbench.spaces.darts import DartsSpace, DeployConfig
     return DartsSpace(DeployConfig(steps=steps)).sample(rng)
 
 
@@ -118,9 +117,8 @@ def measure_samples(lut: LUT, device: str, genotypes: list, deploy,
     make one network look slow (``round_spread`` shows how much the rounds differ)."""
     import torch
 
+    from nasbench.luts import DeviceHandle, measure_network, prepare_lut_anchor
     from profilers.machine import LoadMonitor
-
-    from .profiling import DeviceHandle, measure_network, prepare_lut_anchor
     space = space_for(deploy)
     deploy = space.deploy
     prov = lut.provenance

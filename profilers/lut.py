@@ -18,9 +18,12 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# the project's one atomic write, re-exported: code above this layer imports it from here
+from kernels.files import atomic_write_bytes as atomic_write_bytes
+from kernels.files import atomic_write_text as atomic_write_text
 
 SCHEMA_VERSION = 1
 
@@ -55,43 +58,6 @@ def json_safe(obj):
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     return obj
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` atomically (see :func:`atomic_write_bytes`); raises
-    TypeError for anything but a str (the old file stays)."""
-    if not isinstance(text, str):
-        raise TypeError(f"atomic_write_text writes str, not {type(text).__name__}")
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` atomically (temporary file in the same folder, then
-    rename), so a killed process never leaves half a file; the file gets the mode a
-    plain ``open`` would give (0666 minus the umask), not mkstemp's 0600."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    """Returns the process's umask (read by setting and restoring it)."""
-    m = os.umask(0o022)
-    os.umask(m)
-    return m
 
 
 @dataclass

@@ -21,7 +21,10 @@ import plotly.io as pio
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
-from . import figures as F
+from .cells import architecture_figure
+from .costs import lut_figure, lut_frame, pred_vs_measured_figure
+from .format import esc, fmt_value, is_finite
+from .history import alpha_figure, curves_figure
 from .loader import (
     METRIC_BY_KEY,
     METRICS,
@@ -33,6 +36,9 @@ from .loader import (
     points_frame,
 )
 from .pareto import default_reference_point, hypervolume, non_dominated_mask
+from .points import chance_text, hover_text, is_at_chance, left_out, left_out_note
+from .scatter import SHORT_TITLES, pareto_figure
+from .style import run_colors
 
 __all__ = [
     "build_report",
@@ -141,7 +147,7 @@ def _desc(row: pd.Series, costs: list[str]) -> str:
     for c in costs:
         v = row.get(c)
         if v is not None and not (isinstance(v, float) and math.isnan(v)):
-            parts.append(F.fmt_value(v, METRIC_BY_KEY[c].unit) + " " + _short(c))
+            parts.append(fmt_value(v, METRIC_BY_KEY[c].unit) + " " + _short(c))
     return ", ".join(parts)
 
 
@@ -153,7 +159,7 @@ def _short(key: str) -> str:
 
 def _arch(row: pd.Series) -> str:
     role = " (reference)" if row["role"] == "reference" else ""
-    return f"<b>{F._esc(row['name'])}</b>{role} from {F._esc(row['run'])} ({F._esc(row['method'])})"
+    return f"<b>{esc(row['name'])}</b>{role} from {esc(row['run'])} ({esc(row['method'])})"
 
 
 CHANCE_BADGE = ('<span class="badge chance" title="{title}">≈ chance</span>')
@@ -162,13 +168,13 @@ CHANCE_BADGE = ('<span class="badge chance" title="{title}">≈ chance</span>')
 def chance_badge(row: Any) -> str:
     """The small "≈ chance" badge (HTML) of a point whose 95 % accuracy interval
     includes chance; ``""`` for any other point (or one without an interval)."""
-    text = F.chance_text(row)
-    return CHANCE_BADGE.format(title=F._esc(text[0].upper() + text[1:])) if text else ""
+    text = chance_text(row)
+    return CHANCE_BADGE.format(title=esc(text[0].upper() + text[1:])) if text else ""
 
 
 def _ci_range(row: Any) -> str:
     lo, hi = row.get("accuracy_lo", math.nan), row.get("accuracy_hi", math.nan)
-    if not (F._finite(lo) and F._finite(hi)):
+    if not (is_finite(lo) and is_finite(hi)):
         return ""
     return f"{lo:.1f}–{hi:.1f}%"
 
@@ -176,7 +182,7 @@ def _ci_range(row: Any) -> str:
 def _acc(row: pd.Series) -> str:
     """The accuracy with its 95 % interval where known: ``10.3% (95% CI 7.4–14.2%)``."""
     ci = _ci_range(row)
-    return F.fmt_value(row["accuracy"], "%") + (f" (95% CI {ci})" if ci else "")
+    return fmt_value(row["accuracy"], "%") + (f" (95% CI {ci})" if ci else "")
 
 
 def overlaps(a: Any, b: Any) -> bool | None:
@@ -184,7 +190,7 @@ def overlaps(a: Any, b: Any) -> bool | None:
     their test split); None when either has no interval."""
     alo, ahi = a.get("accuracy_lo", math.nan), a.get("accuracy_hi", math.nan)
     blo, bhi = b.get("accuracy_lo", math.nan), b.get("accuracy_hi", math.nan)
-    if not all(F._finite(v) for v in (alo, ahi, blo, bhi)):
+    if not all(is_finite(v) for v in (alo, ahi, blo, bhi)):
         return None
     return bool(alo <= bhi and blo <= ahi)
 
@@ -202,9 +208,9 @@ def _verdict(ranked: pd.DataFrame) -> str:
     second = rest.iloc[0]
     if not overlaps(best, second):
         return ""
-    where = f" from {F._esc(second['run'])}" if ranked["run"].nunique() > 1 else ""
+    where = f" from {esc(second['run'])}" if ranked["run"].nunique() > 1 else ""
     return (f", but its accuracy interval overlaps the runner-up's "
-            f"({F._esc(second['name'])}{where} at {F.fmt_value(second['accuracy'], '%')}, "
+            f"({esc(second['name'])}{where} at {fmt_value(second['accuracy'], '%')}, "
             f"95% CI {_ci_range(second)}): not separable on this test split")
 
 
@@ -233,8 +239,8 @@ def summary_sentences(df: pd.DataFrame, runs: list[Run]) -> list[str]:
     ranked = pool.sort_values(["accuracy", *costs], ascending=[False] + [True] * len(costs))
     best = ranked.iloc[0]
     out = []
-    if "at_chance" in pool and all(F.is_at_chance(v) for v in pool["at_chance"]):
-        chances = sorted({F.fmt_value(c, "%") for c in pool["chance"] if F._finite(c)})
+    if "at_chance" in pool and all(is_at_chance(v) for v in pool["at_chance"]):
+        chances = sorted({fmt_value(c, "%") for c in pool["chance"] if is_finite(c)})
         out.append(f"{chance_badge(best)} Every accuracy below is within its 95% interval of "
                    f"chance ({', '.join(chances) or 'guessing'}): on this test split no "
                    "architecture is shown to beat guessing, so the rankings are not evidence "
@@ -261,16 +267,16 @@ def summary_sentences(df: pd.DataFrame, runs: list[Run]) -> list[str]:
         seen_targets.add((key, limit))
         unit = METRIC_BY_KEY[key].unit
         ok = pool[pool[key] <= limit]
-        head = f"Under the {F.fmt_value(limit, unit)} {metric} target of {F._esc(r.label)}"
+        head = f"Under the {fmt_value(limit, unit)} {metric} target of {esc(r.label)}"
         if ok.empty:
             cheapest = pool.sort_values(key).iloc[0]
             out.append(f"{head}: nothing qualifies; the closest is {_arch(cheapest)} at "
-                       f"{F.fmt_value(cheapest[key], unit)}.")
+                       f"{fmt_value(cheapest[key], unit)}.")
         else:
             rk = ok.sort_values(["accuracy", key], ascending=[False, True])
             b = rk.iloc[0]
             out.append(f"{head}: {_arch(b)} reaches {_acc(b)} at "
-                       f"{F.fmt_value(b[key], unit)}{_verdict(rk)}."
+                       f"{fmt_value(b[key], unit)}{_verdict(rk)}."
                        + (f" {chance_badge(b)}" if chance_badge(b) else ""))
     for key in costs:
         if any(k == key for k, _ in seen_targets):
@@ -281,17 +287,17 @@ def summary_sentences(df: pd.DataFrame, runs: list[Run]) -> list[str]:
         limit = best[key] / 2
         ok = pool[pool[key] <= limit]
         head = (f"At half the {_short(key) if key != 'energy_mj' else 'energy'} of the most "
-                f"accurate (≤ {F.fmt_value(limit, m.unit)})")
+                f"accurate (≤ {fmt_value(limit, m.unit)})")
         if ok.empty:
             cheapest = pool.sort_values(key).iloc[0]
             out.append(f"{head}: nothing qualifies; the cheapest is {_arch(cheapest)} at "
-                       f"{F.fmt_value(cheapest[key], m.unit)} with {_acc(cheapest)}."
+                       f"{fmt_value(cheapest[key], m.unit)} with {_acc(cheapest)}."
                        + (f" {chance_badge(cheapest)}" if chance_badge(cheapest) else ""))
         else:
             rk = ok.sort_values(["accuracy", key], ascending=[False, True])
             b = rk.iloc[0]
             out.append(f"{head}: {_arch(b)} reaches {_acc(b)} at "
-                       f"{F.fmt_value(b[key], m.unit)}{_verdict(rk)}."
+                       f"{fmt_value(b[key], m.unit)}{_verdict(rk)}."
                        + (f" {chance_badge(b)}" if chance_badge(b) else ""))
     return out
 
@@ -306,7 +312,7 @@ def pvm_caption(summary: list[dict[str, Any]]) -> str:
                 f"{s['cost']} is left out of the within-±10% shares: the LUT's figure is a sum "
                 "of each operation's own peak, an upper bound on the network's peak (which "
                 "holds only the operations alive at one time), not an estimate of it; the "
-                f"bound holds for {F.fmt_value(100 * s['bound_holds'], '%')} of {s['n']}.")
+                f"bound holds for {fmt_value(100 * s['bound_holds'], '%')} of {s['n']}.")
     missing: dict[tuple[str, str], list[str]] = {}  # (name, reason) -> costs
     for s in summary:
         for it in s.get("left_out") or []:
@@ -315,13 +321,13 @@ def pvm_caption(summary: list[dict[str, Any]]) -> str:
     for (name, reason), costs in missing.items():
         by_costs.setdefault(tuple(costs), []).append({"name": name, "reason": reason})
     for costs, items in by_costs.items():
-        parts.append(F.left_out_note(items, f"{' and '.join(costs)} measured, no LUT "
-                                            "prediction"))
+        parts.append(left_out_note(items, f"{' and '.join(costs)} measured, no LUT "
+                                          "prediction"))
     return " ".join(parts)
 
 
-def _fig_json(fig) -> str:
-    """Figure as compact JSON, safe inside a <script> element."""
+def fig_json(fig) -> str:
+    """Return the figure as compact JSON, safe inside a <script> element (both pages)."""
     return pio.to_json(fig, validate=False, pretty=False).replace("<", "\\u003c")
 
 
@@ -419,7 +425,7 @@ def _provenance(r: Run) -> dict[str, Any]:
         "command": command, "command_label": command_label, "command_note": command_note,
         "config": json.dumps(cfg, indent=2, sort_keys=True, default=str),
         "started": res.get("started") or "", "finished": res.get("finished") or "",
-        "durations": {k: F.fmt_value(v, "s") for k, v in dur.items()} if isinstance(dur, dict)
+        "durations": {k: fmt_value(v, "s") for k, v in dur.items()} if isinstance(dur, dict)
         else {},
         "target": r.target,
     }  # fmt: skip
@@ -430,14 +436,14 @@ def _run_card(r: Run, row: pd.Series | None) -> dict[str, Any]:
     t = r.target
     return {
         "label": r.label, "method": r.method,
-        "derived": F._esc(d.get("name", "derived")) if d else None,
+        "derived": esc(d.get("name", "derived")) if d else None,
         "genotype_summary": (d or {}).get("genotype_summary") or "",
-        "accuracy": F.fmt_value(row["accuracy"], "%") if row is not None else "n/a",
+        "accuracy": fmt_value(row["accuracy"], "%") if row is not None else "n/a",
         "accuracy_kind": row["accuracy_kind"] if row is not None else "",
         "accuracy_ci": _ci_range(row) if row is not None else "",
         "chance": chance_badge(row) if row is not None else "",
-        "latency": F.fmt_value(row["latency_ms"], "ms") if row is not None else "n/a",
-        "target": (f"{t.get('metric', '')} ≤ {F.fmt_value(t['value'], t.get('unit', ''))}"
+        "latency": fmt_value(row["latency_ms"], "ms") if row is not None else "n/a",
+        "target": (f"{t.get('metric', '')} ≤ {fmt_value(t['value'], t.get('unit', ''))}"
                    if t else None),
         "target_met": t.get("met") if t else None,
         "n_points": len(r.candidates),
@@ -474,15 +480,15 @@ def build_report(
     lut_data = load_lut(lut) if lut is not None else None
     val_data = load_validation(validation) if validation is not None else None
 
-    colors = F.run_colors([r.label for r in runs])
+    colors = run_colors([r.label for r in runs])
     df = annotate_fronts(points_frame(runs))
-    hover_json = json.dumps(F._hover_text(df), ensure_ascii=False).replace("<", "\\u003c")
+    hover_json = json.dumps(hover_text(df), ensure_ascii=False).replace("<", "\\u003c")
 
     figures: list[dict[str, Any]] = []
 
     def add(section: str, fig, caption: str = "", wide: bool = False) -> None:
         if fig is not None:
-            figures.append({"id": f"fig{len(figures)}", "section": section, "json": _fig_json(fig),
+            figures.append({"id": f"fig{len(figures)}", "section": section, "json": fig_json(fig),
                             "caption": caption, "wide": wide, "height": fig.layout.height})
 
     n_no_acc = int(df["accuracy"].isna().sum())
@@ -495,21 +501,21 @@ def build_report(
             if t and str(t.get("metric")) == metric:
                 scale = _TARGET_SCALE.get((metric, str(t.get("unit", "")).lower()), 1.0)
                 targets.append((r.label, float(t["value"]) * scale))
-        caption = F.left_out_note(F.left_out(df, key)) if m.estimate else ""
-        add("pareto", F.pareto_figure(df, m, colors, targets, shared_hover=True), caption)
+        caption = left_out_note(left_out(df, key)) if m.estimate else ""
+        add("pareto", pareto_figure(df, m, colors, targets, shared_hover=True), caption)
 
     hv_rows, hv_refs = hypervolume_table(df, runs)
     for r in runs:
-        arch = F.architecture_figure(r.genotype, f"{r.label} · derived architecture")
+        arch = architecture_figure(r.genotype, f"{r.label} · derived architecture")
         add(f"arch:{r.label}", arch, wide=True)
-        add(f"arch:{r.label}", F.alpha_figure(r.history, f"{r.label} · architecture weights "
-                                                      "per edge over epochs"), wide=True)
-    add("training", F.curves_figure(runs, colors), wide=True)
-    pvm, pvm_summary = F.pred_vs_measured_figure(df, colors, val_data)
+        add(f"arch:{r.label}", alpha_figure(r.history, f"{r.label} · architecture weights "
+                                                    "per edge over epochs"), wide=True)
+    add("training", curves_figure(runs, colors), wide=True)
+    pvm, pvm_summary = pred_vs_measured_figure(df, colors, val_data)
     add("cost", pvm, pvm_caption(pvm_summary), wide=True)
-    lut_table = F.lut_frame(lut_data) if lut_data else None
+    lut_table = lut_frame(lut_data) if lut_data else None
     if lut_table is not None:
-        add("lut", F.lut_figure(lut_table, "Lookup table: per-op latency and its noise"),
+        add("lut", lut_figure(lut_table, "Lookup table: per-op latency and its noise"),
             wide=True)
 
     # Table of notable architectures: derived, references and every front point.
@@ -532,7 +538,7 @@ def build_report(
     csv_path = out.with_suffix(".csv")
     env = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)),
                       autoescape=select_autoescape(["html"]))
-    env.filters["fmt"] = F.fmt_value
+    env.filters["fmt"] = fmt_value
     tpl = env.get_template("report.html")
     lut_rows = None
     if lut_table is not None and not lut_table.empty:
@@ -544,7 +550,7 @@ def build_report(
         summary=summary_sentences(df, runs),
         figures=figures, n_points=len(df), n_no_acc=n_no_acc,
         hv_rows=hv_rows, hv_refs=hv_refs, metric_by_key=METRIC_BY_KEY,
-        short_titles=F._SHORT_TITLES,
+        short_titles=SHORT_TITLES,
         pvm_summary=pvm_summary, validation=val_data,
         notable=notable_rows, show_cols=show_cols,
         has_ci=bool(df["accuracy_lo"].notna().any()),

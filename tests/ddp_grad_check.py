@@ -11,15 +11,15 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from nasbench.run import distributed
-from nasbench.search.architect import Architect
-from nasbench.search.proxyless import (
+from nasbench.oneshot.architect import Architect
+from nasbench.oneshot.proxyless import (
     ProxylessObjective,
     ProxylessSupernet,
     frozen,
     reinforce_arch_step,
 )
-from nasbench.search.proxyless_config import ProxylessConfig
+from nasbench import distributed
+from nasbench.searchers.proxyless_config import ProxylessConfig
 from tests.test_proxyless_runner import TINY
 
 
@@ -58,7 +58,7 @@ def main(out: str) -> None:
 def darts_grads(reduce) -> dict:
     """Returns a tiny DARTS supernet's weight-step gradients (through DDP) and its first-
     and second-order alpha gradients (float64, whole-batch BatchNorm)."""
-    from nasbench.search.supernet import SearchNetwork
+    from nasbench.spaces.darts_supernet import SearchNetwork
     torch.manual_seed(2)
     net = SearchNetwork(C=4, layers=3, input_size=8).double()
     x = torch.randn(8, 3, 8, 8, dtype=torch.float64)

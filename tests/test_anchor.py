@@ -125,9 +125,9 @@ def test_search_measurement_in_the_luts_time_base(tmp_path):
     """The deploy network a search measures is timed beside the LUT's anchor: its
     corrected latency is the bracketed ratio x the LUT's reference time; without an
     anchored LUT there is none."""
+    from nasbench.api import measure_deploy
     from nasbench.genotypes import DARTS_V2
-    from nasbench.models.network import build_network_from_genotype
-    from nasbench.runner import measure_deploy
+    from nasbench.spaces.darts_network import build_network_from_genotype
     from nasbench.validate import deploy_from_lut
     lut_path = tmp_path / "a.json"
     assert main(["profile", "--quiet", "--channels", "4", "--layers", "3", "--input", "8",

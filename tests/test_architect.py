@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from nasbench.search.architect import Architect, weight_step
-from nasbench.search.supernet import SearchNetwork
+from nasbench.oneshot.architect import Architect, weight_step
+from nasbench.spaces.darts_supernet import SearchNetwork
 
 
 def tiny(k=1):

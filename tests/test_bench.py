@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from nasbench.benchmarks import NB201Bench
-from nasbench.benchmarks.bench import BenchSpec, run_bench
 from nasbench.cli import main
 from nasbench.errors import UserError
+from nasbench.run.bench import BenchSpec, run_bench
 from nasbench.searchers.evaluate import TableEvaluator
 from nasbench.spaces.nb201 import NB201_OPS, NB201Arch, NB201DeployConfig, NB201Space
 
@@ -69,7 +69,7 @@ def test_nb201_supernet_shapes_derivation_and_pcdarts_edge_weights():
 
 
 def test_darts_space_has_no_nb201_only_options_and_proxyless_no_supernet():
-    from nasbench.search.config import DARTSConfig
+    from nasbench.searchers.darts_config import DARTSConfig
     from nasbench.spaces.proxyless import ProxylessSpace
     with pytest.raises(UserError, match="no DARTS supernet"):
         ProxylessSpace(ProxylessSpace.default_deploy()).supernet(8, 2)
@@ -252,7 +252,7 @@ def test_random_bench_scores_match_hand_computations(fake, table, tmp_path):
 
 
 def test_random_search_never_evaluates_a_cell_over_the_hard_target(fake, table):
-    from nasbench.benchmarks.bench import _trial_seed, ground_truth
+    from nasbench.run.bench import _trial_seed, ground_truth
     b, _, hw = table
     spec = BenchSpec(method="random", device="hw-nas-bench:edgegpu",
                      benchmark_dir=str(fake), target=1.0, queries=25, seeds=1)
@@ -348,7 +348,7 @@ def test_darts_on_nb201_trains_its_supernet_and_the_bench_looks_it_up(fake, tabl
                                                                       tmp_path,
                                                                       monkeypatch):
     """One-shot path end to end, on the synthetic data set (tiny supernet, 2 steps)."""
-    from nasbench.benchmarks.bench import _one_shot_seed, ground_truth
+    from nasbench.run.bench import _one_shot_seed, ground_truth
     monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
     b, acc, hw = table
     spec = BenchSpec(method="pcdarts", device="hw-nas-bench:edgegpu",
@@ -381,8 +381,8 @@ def test_random_bench_on_the_shared_tables_beats_chance_and_reports_the_floor(tm
 def test_non_finite_numbers_are_refused_and_never_written(tmp_path, capsys):
     """No NaN/inf enters an option or a config (one check for every float setting), and
     JSON files are strict: a non-finite value is written as null."""
-    from nasbench.run.util import write_json
-    from nasbench.search.config import DARTSConfig
+    from nasbench.files import write_json
+    from nasbench.searchers.darts_config import DARTSConfig
     for args in (["search", "--latency-target", "nan"], ["search", "--cost-weight", "nan"],
                  ["search", "--latency-target", "inf"],
                  ["bench", "--benchmark-dir", str(tmp_path), "--latency-target", "nan"]):

@@ -8,15 +8,15 @@ import torch
 
 from nasbench.errors import UserError
 from nasbench.genotypes import Genotype
-from nasbench.ops import PRIMITIVES
-from nasbench.search.config import parse_latency, parse_objective
-from nasbench.search.cost import (
+from nasbench.oneshot.cost import (
     CostModel,
     CostObjective,
     genotype_lut_cost,
     repair_to_target,
     required_op_keys,
 )
+from nasbench.ops import PRIMITIVES
+from nasbench.searchers.darts_config import parse_latency, parse_objective
 from nasbench.spaces.darts import (
     DeployConfig,
     cell_plan,
@@ -192,9 +192,9 @@ def test_objective_and_latency_parsing():
 def test_search_cost_uses_the_fitted_calibration(tmp_path):
     """When `lut calibrate` fitted a predictor for this LUT file and batch, the
     expected cost, the derived network's prediction and the hard target use it."""
+    from nasbench.api import build_cost_model, predict_costs
     from nasbench.genotypes import DARTS_V2
-    from nasbench.runner import build_cost_model, predict_costs
-    from nasbench.search.config import DARTSConfig
+    from nasbench.searchers.darts_config import DARTSConfig
     from nasbench.validate import Calibration, calibration_path, write_json
     from profilers.lut import LUT
     from tests.test_runner import TINY, write_lut

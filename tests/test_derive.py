@@ -4,7 +4,7 @@ import torch
 
 from nasbench.genotypes import validate_genotype
 from nasbench.ops import PRIMITIVES
-from nasbench.search.derive import derive_cell, derive_genotype
+from nasbench.spaces.darts_derive import derive_cell, derive_genotype
 
 P = {p: i for i, p in enumerate(PRIMITIVES)}
 

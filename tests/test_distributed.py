@@ -1,5 +1,5 @@
 """Data-parallel one-shot search under the real torchrun (2 CPU processes, gloo) against
-one process with the same global batch (nasbench.run.distributed).
+one process with the same global batch (nasbench.distributed).
 
 With ``--sync-bn`` (BatchNorm statistics of the whole batch) a data-parallel run is the
 same computation as one process up to floating-point rounding: the supernet's weights
@@ -22,7 +22,7 @@ import torch
 
 from nasbench.cli import main
 from nasbench.errors import UserError
-from nasbench.run import distributed
+from nasbench import distributed
 from tests.test_proxyless_runner import config as proxyless_config
 from tests.test_runner import config, fake_measure  # noqa: F401 - a fixture
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from nasbench.cli import main
 from nasbench.errors import UserError
-from nasbench.search.controller import Controller, mnasnet_reward, reinforce_update
+from nasbench.oneshot.controller import Controller, mnasnet_reward, reinforce_update
 
 sys.path.insert(0, str(Path(__file__).parent))
 from nb201_fake import cost_ms, write_fake_nb201  # noqa: E402
@@ -254,7 +254,7 @@ def test_enas_options_are_refused_by_other_methods(tmp_path, capsys):
 def test_single_path_forward_is_what_enas_trains():
     """The shared weights ENAS trains are the supernet's: one weight step on a sampled
     child moves that child's ops only."""
-    from nasbench.search.architect import weight_step
+    from nasbench.oneshot.architect import weight_step
     from nasbench.spaces.nb201 import NB201DeployConfig, NB201Space
     space = NB201Space(NB201DeployConfig())
     net = space.supernet(4, 1, 1, input_size=8)
@@ -276,7 +276,7 @@ def test_bench_runs_enas_as_a_one_shot_method(fake, tmp_path, monkeypatch):
     """``nasbench bench --method enas``: trained through the runner (no retrain), its
     derived cell looked up in the table; the derivation's samples are its found set."""
     from nasbench.benchmarks import NB201Bench
-    from nasbench.benchmarks.bench import BenchSpec, run_bench
+    from nasbench.run.bench import BenchSpec, run_bench
     monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
     spec = BenchSpec(method="enas", device="hw-nas-bench:edgegpu", benchmark_dir=str(fake),
                      seeds=1, epochs=1, steps_per_epoch=2, target=2.0, data_dir="unused",

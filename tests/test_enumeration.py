@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from nasbench.genotypes import Genotype
-from nasbench.models.network import build_network_from_genotype
 from nasbench.ops import OPS, PRIMITIVES
 from nasbench.spaces.darts import (
     DeployConfig,
@@ -13,6 +12,7 @@ from nasbench.spaces.darts import (
     network_edge_instances,
     network_fixed_instances,
 )
+from nasbench.spaces.darts_network import build_network_from_genotype
 
 # every input index 0..4 appears, so every (stride, resolution) an edge can have is used
 INDICES = [0, 1, 2, 0, 3, 1, 4, 0]

@@ -12,8 +12,8 @@ pytest.importorskip("pyopencl")
 from kernels.executor import UnsupportedLayerError, compile_module  # noqa: E402
 from kernels.runtime import Runtime  # noqa: E402
 from nasbench.genotypes import DARTS_V2  # noqa: E402
-from nasbench.models.network import build_network_from_genotype  # noqa: E402
 from nasbench.spaces.darts import DeployConfig, enumerate_instances  # noqa: E402
+from nasbench.spaces.darts_network import build_network_from_genotype  # noqa: E402
 from tests.test_kernels import check  # noqa: E402
 
 INSTANCES = enumerate_instances(DeployConfig())

@@ -11,7 +11,7 @@ from nasbench.genotypes import (
     genotype_to_json,
     load_genotype,
 )
-from nasbench.models.network import count_parameters
+from nasbench.spaces.darts_network import count_parameters
 
 
 @pytest.mark.parametrize("g", [DARTS_V1, DARTS_V2, PC_DARTS])

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from nasbench.cli import main
-from nasbench.search.config import DARTSConfig
+from nasbench.searchers.darts_config import DARTSConfig
 from profilers.lut import LUT
 from tests.test_runner import TINY, write_lut
 
@@ -52,7 +52,7 @@ def test_unwritable_destinations_fail_before_any_work(tmp_path, capsys):
 
 
 def test_a_damaged_checkpoint_is_one_line(tmp_path, capsys):
-    from nasbench.runner import search_architecture
+    from nasbench.api import search_architecture
     cfg = DARTSConfig.from_preset("quick", "darts", **{**TINY, "out": str(tmp_path / "r"),
                                                        "measure": False})
     cfg = cfg.replace(lut=str(write_lut(tmp_path / "lut.json", cfg)))
@@ -94,8 +94,8 @@ def test_ctrl_c_inside_a_darts_step_waits_for_both_halves(tmp_path, monkeypatch)
     until the weight step is done, so resume equals the uninterrupted run."""
     import torch
 
-    from nasbench.runner import search_architecture
-    from nasbench.search.architect import Architect
+    from nasbench.api import search_architecture
+    from nasbench.oneshot.architect import Architect
     cfg = DARTSConfig.from_preset("quick", "darts", **{**TINY, "out": str(tmp_path / "r"),
                                                        "measure": False})
     cfg = cfg.replace(lut=str(write_lut(tmp_path / "lut.json", cfg)))
@@ -124,7 +124,7 @@ def test_ctrl_c_inside_a_darts_step_waits_for_both_halves(tmp_path, monkeypatch)
 
 def test_two_writers_of_one_file_the_second_fails_at_once(tmp_path):
     from nasbench.errors import UserError
-    from nasbench.run.util import exclusive
+    from nasbench.files import exclusive
     target = tmp_path / "lut.json"
     with exclusive(target, "LUT"):
         try:
@@ -138,7 +138,7 @@ def test_two_writers_of_one_file_the_second_fails_at_once(tmp_path):
 
 def test_an_incomplete_lut_is_refused_and_the_cache_finishes_it(tmp_path, monkeypatch,
                                                                   capsys):
-    import nasbench.profiling as prof
+    import nasbench.luts as prof
     from nasbench.errors import UserError
     from nasbench.run.runner import run_search
     cfg = DARTSConfig.from_preset("quick", "darts", **{**TINY, "out": str(tmp_path / "r")})
@@ -168,7 +168,7 @@ def test_profile_refuses_non_finite_settings(tmp_path, capsys):
 
 
 def test_the_run_lock_stays_inside_the_run_directory(tmp_path):
-    from nasbench.runner import search_architecture
+    from nasbench.api import search_architecture
     cfg = DARTSConfig.from_preset("quick", "darts", **{**TINY, "out": str(tmp_path / "r"),
                                                        "measure": False, "train_epochs": 0})
     cfg = cfg.replace(lut=str(write_lut(tmp_path / "lut.json", cfg)))

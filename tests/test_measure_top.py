@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nasbench.errors import UserError
-from nasbench.profiling import get_device
+from nasbench.luts import get_device
 from nasbench.run.measure import finalists
 from nasbench.run.result import summary_lines
 from nasbench.run.runner import run_search

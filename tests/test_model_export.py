@@ -33,8 +33,8 @@ def test_wilson_interval_against_hand_values():
 
 @pytest.fixture
 def darts_run(tmp_path):
-    from nasbench.runner import search_architecture
-    from nasbench.search.config import DARTSConfig
+    from nasbench.api import search_architecture
+    from nasbench.searchers.darts_config import DARTSConfig
     cfg = DARTSConfig.from_preset("quick", "darts", **{**TINY, "out": str(tmp_path / "runs"),
                                                        "measure": False})
     cfg = cfg.replace(lut=str(write_lut(tmp_path / "lut.json", cfg)))
@@ -79,7 +79,7 @@ def test_export_round_trip_darts(darts_run, tmp_path, fmt, capsys):
 
 
 def test_export_round_trip_proxyless(tmp_path, fake_measure, capsys):  # noqa: F811
-    from nasbench.proxyless_runner import search_proxyless
+    from nasbench.api import search_proxyless
     r = search_proxyless(proxyless_config(tmp_path), quiet=True)
     for fmt in ("onnx", "torchscript"):
         out = tmp_path / f"p.{fmt}"
@@ -111,8 +111,8 @@ def test_references_are_kept_reloaded_evaluated_and_exported(tmp_path, monkeypat
     model.pt form); eval reproduces its test accuracy; a cached result hands the same
     weights over; export works on it."""
     from nasbench.data import load_dataset
-    from nasbench.references import RetrainBudget, run_references
-    from nasbench.search.config import DARTSConfig
+    from nasbench.run.references import RetrainBudget, run_references
+    from nasbench.searchers.darts_config import DARTSConfig
     monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
     data = load_dataset("digits", None, False, 8)
     deploy = DARTSConfig.from_preset("quick", "darts", eval_channels=4, eval_layers=3,

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from nasbench.benchmarks import NB201Bench
-from nasbench.benchmarks.bench import BenchSpec, _trial_seed, ground_truth
 from nasbench.errors import UserError
 from nasbench.predict.surrogate import AccuracyPredictor, rank_scores, rank_study
+from nasbench.run.bench import BenchSpec, _trial_seed, ground_truth
 from nasbench.searchers.pnas import (
     ATTR_BLOCK,
     ATTR_PARTIAL,
@@ -93,9 +93,9 @@ def test_the_beam_keeps_the_best_parents_and_ranks_their_children(fake, space):
     """With beam 2 the second stage only expands the two best 1-block cells (the table's
     points make nor_conv_3x3 then nor_conv_1x1 the best first node), and each stage
     evaluates at most the beam."""
-    from nasbench.run.util import seed_everything
     from nasbench.searchers import SearchContext, get_searcher
     from nasbench.searchers.evaluate import TableEvaluator
+    from nasbench.seeding import seed_everything
     b = NB201Bench(fake)
     cls = get_searcher("pnas")
     cfg = cls.config_class.from_preset("quick", "pnas", space="nb201", trials=100,

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from nasbench.cli import main
-from nasbench.profiling import get_device, run_profile
+from nasbench.luts import get_device, run_profile
 from nasbench.spaces.darts import DeployConfig, enumerate_instances
 from profilers.latency import LatencySettings
 from profilers.lut import LUT

@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 
-import nasbench.profiling
+import nasbench.luts
+from nasbench.api import search_proxyless
 from nasbench.cli import main
 from nasbench.errors import UserError
-from nasbench.proxyless_runner import search_proxyless
-from nasbench.search.proxyless import ProxylessArch
-from nasbench.search.proxyless_config import ProxylessConfig
+from nasbench.oneshot.proxyless import ProxylessArch
+from nasbench.searchers.proxyless_config import ProxylessConfig
 from nasbench.spaces.darts import DeployConfig
 from nasbench.spaces.proxyless import block_plan
 from profilers.lut import LUT
@@ -30,7 +30,7 @@ def fake_measure(monkeypatch):
                                "cv": 0.01, "repeats": 3},
                 "memory_bytes": None, "memory_method": "test", "energy_j": None,
                 "energy_reason": "test", "device": {"id": "cpu:test"}}
-    monkeypatch.setattr(nasbench.profiling, "measure_network", measure)
+    monkeypatch.setattr(nasbench.luts, "measure_network", measure)
 
 
 def config(tmp_path, **kw) -> ProxylessConfig:
@@ -119,7 +119,7 @@ def test_missing_lut_entries_are_named(tmp_path):
 def test_lut_of_another_space_or_device(tmp_path):
     cfg = config(tmp_path)
     darts = DeployConfig(channels=4, layers=3, input_size=8)
-    LUT({"device": nasbench.profiling.get_device("cpu").to_dict(),
+    LUT({"device": nasbench.luts.get_device("cpu").to_dict(),
          "deploy": darts.describe()}, {}).save(cfg.lut)
     with pytest.raises(UserError, match="another network.*--space proxyless"):
         search_proxyless(cfg, quiet=True)

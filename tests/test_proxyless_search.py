@@ -9,9 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from nasbench.errors import UserError
-from nasbench.ops import PROXYLESS_PRIMITIVES
-from nasbench.profiling import get_device
-from nasbench.search.proxyless import (
+from nasbench.luts import get_device
+from nasbench.oneshot.proxyless import (
     ProxylessArch,
     ProxylessCostModel,
     ProxylessObjective,
@@ -22,7 +21,8 @@ from nasbench.search.proxyless import (
     repair_arch_to_target,
     weight_step,
 )
-from nasbench.search.proxyless_config import ProxylessConfig
+from nasbench.ops import PROXYLESS_PRIMITIVES
+from nasbench.searchers.proxyless_config import ProxylessConfig
 from nasbench.spaces.proxyless import (
     ProxylessDeployConfig,
     arch_instances,

@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from nasbench.cli import main
-from nasbench.models.proxyless import build_proxyless_network
+from nasbench.luts import cached_lut_path, deploy_provenance, get_device, profile_items
+from nasbench.oneshot.proxyless import ProxylessArch, ProxylessSupernet
 from nasbench.ops import MBCONV_OPS, OPS, PROXYLESS_PRIMITIVES, MBConv, SkipBlock
-from nasbench.profiling import cached_lut_path, deploy_provenance, get_device, profile_items
-from nasbench.search.proxyless import ProxylessArch, ProxylessSupernet
 from nasbench.spaces.proxyless import (
     ProxylessDeployConfig,
     arch_instances,
@@ -22,6 +21,7 @@ from nasbench.spaces.proxyless import (
     network_fixed_instances,
     paper_key,
 )
+from nasbench.spaces.proxyless_network import build_proxyless_network
 from profilers.lut import LUT
 
 SMALL = ProxylessDeployConfig.from_layout("cifar", input_size=16, width_mult=0.5)
@@ -233,7 +233,7 @@ def test_cli_profile_proxyless(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_real_tiny_profile(tmp_path):
-    from nasbench.profiling import run_profile
+    from nasbench.luts import run_profile
     from profilers.latency import LatencySettings
     cfg = ProxylessDeployConfig.from_layout("cifar", input_size=8, width_mult=0.25)
     fast = LatencySettings(warmup=1, warmup_s=0.0, min_repeats=3, max_repeats=5,

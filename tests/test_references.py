@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nasbench.references import REFERENCES, build_reference
+from nasbench.run.references import REFERENCES, build_reference
 
 
 @pytest.mark.parametrize("name,params", [("resnet20", 272_474), ("mobilenetv2", 2_236_682)])

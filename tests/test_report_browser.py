@@ -208,7 +208,7 @@ def test_report_loads_in_headless_chromium(tmp_path):
 def test_report_of_a_real_run_loads_in_headless_chromium(tmp_path, monkeypatch):
     """The report ``nasbench search`` writes at the end of a real (tiny) run, with a
     measured derived network and a measured reference, draws every plot offline."""
-    from nasbench.runner import search_architecture
+    from nasbench.api import search_architecture
     from tests.test_runner import config
 
     monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))

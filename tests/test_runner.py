@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-import nasbench.profiling
+import nasbench.luts
+from nasbench.api import search_architecture
 from nasbench.errors import UserError
-from nasbench.profiling import get_device
-from nasbench.runner import search_architecture
-from nasbench.search.config import DARTSConfig
+from nasbench.luts import get_device
+from nasbench.searchers.darts_config import DARTSConfig
 from nasbench.spaces.darts import enumerate_instances
 from profilers.lut import LUT, full_key
 from tests.conftest import make_entry
@@ -47,7 +47,7 @@ def fake_measure(monkeypatch):
                                "cv": 0.01, "repeats": 3},
                 "memory_bytes": None, "memory_method": "test", "energy_j": None,
                 "energy_reason": "test", "device": {"id": "cpu:test"}}
-    monkeypatch.setattr(nasbench.profiling, "measure_network", measure)
+    monkeypatch.setattr(nasbench.luts, "measure_network", measure)
 
 
 def config(tmp_path, method="darts", **kw):
@@ -124,7 +124,7 @@ def test_candidates_references_and_report(tmp_path, fake_measure, monkeypatch):
     assert rn["train_steps"] == cfg.train_max_steps and rn["space"] == "hand-designed"
     dv = cands["reference:DARTS_V2 (published)"]
     from nasbench.genotypes import DARTS_V2
-    from nasbench.search.cost import genotype_lut_cost
+    from nasbench.oneshot.cost import genotype_lut_cost
     assert dv["latency_ms"]["predicted"] == pytest.approx(
         genotype_lut_cost(LUT.load(cfg.lut), cfg.deploy(), DARTS_V2))
     assert res["run_id"] == r.run_dir.name and res["dataset"] == "synthetic"

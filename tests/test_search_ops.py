@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from nasbench.genotypes import DARTS_V2, PC_DARTS
-from nasbench.models.network import Cell
 from nasbench.ops import OPS, PRIMITIVES
-from nasbench.search.supernet import MixedOp, SearchCell, num_edges
+from nasbench.spaces.darts_network import Cell
+from nasbench.spaces.darts_supernet import MixedOp, SearchCell, num_edges
 
 B, C, H = 2, 8, 8
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from nasbench.genotypes import Genotype
-from nasbench.search.architect import weight_step
-from nasbench.search.nb201_supernet import NB201SearchNetwork
-from nasbench.search.supernet import SearchNetwork
+from nasbench.oneshot.architect import weight_step
 from nasbench.spaces.darts import cell_edges
+from nasbench.spaces.darts_supernet import SearchNetwork
 from nasbench.spaces.nb201 import NB201_OPS, NB201Arch
+from nasbench.spaces.nb201_supernet import NB201SearchNetwork
 
 
 def _darts(k=1):

@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nasbench.oneshot.architect import weight_step
 from nasbench.ops import OPS, PRIMITIVES
-from nasbench.search.architect import weight_step
-from nasbench.search.supernet import (
+from nasbench.spaces.darts_supernet import (
     MixedOp,
     SearchNetwork,
     channel_shuffle,

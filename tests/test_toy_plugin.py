@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-import nasbench.profiling
+import nasbench.luts
+from nasbench.config import RunConfig
 from nasbench.errors import UserError
-from nasbench.run.config import RunConfig
 from nasbench.run.runner import run_search
 from nasbench.searchers import SEARCHERS, Outcome, Searcher, register_searcher
 from nasbench.spaces import SPACES, SearchSpace, Slot, get_space, register_space
@@ -176,7 +176,7 @@ def toy_config(tmp_path, **kw):
         "out": str(tmp_path / "runs"), **kw})
     deploy = cfg.deploy()
     space = get_space("toy")(deploy)
-    dev = nasbench.profiling.get_device("cpu").to_dict()
+    dev = nasbench.luts.get_device("cpu").to_dict()
     entries = {full_key(i.key, 1): make_entry(i.key, 1, COST[i.op])
                for i in space.enumerate_instances()}
     path = tmp_path / "toy-lut.json"

@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from nasbench.benchmarks import NB201Bench
-from nasbench.benchmarks.bench import BenchSpec, _trial_seed, ground_truth
+from nasbench.run.bench import BenchSpec, _trial_seed, ground_truth
 from nasbench.searchers import RegularizedEvolutionSampler
 from nasbench.spaces.nb201 import NB201DeployConfig, NB201Space
 
@@ -176,7 +176,7 @@ def test_nsga2_mutation_beats_optunas_crossover_on_the_hypervolume(fake):
     def gap(variation):
         spec = _spec(fake, "nsga2", queries=120, extra={"variation": variation})
         ground = ground_truth(spec, b)
-        from nasbench.benchmarks.bench import score_run
+        from nasbench.run.bench import score_run
         out = []
         for s in range(4):
             chosen, visited, _ = _trial_seed(spec, ground, b, s, lambda *_: None)

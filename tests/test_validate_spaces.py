@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-import nasbench.profiling
+import nasbench.luts
 from nasbench.cli import main
 from nasbench.ops import PROXYLESS_PRIMITIVES
 from nasbench.predict.calibration import (
@@ -42,7 +42,7 @@ def space_lut(deploy, seed: int = 0) -> LUT:
     space = get_space(deploy.describe()["space"])(deploy)
     entries = {full_key(i.key, 1): make_entry(i.key, 1, rng.uniform(0.05, 1.0))
                for i in space.enumerate_instances()}
-    return LUT({"device": nasbench.profiling.get_device("cpu").to_dict(),
+    return LUT({"device": nasbench.luts.get_device("cpu").to_dict(),
                 "deploy": deploy.describe(), "threads": 1, "batches": [1],
                 "dtype": "float32"}, entries)
 
@@ -69,7 +69,7 @@ def known_meter(monkeypatch):
                 "threads": torch.get_num_threads(), "device": {"id": "cpu:test"}}
 
     monkeypatch.setattr(ProxylessSpace, "build", tagged_build)
-    monkeypatch.setattr(nasbench.profiling, "measure_network", measure)
+    monkeypatch.setattr(nasbench.luts, "measure_network", measure)
     return state
 
 

@@ -123,9 +123,8 @@ def fitted_lut(bench: NB201Bench, device: str, dataset: str = "cifar10"):
     """Returns a LUT of the nb201 space's op instances for ``device`` fitted to every
     measured cell (latency, and energy where HW-NAS-Bench has it, in J), labelled in
     its provenance as fitted from HW-NAS-Bench, not measured."""
+    from nasbench.luts import instance_item
     from profilers.lut import LUT
-
-    from ..profiling import instance_item
     space = tabular_space(dataset)
     fits = {m: fit_costs(bench, device, dataset, m) for m in DEVICE_METRICS[device]}
     entries = {}

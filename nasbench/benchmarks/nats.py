@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import UserError
+from nasbench.errors import UserError
 
 #: our column -> (NATS-Bench data set name, key of get_more_info)
 COLUMNS = {"cifar10-val": ("cifar10-valid", "valid-accuracy"),
@@ -31,7 +31,7 @@ def nats_table(archive: str | Path, cells: int = 15_625, progress=None) -> pd.Da
     """Returns the 200-epoch accuracy table (%; index = NAS-Bench-201 index, columns
     ``arch`` and :data:`COLUMNS`) of a NATS-Bench topology archive; raises UserError when
     the archive or the ``nats_bench`` package is missing."""
-    from ..profiling import cache_dir
+    from nasbench.luts import cache_dir
     archive = Path(archive).expanduser()
     if not archive.exists():
         raise UserError(f"NATS-Bench archive not found: {archive} (the topology archive "

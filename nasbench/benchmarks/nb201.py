@@ -1,14 +1,20 @@
 """NAS-Bench-201 accuracies and HW-NAS-Bench device costs as tables (pandas).
 
-The user points at a folder (``--benchmark-dir``) holding the CSV files of
-``../shared/data/nb201/`` (see its README): ``nb201-12epoch-accuracy.csv`` (12-epoch
+The tables live in one folder: ``--benchmark-dir``, else where ``nasbench data fetch
+nb201`` puts them (``$NASBENCH_DATA_DIR/nb201`` or the user cache, see
+:mod:`.catalog`). It holds ``nb201-12epoch-accuracy.csv`` (12-epoch
 validation and test accuracy in %, CIFAR-10, CIFAR-100, ImageNet16-120),
 ``nb201-cifar10-valid-200epoch.csv`` (200-epoch CIFAR-10 validation accuracy, 9,445
 cells) and ``hw-nas-bench-{cifar10,cifar100,ImageNet16-120}.csv`` (latency in ms on
 edgegpu, raspi4, edgetpu, pixel3, eyeriss, fpga; energy in mJ on edgegpu, eyeriss, fpga;
 -1 = not measured), or instead of those three HW-NAS-Bench's official
-``HW-NAS-Bench-v1_0.pickle``. Nothing is shipped with the package or downloaded here; a
-missing or malformed file is a one-line :class:`~nasbench.errors.UserError` naming it.
+``HW-NAS-Bench-v1_0.pickle``. Nothing is shipped with the package or downloaded here
+(``nasbench data fetch`` does that). Every table is checked when it is loaded
+(:mod:`.checks`: columns, one row per cell in index order, cell strings, finite numbers,
+and that the folder's tables describe the same cells); the tables present in the folder
+are loaded and checked when a :class:`NB201Bench` is made, so a damaged one stops a
+command before it writes anything. A missing, malformed or damaged file is a one-line
+:class:`~nasbench.errors.UserError` naming it and what to do.
 
 Rows are keyed by NAS-Bench-201's architecture index; :meth:`NB201Bench.index` and
 :meth:`NB201Bench.arch` map strings and indices both ways.
@@ -17,11 +23,17 @@ Rows are keyed by NAS-Bench-201's architecture index; :meth:`NB201Bench.index` a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..errors import UserError
-from ..spaces.nb201_cells import NB201Arch
+from . import checks
+from .catalog import NB201 as _NB201_DATA
+from .catalog import dataset_dir
+
+if TYPE_CHECKING:     # the spaces import torch: loaded when a cell is parsed, so that
+    from ..spaces.nb201_cells import NB201Arch  # `nasbench data` starts without it
 
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 DEVICES = ("edgegpu", "raspi4", "edgetpu", "pixel3", "eyeriss", "fpga")
@@ -33,8 +45,40 @@ ACCURACY_FILE = "nb201-12epoch-accuracy.csv"
 ACCURACY_200_FILE = "nb201-cifar10-valid-200epoch.csv"
 #: HW-NAS-Bench's official file (read when the folder has no hw-nas-bench-*.csv)
 HW_PICKLE = "HW-NAS-Bench-v1_0.pickle"
-WHERE = ("the NAS-Bench-201 / HW-NAS-Bench CSV files (e.g. ../shared/data/nb201/ of this "
-         "project; HW-NAS-Bench: github.com/GATECH-EIC/HW-NAS-Bench)")
+WHERE = ("the NAS-Bench-201 / HW-NAS-Bench CSV files, which `nasbench data fetch nb201` "
+         "downloads")
+#: (path, size, mtime_ns) of the tables already checked in this process
+_CHECKED: set[tuple[str, int, int]] = set()
+
+
+def default_benchmark_dir() -> Path:
+    """Returns the folder of the tables when no ``--benchmark-dir`` is given:
+    ``$NASBENCH_DATA_DIR/nb201`` (or ``$NASBENCH_DATA_DIR`` itself when it holds the
+    tables), else the user cache's ``data/nb201`` (where ``nasbench data fetch nb201``
+    puts them)."""
+    return dataset_dir(_NB201_DATA)
+
+
+def resolve_benchmark_dir(given: str | Path | None) -> Path:
+    """Returns the folder of the tables: ``given`` (``--benchmark-dir``), else
+    :func:`default_benchmark_dir`; raises UserError (one line, the command that fetches
+    them and the folder looked in) when no ``given`` and the tables are not there."""
+    if given is not None and str(given) != "":
+        return Path(given).expanduser()
+    d = default_benchmark_dir()
+    if not (d / ACCURACY_FILE).is_file():
+        raise UserError(f"no NAS-Bench-201 tables in {d} (no --benchmark-dir given): run "
+                        f"`nasbench data fetch nb201` once, or give --benchmark-dir DIR "
+                        f"(or set $NASBENCH_DATA_DIR)")
+    return d
+
+
+def _signature(path: Path) -> tuple[str, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
 def check_dataset(dataset: str) -> None:
@@ -44,27 +88,22 @@ def check_dataset(dataset: str) -> None:
                         f"{', '.join(DATASETS)})")
 
 
-def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """Returns the CSV indexed by ``index``; raises UserError for a missing file, an
-    unreadable one or one without ``columns``."""
-    if not path.is_file():
-        raise UserError(f"benchmark file not found: {path} (needs {WHERE})")
-    try:
-        df = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        raise UserError(f"benchmark file {path} is not a readable CSV: {e}") from None
-    missing = [c for c in ("index", "arch", *columns) if c not in df.columns]
-    if missing:
-        raise UserError(f"benchmark file {path} lacks column(s) {', '.join(missing)}")
+def _read(path: Path, kind: str) -> pd.DataFrame:
+    """Returns the table at ``path`` indexed by ``index``, checked (:mod:`.checks`);
+    raises UserError for a missing, unreadable or damaged file."""
+    df = checks.read_csv(path, kind, f"needs {WHERE}, or give --benchmark-dir DIR")
     return df.set_index("index")
 
 
 class NB201Bench:
-    """The NAS-Bench-201 tables of one folder (see the module doc); files are read on
-    first use."""
+    """The NAS-Bench-201 tables of one folder (``folder``; None: the default one, see
+    :func:`resolve_benchmark_dir`). The CSV tables the folder holds are read and checked
+    when it is made (``check``); a NATS-Bench archive and HW-NAS-Bench's pickle on first
+    use."""
 
-    def __init__(self, folder: str | Path, nats: str | Path | None = None):
-        self.folder = Path(folder).expanduser()
+    def __init__(self, folder: str | Path | None = None, nats: str | Path | None = None,
+                 check: bool = True):
+        self.folder = resolve_benchmark_dir(folder)
         self.nats = nats                  # a NATS-Bench topology archive (200 epochs)
         self._nats: pd.DataFrame | None = None
         if not self.folder.is_dir():
@@ -75,6 +114,42 @@ class NB201Bench:
         self._hw: dict[str, pd.DataFrame] = {}
         self._by_arch: dict[str, int] | None = None
         self._pickle: dict | None = None
+        self._nb201_order: bool | None = None
+        if check:
+            self.check()
+
+    def check(self) -> None:
+        """Loads and checks every CSV table the folder holds (once per file version in
+        this process); raises UserError (one line) for the first damaged one. A
+        missing file is not an error here: it is when a command needs it."""
+        files = {ACCURACY_FILE: lambda: self.accuracy,
+                 ACCURACY_200_FILE: lambda: self.accuracy_200,
+                 **{f"hw-nas-bench-{d}.csv": (lambda d=d: self.hardware(d))
+                    for d in DATASETS}}
+        for name, load in files.items():
+            sig = _signature(self.folder / name)
+            if sig is not None and sig not in _CHECKED:
+                load()
+
+    def _checked(self, path: Path) -> None:
+        sig = _signature(path)
+        if sig is not None:
+            _CHECKED.add(sig)
+
+    @property
+    def is_nb201(self) -> bool:
+        """Returns whether the accuracy table is NAS-Bench-201's own (its cells in
+        NAS-Bench-201's index order), not a synthetic table of the same shape."""
+        if self._nb201_order is None:
+            self._nb201_order = checks.is_nb201_order(self.accuracy["arch"].tolist())
+        return self._nb201_order
+
+    def _same_cells(self, df: pd.DataFrame, path: Path) -> None:
+        """Raises UserError unless ``df`` (indexed by ``index``) describes the accuracy
+        table's cells (when the folder has that table)."""
+        if (self.folder / ACCURACY_FILE).is_file():
+            checks.check_same_cells(df.reset_index(), self.accuracy["arch"], path,
+                                    self.folder / ACCURACY_FILE)
 
     # ---- tables --------------------------------------------------------------------------
 
@@ -82,18 +157,23 @@ class NB201Bench:
     def accuracy(self) -> pd.DataFrame:
         """Returns the 12-epoch accuracy table (%; columns ``<dataset>-val|test``)."""
         if self._acc is None:
-            cols = tuple(f"{d}-{s}" for d in DATASETS for s in ("val", "test"))
-            self._acc = _read(self.folder / ACCURACY_FILE, cols)
-            if len(self._acc) != 15_625 or not self._acc.index.is_unique:
-                raise UserError(f"benchmark file {self.folder / ACCURACY_FILE} must hold "
-                                f"the 15,625 cells once each, has {len(self._acc)} rows")
+            path = self.folder / ACCURACY_FILE
+            self._acc = _read(path, "accuracy")
+            self._checked(path)
         return self._acc
 
     @property
     def accuracy_200(self) -> pd.DataFrame:
         """Returns the 200-epoch CIFAR-10 validation accuracy table (%; 9,445 cells)."""
         if self._acc200 is None:
-            self._acc200 = _read(self.folder / ACCURACY_200_FILE, ("cifar10-valid-200ep",))
+            path = self.folder / ACCURACY_200_FILE
+            df = _read(path, "accuracy200")
+            if (self.folder / ACCURACY_FILE).is_file():
+                self._same_cells(df, path)
+                if self.is_nb201:        # the real benchmark: exactly its 9,445 cells
+                    checks.check_nb201_companion(df.reset_index(), path, "accuracy200")
+            self._acc200 = df
+            self._checked(path)
         return self._acc200
 
     @property
@@ -102,7 +182,11 @@ class NB201Bench:
         without an archive."""
         if self.nats is not None and self._nats is None:
             from .nats import nats_table
-            self._nats = nats_table(self.nats)
+            df = nats_table(self.nats)
+            checks.check_table(df.reset_index(), f"(NATS-Bench's, read from {self.nats})",
+                               "nats", fix="check the archive, and remove nasbench's cached "
+                               "copy of the table (the nats/ folder of the user cache)")
+            self._nats = df
         return self._nats
 
     @property
@@ -143,8 +227,13 @@ class NB201Bench:
             csv = self.folder / f"hw-nas-bench-{dataset}.csv"
             if not csv.is_file() and (self.folder / HW_PICKLE).is_file():
                 df = self._from_pickle(dataset, cols)
+                checks.check_table(df.reset_index(), self.folder / HW_PICKLE, "hardware",
+                                   fix="get a good copy with `nasbench data fetch "
+                                   "hw-nas-bench`")
             else:
-                df = _read(csv, cols)
+                df = _read(csv, "hardware")
+                self._same_cells(df, csv)
+                self._checked(csv)
             num = df[list(cols)].apply(pd.to_numeric, errors="coerce")
             df[list(cols)] = num.mask(num < 0)        # -1: not measured
             self._hw[dataset] = df
@@ -179,6 +268,7 @@ class NB201Bench:
     def index(self, arch: NB201Arch | str) -> int:
         """Returns NAS-Bench-201's index of a cell (string or NB201Arch); raises
         UserError for a string that is not a cell of the space."""
+        from ..spaces.nb201_cells import NB201Arch
         if self._by_arch is None:
             self._by_arch = {a: int(i) for i, a in self.accuracy["arch"].items()}
         try:
@@ -190,6 +280,7 @@ class NB201Bench:
 
     def arch(self, key: int | str) -> NB201Arch:
         """Returns the cell of an index (int or digits) or of a string."""
+        from ..spaces.nb201_cells import NB201Arch
         if isinstance(key, int) or str(key).strip().isdigit():
             i = int(key)
             if i not in self.accuracy.index:
@@ -205,6 +296,7 @@ class NB201Bench:
         ``arch``, ``val_acc``/``test_acc`` (12-epoch, %), ``val_acc_200`` (CIFAR-10,
         % or None), and ``<device>_latency_ms`` / ``<device>_energy_mj`` (None where
         not measured)."""
+        from ..spaces.nb201_cells import NB201Arch
         check_dataset(dataset)
         a = self.arch(arch) if not isinstance(arch, NB201Arch) else arch
         i = self.index(a)

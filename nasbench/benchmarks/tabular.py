@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ..errors import UserError
-from .hwnas import DEVICE_NAMES, INPUT, parse_tabular_device, tabular_space
-from .nb201 import DEVICE_METRICS, NB201Bench, check_dataset
+from nasbench.benchmarks.hwnas import DEVICE_NAMES, INPUT, parse_tabular_device, tabular_space
+from nasbench.benchmarks.nb201 import DEVICE_METRICS, NB201Bench, check_dataset
+from nasbench.errors import UserError
 
 PREFIX = "hw-nas-bench"
 
@@ -53,8 +53,8 @@ class TabularDevice:
 
     def lut_path(self) -> Path:
         """Returns where the fitted LUT is cached."""
-        from ..profiling import cache_dir
-        from .nb201 import HW_PICKLE
+        from nasbench.benchmarks.nb201 import HW_PICKLE
+        from nasbench.luts import cache_dir
         f = self.bench.folder / f"hw-nas-bench-{self.dataset}.csv"
         if not f.is_file() and (self.bench.folder / HW_PICKLE).is_file():
             f = self.bench.folder / HW_PICKLE
@@ -69,9 +69,8 @@ class TabularDevice:
     def lut(self):
         """Returns (the LUT fitted to this device's table, its path), fitting and caching
         it first when needed."""
+        from nasbench.benchmarks.hwnas import fitted_lut
         from profilers.lut import LUT, LUTError
-
-        from .hwnas import fitted_lut
         path = self.lut_path()
         if path.is_file():
             try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import UserError
+from nasbench.errors import UserError
 
 
 def arch(
@@ -28,23 +28,22 @@ def arch(
 ):
     """Describe one architecture: parameters, MACs (thop, ptflops), the LUT's predicted
     cost, the benchmark's values, and the cell drawn."""
+    from nasbench.predict.predictor import predict_costs
+    from nasbench.run.measure import count_complexity
+    from nasbench.spaces import get_space
     from profilers.lut import LUT
-
-    from ..predict.predictor import predict_costs
-    from ..run.measure import count_complexity
-    from ..spaces import get_space
     cls = get_space(space)
     bench = None
     if benchmark_dir is not None:
         if space != "nb201":
             raise UserError("--benchmark-dir holds NAS-Bench-201 tables: use --space nb201")
-        from ..benchmarks import NB201Bench
-        from ..benchmarks.nb201 import check_dataset
+        from nasbench.benchmarks import NB201Bench
+        from nasbench.benchmarks.nb201 import check_dataset
         check_dataset(dataset)                # before any work
         bench = NB201Bench(benchmark_dir)
     lut_obj = LUT.load(lut) if lut is not None else None
     if lut_obj is not None:
-        from . import check_lut_space
+        from nasbench.cli.lut import check_lut_space
         check_lut_space(lut_obj, space)
         deploy = cls.deploy_from_lut(lut_obj)
     else:

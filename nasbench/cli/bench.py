@@ -1,5 +1,5 @@
 """``nasbench bench``: score searchers against NAS-Bench-201's ground truth (see
-:mod:`nasbench.benchmarks.bench`)."""
+:mod:`nasbench.run.bench`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import UserError
+from nasbench.errors import UserError
 
 
 def bench(
@@ -63,9 +63,9 @@ def bench(
 ):
     """Run searchers against NAS-Bench-201 ground truth over seeds and score them:
     regret, hypervolume gap, IGD, anytime curves, the signal's floor; JSON, CSV, HTML."""
-    from ..benchmarks.bench import COST_WEIGHTED, BenchSpec, run_bench
-    from ..progress import console
-    from ..run.config import parse_latency, parse_objective
+    from nasbench.config import parse_latency, parse_objective
+    from nasbench.progress import console
+    from nasbench.run.bench import COST_WEIGHTED, BenchSpec, run_bench
     metrics = parse_objective(objective)
     target = None
     if metrics == ["latency"]:
@@ -87,18 +87,18 @@ def bench(
     # every check before any output: a refused command leaves no folder behind
     if seeds < 1 or queries < 1:
         raise UserError("--seeds and --queries must be positive")
-    from ..benchmarks.nb201 import NB201Bench
-    from ..benchmarks.tabular import is_tabular
-    from ..searchers import get_searcher
+    from nasbench.benchmarks.nb201 import NB201Bench
+    from nasbench.benchmarks.tabular import is_tabular
+    from nasbench.searchers import get_searcher
     NB201Bench(benchmark_dir)                       # the folder exists (one line if not)
     for m in methods:
         get_searcher(m)
     for d in devices:
         if is_tabular(d):
-            from ..benchmarks.hwnas import parse_tabular_device
+            from nasbench.benchmarks.hwnas import parse_tabular_device
             parse_tabular_device(d)
     out = out or Path("bench") / time.strftime("%Y%m%d-%H%M%S")
-    from ..errors import ensure_writable
+    from nasbench.errors import ensure_writable
     ensure_writable(out, "--out", folder=True)
 
     def log(line: str) -> None:

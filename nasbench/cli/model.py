@@ -7,12 +7,12 @@ from pathlib import Path
 
 import typer
 
-from ..errors import UserError
+from nasbench.errors import UserError
 
 
 def _loader(meta: dict, dataset: str | None, data_dir: str | None, split: str):
     """Returns (data set, loader of ``split``) preprocessed as the network was trained."""
-    from ..data import TensorLoader, load_dataset
+    from nasbench.data import TensorLoader, load_dataset
     pre = meta["preprocess"]
     name = dataset or ("cifar10" if data_dir else pre["dataset"])
     data = load_dataset(name, data_dir, False, pre["input_size"])
@@ -38,9 +38,9 @@ def eval_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):
     """Evaluate the network a run kept on a data set: accuracy with its 95 % interval."""
-    from ..run.model import load_model
-    from ..stats import accuracy_interval
-    from ..train import evaluate
+    from nasbench.run.model import load_model
+    from nasbench.stats import accuracy_interval
+    from nasbench.train import evaluate
     net, meta = load_model(run)
     data, q = _loader(meta, dataset, data_dir, split)
     ev = evaluate(net, q)
@@ -72,7 +72,7 @@ def export_cmd(
 ):
     """Export the network a run kept to ONNX (checked, run in ONNX Runtime) or
     TorchScript (reloaded), compared with torch's output."""
-    from ..run.model import FORMATS, export_model, load_model
+    from nasbench.run.model import FORMATS, export_model, load_model
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if batch < 1:

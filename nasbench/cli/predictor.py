@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import UserError
+from nasbench.errors import UserError
 
 predictor_app = typer.Typer(no_args_is_help=True, help="Fit and measure the accuracy "
                             "predictor (an ensemble surrogate PNAS ranks with).")
@@ -29,8 +29,8 @@ def _sizes(text: str) -> tuple[int, ...]:
 def table_set(benchmark_dir: Path, dataset: str, fidelity: int):
     """Returns (space, cells, validation accuracies %) of every NAS-Bench-201 cell at
     ``fidelity`` epochs (NaN where the table lacks a cell)."""
-    from ..benchmarks.nb201 import NB201Bench
-    from ..spaces.nb201 import NB201Space
+    from nasbench.benchmarks.nb201 import NB201Bench
+    from nasbench.spaces.nb201 import NB201Space
     if fidelity not in (12, 200):
         raise UserError(f"--fidelity must be 12 or 200 (epochs), got {fidelity}")
     bench = NB201Bench(benchmark_dir)
@@ -43,7 +43,7 @@ def table_set(benchmark_dir: Path, dataset: str, fidelity: int):
 def run_set(run_dir: Path):
     """Returns (space, architectures, accuracies %) a run evaluated: its result.json's
     visited records that carry an accuracy (multi-trial runs)."""
-    from ..spaces import get_space
+    from nasbench.spaces import get_space
     p = Path(run_dir) / "result.json"
     if not p.is_file():
         raise UserError(f"{run_dir}: not a run directory (no result.json)")
@@ -93,11 +93,11 @@ def study(
     from rich.console import Console
     from rich.table import Table
 
-    from ..predict.surrogate import rank_study
+    from nasbench.predict.surrogate import rank_study
     if repeats < 1:
         raise UserError(f"--repeats must be positive, got {repeats}")
     if out is not None:
-        from ..errors import ensure_writable
+        from nasbench.errors import ensure_writable
         ensure_writable(out, "--out")
     space, archs, acc = table_set(benchmark_dir, dataset, fidelity)
     err = Console(stderr=True)
@@ -106,7 +106,7 @@ def study(
     doc = {"space": "nb201", "dataset": dataset, "signal": f"{fidelity}-epoch validation "
            f"accuracy", "kind": kind, "members": members, "seed": seed, "rows": rows}
     if out is not None:
-        from ..run.util import write_json
+        from nasbench.files import write_json
         write_json(out, doc)
     if json_out:
         json.dump(doc, sys.stdout, indent=2)
@@ -141,8 +141,8 @@ def fit(
     """Fit the accuracy predictor on a run's evaluated architectures or a table sample."""
     import numpy as np
 
-    from ..errors import ensure_writable
-    from ..predict.surrogate import AccuracyPredictor
+    from nasbench.errors import ensure_writable
+    from nasbench.predict.surrogate import AccuracyPredictor
     ensure_writable(out, "--out")
     space, archs, acc = _source(run, benchmark_dir, dataset, fidelity)
     if run is None:
@@ -169,7 +169,7 @@ def evaluate(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ):
     """Kendall's tau and Spearman's rho of a fitted predictor on held-apart architectures."""
-    from ..predict.surrogate import AccuracyPredictor, rank_scores
+    from nasbench.predict.surrogate import AccuracyPredictor, rank_scores
     m = AccuracyPredictor.load(model)
     space, archs, acc = _source(run, benchmark_dir, dataset, fidelity)
     if space.name != m.space.name:

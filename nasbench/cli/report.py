@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import UserError
+from nasbench.errors import UserError
 
 
 def report(

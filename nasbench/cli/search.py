@@ -1,279 +1,180 @@
-"""``nasbench search``: latency/energy/memory-aware DARTS, PC-DARTS and ProxylessNAS."""
+"""``nasbench search``, built from the registries: the options every run shares are
+:class:`~nasbench.config.RunConfig`'s declared settings, a method's own are its config's
+(``nasbench search --method X --help`` lists them). Nothing here names a method: a
+searcher added in one file, or by a plugin package, gets its options and help for free.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 
-import typer
+import click
 
-from ..errors import UserError
+from nasbench.errors import UserError
+from nasbench.options import check_value, declared, flag_of
+from nasbench.registry import SEARCHERS, searcher_config
+
+DEFAULT_METHOD = "darts"
+HELP = "Search an architecture for accuracy and device cost, retrain it, measure it."
 
 
-def search(
-    objective: str = typer.Option("acc+latency", help="acc, acc+latency, acc+energy, "
-                                  "acc+memory or sums (acc+latency+energy)."),
-    method: str = typer.Option("darts", help="A registered searcher: darts, pcdarts "
-                               "(partial channels), proxyless (binary gates, MBConv "
-                               "space), enas (an LSTM controller sampling single paths; "
-                               "darts or nb201), or the multi-trial random, evolution, "
-                               "tpe, nsga2, pnas (--evaluate table on nb201, train or "
-                               "supernet on any space)."),
-    space: str | None = typer.Option(None, help="darts (default for darts/pcdarts), "
-                                     "nb201 (NAS-Bench-201's cell; darts/pcdarts) or "
-                                     "proxyless (--method proxyless)."),
-    order: str = typer.Option("first", help="first or second (unrolled) order alpha step."),
-    preset: str = typer.Option("quick", help="quick (minutes on a CPU) or paper (the "
-                               "DARTS / PC-DARTS / ProxylessNAS paper's settings)."),
-    lut: str | None = typer.Option(None, help="LUT file (default: this device's cached "
-                                      "LUT, profiled first when absent)."),
-    device: str = typer.Option("cpu", "--device", "-d", help="Device the cost is for "
-                               "(cpu, cuda[:N], rocm[:N], opencl[:P[:D]], rx580...; "
-                               "hw-nas-bench:DEV with --space nb201)."),
-    cost_weight: float | None = typer.Option(None, help="Weight of the normalised cost "
-                                                "term (default 0.1; 1.0 with a target). "
-                                                "proxyless: lambda of add#linear (0.1), "
-                                                "beta of mul#log (0.3)."),
-    latency_target: str | None = typer.Option(None, help="Hard latency target for the "
-                                                 "deploy network: 4ms, 4 (ms) or 0.004s."),
-    soft_target: bool = typer.Option(False, help="Only penalise the excess; do not repair "
-                                     "a derived network that misses the target."),
-    eval_channels: int | None = typer.Option(None, help="Deploy network: initial "
-                                                "channels (default 36)."),
-    eval_layers: int | None = typer.Option(None, help="Deploy network: cells "
-                                              "(default 20)."),
-    input_size: int | None = typer.Option(None, "--input", help="Input height = width "
-                                             "of data and deploy network (default 32)."),
-    train_input: int | None = typer.Option(None, help="Input height = width the data are "
-                                              "loaded and trained at (default: the deploy "
-                                              "input; digits: 16)."),
-    batch: int | None = typer.Option(None, help="Deploy batch size the cost is for "
-                                        "(default 1)."),
-    dataset: str | None = typer.Option(None, help="cifar10, digits (default; offline; "
-                                          "cifar10 with --data-dir or --preset paper) or "
-                                          "synthetic."),
-    data_dir: str | None = typer.Option(None, help="Folder with cifar-10-batches-py "
-                                           "(or that folder itself)."),
-    download: bool = typer.Option(False, help="Download CIFAR-10 if the folder has none."),
-    epochs: int | None = typer.Option(None, help="Search epochs."),
-    steps_per_epoch: int | None = typer.Option(None, help="Cap on search steps per "
-                                                  "epoch (0: whole split)."),
-    train_epochs: int | None = typer.Option(None, help="Retrain epochs of the derived "
-                                               "network (0: none)."),
-    batch_size: int | None = typer.Option(None, help="Search batch size."),
-    channels: int | None = typer.Option(None, help="Search network initial channels."),
-    layers: int | None = typer.Option(None, help="Search network cells."),
-    seed: int | None = typer.Option(None, help="Random seed (default 2)."),
-    threads: int | None = typer.Option(None, help="torch threads (default: torch's)."),
-    sync_bn: bool = typer.Option(False, help="torchrun (data-parallel darts, pcdarts, "
-                                 "proxyless): BatchNorm statistics of the whole batch, "
-                                 "as one process (exact; one all-reduce per layer), "
-                                 "instead of each process's slice."),
-    benchmark_dir: str | None = typer.Option(None, help="nb201: the folder of the "
-                                                "NAS-Bench-201 / HW-NAS-Bench CSV files "
-                                                "(the chosen cell's table values; needed "
-                                                "by --device hw-nas-bench:DEV)."),
-    out: str = typer.Option("runs", help="Folder that receives the run directory."),
-    resume: str | None = typer.Option(None, help="Continue the run directory RUN from "
-                                         "its last checkpoint."),
-    references: str | None = typer.Option(None, help="Reference networks trained with the "
-                                             "same budget and measured, for the report: "
-                                             "comma-separated resnet20, mobilenetv2, "
-                                             "darts_v2, pc_darts, or none (default: all "
-                                             "four with --preset quick)."),
-    trials: int | None = typer.Option(None, help="multi-trial: distinct architectures to "
-                                         "evaluate (default 100)."),
-    evaluate: str | None = typer.Option(None, help="multi-trial: the evaluator, table "
-                                           "(NAS-Bench-201's accuracy; --space nb201 "
-                                           "--benchmark-dir), supernet (SPOS: a "
-                                           "single-path supernet trained on the data) "
-                                           "or train (each candidate trained with the "
-                                           "--train-epochs budget, scored on held-out "
-                                           "training images; any space)."),
-    fidelity: int | None = typer.Option(None, help="--evaluate table: the "
-                                           "accuracy the search sees, 12 (default) or "
-                                           "200 epochs (CIFAR-10)."),
-    population: int | None = typer.Option(None, help="evolution, nsga2: population "
-                                             "(default 50; nsga2 10)."),
-    sample_size: int | None = typer.Option(None, help="evolution, nsga2: tournament "
-                                              "size (default 10; nsga2 2)."),
-    variation: str | None = typer.Option(None, help="nsga2: how children are made, "
-                                            "mutate (the space's one-decision "
-                                            "mutation; default) or optuna (Optuna's "
-                                            "uniform crossover and resampling)."),
-    measure_top: int | None = typer.Option(None, help="multi-trial: after the search, "
-                                              "measure on the device up to K finalists "
-                                              "(the Pareto set of the visited candidates "
-                                              "by accuracy and predicted latency; "
-                                              "default 5, 0: none)."),
-    storage: str | None = typer.Option(None, help="multi-trial: the study's database, "
-                                          "postgresql://USER@HOST/DB, mysql://... or "
-                                          "sqlite:///PATH (default: the run's own "
-                                          "study.db); `nasbench worker` processes on "
-                                          "any machine join it."),
-    beam: int | None = typer.Option(None, help="pnas: cells kept per stage, the beam K "
-                                       "(default 8; paper 256)."),
-    predictor_kind: str | None = typer.Option(None, help="pnas: the accuracy predictor, "
-                                                 "ensemble (default), mlp or forest."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or log echo."),
-    json_out: bool = typer.Option(False, "--json", help="Print result.json to stdout."),
-    latency_loss: str | None = typer.Option(None, help="proxyless: add#linear (CE + lambda "
-                                               "(E[lat]-ref)/ref; quick's default) or "
-                                               "mul#log (alpha x CE x (log E[lat] / log "
-                                               "ref)^beta; paper's default). ref = "
-                                               "--latency-target."),
-    grad_estimator: str | None = typer.Option(None, help="proxyless: binary (two-path "
-                                                 "binary gates, default) or reinforce."),
-    space_config: str | None = typer.Option(None, help="proxyless: cifar (32x32, "
-                                               "default) or imagenet (the paper's layout)."),
-    width_mult: float | None = typer.Option(None, help="proxyless: width multiplier "
-                                               "(default 1.0)."),
-    warmup_epochs: int | None = typer.Option(None, help="proxyless: weight-only warm-up "
-                                                "epochs before the search epochs."),
-    supernet_epochs: int | None = typer.Option(None, help="--evaluate supernet (SPOS): "
-                                                  "epochs of single-path training "
-                                                  "(default 3)."),
-    supernet_steps: int | None = typer.Option(None, help="--evaluate supernet: cap on "
-                                                 "steps per epoch (default 20)."),
-    supernet_channels: int | None = typer.Option(None, help="--evaluate supernet: the "
-                                                    "supernet's channels (default 8)."),
-    supernet_layers: int | None = typer.Option(None, help="--evaluate supernet: its cells "
-                                                  "(default: nb201 2 per stage, darts 5)."),
-    supernet_lr: float | None = typer.Option(None, help="--evaluate supernet: SGD learning "
-                                                "rate, cosine to 0 (default 0.05)."),
-    controller_hidden: int | None = typer.Option(None, help="enas: the controller LSTM's "
-                                                    "hidden size (default 100)."),
-    controller_lr: float | None = typer.Option(None, help="enas: the controller's Adam "
-                                                  "learning rate (quick 1e-2, paper "
-                                                  "3.5e-4)."),
-    controller_steps: int | None = typer.Option(None, help="enas: controller steps per "
-                                                   "epoch, after the weight steps."),
-    controller_aggregate: int | None = typer.Option(None, help="enas: sampled "
-                                                       "architectures per controller step."),
-    entropy_weight: float | None = typer.Option(None, help="enas: REINFORCE's entropy "
-                                                   "bonus (default 1e-4)."),
-    baseline_decay: float | None = typer.Option(None, help="enas: decay of the reward's "
-                                                   "moving-average baseline (0.99)."),
-    derive_samples: int | None = typer.Option(None, help="enas: architectures sampled from "
-                                                 "the trained controller to pick from."),
-):
-    """Search an architecture for accuracy and device cost, retrain it, measure it."""
-    from ..run.config import parse_latency
-    from ..run.runner import run_search
-    from ..searchers import get_searcher
+def _method_in(args: list[str]) -> str:
+    """Returns the --method named in ``args`` (the default when none)."""
+    for i, a in enumerate(args):
+        if a == "--method" and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith("--method="):
+            return a.split("=", 1)[1]
+    return DEFAULT_METHOD
 
+
+def _click_option(f, o, typ, hidden: bool = False) -> click.Option:
+    """Returns the click option of a declared setting (its type, help and default)."""
+    from nasbench.cli.validation import FiniteFloat
+    flags = [flag_of(f, o)] + ([o.short] if getattr(o, "short", None) else [])
+    extra = f" [{o.group}]" if o.group else ""
+    default = f.default if f.default is not None and not callable(f.default) else None
+    shown = "" if default in (None, "") or typ is bool else f" (default {default})"
+    if typ is bool:
+        return click.Option([*flags, f.name], is_flag=True, default=False, hidden=hidden,
+                            show_default=False, help=o.help + extra)
+    ctype = click.STRING if o.parse else {int: click.INT, float: FiniteFloat(),
+                                          str: click.STRING}[typ]
+    choices = o.choice_list() if o.choices is not None and not callable(o.choices) \
+        else None
+    meta = "|".join(choices) if choices else typ.__name__.upper()
+    return click.Option([*flags, f.name], type=ctype, default=None, hidden=hidden,
+                        show_default=False, metavar=meta, help=o.help + shown + extra)
+
+
+class SearchCommand(click.Command):
+    """``nasbench search``: its options are assembled from the chosen method's declared
+    settings when the command line is parsed (see the module doc)."""
+
+    def __init__(self, name: str):
+        super().__init__(name, help=HELP, callback=None)
+        self._method = DEFAULT_METHOD
+        self._build(DEFAULT_METHOD)
+
+    def _build(self, method: str) -> None:
+        own = searcher_config(method) if method in SEARCHERS else None
+        self.params = [
+            click.Option(["--method"], default=DEFAULT_METHOD, show_default=True,
+                         metavar="NAME", help="The searcher: " + ", ".join(SEARCHERS.names())
+                         + " (--method NAME --help: its own options)."),
+            click.Option(["--resume"], default=None, metavar="RUN",
+                         help="Continue the run directory RUN from its last checkpoint."),
+            click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars or log echo."),
+            click.Option(["--json", "json_out"], is_flag=True,
+                         help="Print result.json to stdout."),
+        ]
+        seen = {"method"}
+        if own is not None:
+            for f, o, typ in declared(own):
+                self.params.append(_click_option(f, o, typ))
+                seen.add(f.name)
+        # the other methods' options: accepted by the parser (hidden), so that giving
+        # one to the wrong method says which methods it applies to
+        for name in SEARCHERS.names():
+            if name == method:
+                continue
+            try:
+                cls = searcher_config(name)
+            except UserError:
+                continue
+            for f, o, typ in declared(cls):
+                if f.name not in seen:
+                    seen.add(f.name)
+                    self.params.append(_click_option(f, o, typ, hidden=True))
+        self._method = method
+
+    def parse_args(self, ctx, args):
+        self._build(_method_in(args))
+        return super().parse_args(ctx, args)
+
+    def format_epilog(self, ctx, formatter):
+        rows = []
+        for name in SEARCHERS.names():
+            try:
+                meta = SEARCHERS.meta(name)
+            except UserError as e:
+                rows.append((name, str(e)))
+                continue
+            rows.append((name, f"[{meta.get('kind', 'one-shot')}] {meta.get('summary', '')}"))
+        with formatter.section("Methods"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        return search(ctx)
+
+
+def search(ctx: click.Context):
+    """Runs ``nasbench search`` for the parsed command line ``ctx``; returns the result."""
+    from nasbench.run.runner import run_search
+    p = ctx.params
+    quiet, json_out = p.pop("quiet"), p.pop("json_out")
+    method, resume = p.pop("method"), p.pop("resume")
+    given = {k for k in p if ctx.get_parameter_source(k) ==
+             click.core.ParameterSource.COMMANDLINE}
     if resume is not None:
-        result = run_search(_out_only(out), resume=resume, quiet=quiet or json_out)
+        from types import SimpleNamespace
+        extra = sorted(given - {"out"})
+        if extra:
+            raise UserError(f"--resume continues a run with its own settings; drop "
+                            f"{', '.join('--' + k.replace('_', '-') for k in extra)}")
+        result = run_search(SimpleNamespace(out=p.get("out") or "runs"), resume=resume,
+                            quiet=quiet or json_out)
         return _finish(result, json_out, quiet)
-    cls = get_searcher(method).config_class
-    common = dict(space=space, objective=objective, lut=lut, device=device,
-                  latency_target_ms=parse_latency(latency_target),
-                  hard_target=False if soft_target else None, input_size=input_size,
-                  train_input_size=train_input,
-                  deploy_batch=batch, dataset=dataset, data_dir=data_dir,
-                  download=download or None, epochs=epochs, train_epochs=train_epochs,
-                  batch_size=batch_size, seed=seed, threads=threads, out=out,
-                  sync_bn=sync_bn or None,
-                  references=references, benchmark_dir=benchmark_dir)
-    if dataset is None and data_dir is not None:
-        common["dataset"] = "cifar10"
-    if steps_per_epoch is not None and steps_per_epoch < 0:
-        raise UserError(f"--steps-per-epoch must be >= 0, got {steps_per_epoch}")
-    if cost_weight is not None and cost_weight < 0:
-        raise UserError(f"--cost-weight must be >= 0, got {cost_weight}")
-    # the options of one method only: given to another, they are an error
-    own = {"trials": {"--trials": ("trials", trials), "--evaluate": ("evaluate", evaluate),
-                      "--fidelity": ("fidelity", fidelity),
-                      "--population": ("population", population),
-                      "--sample-size": ("sample_size", sample_size),
-                      "--measure-top": ("measure_top", measure_top),
-                      "--storage": ("storage", storage),
-                      "--supernet-epochs": ("supernet_epochs", supernet_epochs),
-                      "--supernet-steps": ("supernet_steps", supernet_steps),
-                      "--supernet-channels": ("supernet_channels", supernet_channels),
-                      "--supernet-layers": ("supernet_layers", supernet_layers),
-                      "--supernet-lr": ("supernet_lr", supernet_lr)},
-           "proxyless": {"--latency-loss": ("latency_loss", latency_loss),
-                         "--grad-estimator": ("grad_estimator", grad_estimator),
-                         "--space-config": ("space_config", space_config),
-                         "--width-mult": ("width_mult", width_mult),
-                         "--warmup-epochs": ("warmup_epochs", warmup_epochs)},
-           "darts": {"--channels": ("channels", channels), "--layers": ("layers", layers),
-                     "--eval-channels": ("eval_channels", eval_channels),
-                     "--eval-layers": ("eval_layers", eval_layers),
-                     "--order": ("order", order if order != "first" else None)}}
-    own["enas"] = {**{k: v for k, v in own["darts"].items() if k != "--order"},
-                   "--controller-hidden": ("controller_hidden", controller_hidden),
-                   "--controller-lr": ("controller_lr", controller_lr),
-                   "--controller-steps": ("controller_steps", controller_steps),
-                   "--controller-aggregate": ("controller_aggregate", controller_aggregate),
-                   "--entropy-weight": ("entropy_weight", entropy_weight),
-                   "--baseline-decay": ("baseline_decay", baseline_decay),
-                   "--derive-samples": ("derive_samples", derive_samples)}
-    own["nsga2"] = {**own["trials"], "--variation": ("variation", variation)}
-    own["pnas"] = {**own["trials"], "--beam": ("beam", beam),
-                   "--predictor-kind": ("predictor_kind", predictor_kind)}
-    from ..searchers import TrialConfig
-    mine = ("pnas" if method == "pnas" else "nsga2" if method == "nsga2" else
-            "trials" if issubclass(cls, TrialConfig) else
-            "proxyless" if method == "proxyless" else
-            "enas" if method == "enas" else "darts")
-    for other in own:
-        given = [k for k, (_, v) in own[other].items()
-                 if v is not None and k not in own[mine]] if other != mine else []
-        if given:
-            what = {"darts": "describe the DARTS networks; --method proxyless searches the "
-                             "deploy network itself (use --space-config and --width-mult)"
-                             if mine == "proxyless" else "describe the DARTS / "
-                             "NAS-Bench-201 supernets (--method darts or pcdarts)",
-                    "proxyless": "apply to --method proxyless only",
-                    "enas": "apply to --method enas only",
-                    "pnas": "apply to --method pnas only",
-                    "nsga2": "applies to --method nsga2 only",
-                    "trials": "apply to the multi-trial methods (random, evolution, tpe, "
-                              "nsga2, pnas)"}[other]
-            raise UserError(f"{', '.join(given)} {what}")
-    common.update({name: v for name, v in own[mine].values()})
-    if mine in ("trials", "pnas", "nsga2"):
-        if cost_weight is not None:
-            raise UserError("--cost-weight applies to the one-shot methods; multi-trial "
-                            "methods filter by --latency-target")
-    elif mine == "proxyless":
-        if cost_weight is not None:
-            form = latency_loss or ("mul#log" if preset == "paper" else "add#linear")
-            common["loss_beta" if form == "mul#log" else "loss_lambda"] = cost_weight
-    elif mine == "enas":
-        if cost_weight is not None:
-            raise UserError("--cost-weight applies to darts, pcdarts and proxyless; enas's "
-                            "reward is MnasNet's acc x (lat/target)^w: give "
-                            "--latency-target (and --soft-target)")
-    else:
-        common["cost_weight"] = cost_weight
-    cfg = cls.from_preset(preset, method, **common)
-    if steps_per_epoch is not None:
-        cfg = cfg.replace(steps_per_epoch=steps_per_epoch or None)
+    cls = searcher_config(method)
+    mine = {f.name: (f, o) for f, o, _ in declared(cls)}
+    foreign = sorted(given - set(mine))
+    if foreign:
+        flags = [_flag(k) for k in foreign]
+        users = [m for m in SEARCHERS.names() if all(
+            k in {f.name for f, _, _ in declared(searcher_config(m))} for k in foreign)]
+        where = f"--method {', '.join(users)} only" if users else "other methods"
+        raise UserError(f"{', '.join(flags)} {'applies' if len(flags) == 1 else 'apply'} "
+                        f"to {where}, not to --method {method}")
+    overrides = {}
+    for k in given:
+        f, o = mine[k]
+        v = p[k]
+        if o.parse is not None:
+            v = o.parse(v)
+        if o.invert:
+            v = not v
+        overrides[k] = check_value(flag_of(f, o), v, o)
+    if "dataset" not in overrides and overrides.get("data_dir"):
+        overrides["dataset"] = "cifar10"
+    steps = overrides.pop("steps_per_epoch", None)
+    cfg = cls.from_preset(overrides.pop("preset", "quick"), method, **overrides)
+    if steps is not None:
+        cfg = cfg.replace(steps_per_epoch=steps or None)
     return _finish(run_search(cfg, quiet=quiet or json_out), json_out, quiet)
 
 
-def _out_only(out: str):
-    """Returns a stand-in config carrying only ``out`` (where a run name is looked up)."""
-    from types import SimpleNamespace
-    return SimpleNamespace(out=out)
+def _flag(name: str) -> str:
+    for m in SEARCHERS.names():
+        for f, o, _ in declared(searcher_config(m)):
+            if f.name == name:
+                return flag_of(f, o)
+    return "--" + name.replace("_", "-")
 
 
 def _finish(result, json_out: bool, quiet: bool):
     """Prints the result (JSON or the summary); exits 130 when interrupted. A torchrun
     rank other than 0 (status "worker") prints nothing: rank 0 reports the run."""
-    from ..run.result import summary_lines
+    from nasbench.run.result import summary_lines
     if result.status == "worker":
         return result
     if json_out:
         sys.stdout.write(json.dumps(result.to_dict(), default=str, indent=1) + "\n")
     elif not quiet:
-        from ..progress import console
+        from nasbench.progress import console
         console.rule("nasbench search")
         for line in summary_lines(result):
             console.print(line, highlight=False, markup=False)
     if result.status == "interrupted":
-        raise typer.Exit(130)
+        raise click.exceptions.Exit(130)
     return result

@@ -27,7 +27,7 @@ def worker(
     """Join a multi-trial search (random, evolution, tpe, nsga2) and evaluate its trials
     until the run's budget is spent; start any number, on any machine that reaches the
     study's database. The run's `nasbench search` reads every worker's trials."""
-    from ..run.worker import run_worker
+    from nasbench.run.worker import run_worker
     out = run_worker(target, storage, timeout, quiet=quiet or json_out)
     if json_out:
         sys.stdout.write(json.dumps(out, indent=1) + "\n")

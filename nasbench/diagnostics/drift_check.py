@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("batch sizes, calls, anchors and seconds must be positive")
     import torch
 
-    from ..genotypes import DARTS_V2
-    from ..spaces import get_space
-    from ..spaces.darts import DeployConfig
+    from nasbench.genotypes import DARTS_V2
+    from nasbench.spaces import get_space
+    from nasbench.spaces.darts import DeployConfig
     if a.threads:
         torch.set_num_threads(a.threads)
     cfg = DeployConfig()                          # the DARTS evaluation network

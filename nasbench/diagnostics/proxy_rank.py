@@ -4,7 +4,7 @@
 Trains the reference networks (ResNet-20, MobileNetV2, DARTS_V2, PC-DARTS) and
 ``--sampled`` uniformly sampled DARTS cells with the run's retrain budget (the quick
 preset's, as ``nasbench search`` retrains its derived network and references: the same
-:func:`nasbench.references.train_reference`) and again with ``--factor`` times its
+:func:`nasbench.run.references.train_reference`) and again with ``--factor`` times its
 epochs, evaluates each on the test split, and prints Kendall's tau and Spearman's rho
 between the two rankings with a bootstrap 95 % interval over the architectures, and how
 many pairs the short budget orders differently while their long-budget accuracies are
@@ -68,7 +68,7 @@ def separable_swaps(short: list[float], long: list[dict]) -> tuple[int, int]:
 def architectures(space, sampled: int, seed: int) -> list[tuple[str, object]]:
     """Returns [(name, genotype or None)]: the default references (None: hand-designed,
     built by name) then ``sampled`` uniform DARTS cells."""
-    from ..references import DEFAULT_REFERENCES, REFERENCES
+    from nasbench.run.references import DEFAULT_REFERENCES, REFERENCES
     out = [(n, REFERENCES[n].genotype) for n in DEFAULT_REFERENCES]
     rng = random.Random(seed)
     return out + [(f"sample{i}", space.sample(rng)) for i in range(sampled)]
@@ -95,13 +95,13 @@ def main(argv=None) -> int:
 
     import torch
 
-    from ..data import load_dataset
-    from ..errors import UserError
-    from ..references import build_reference, train_reference
-    from ..run.util import write_json
-    from ..search.config import DARTSConfig
-    from ..spaces import get_space
-    from ..stats import wilson_interval
+    from nasbench.data import load_dataset
+    from nasbench.errors import UserError
+    from nasbench.files import write_json
+    from nasbench.run.references import build_reference, train_reference
+    from nasbench.searchers.darts_config import DARTSConfig
+    from nasbench.spaces import get_space
+    from nasbench.stats import wilson_interval
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

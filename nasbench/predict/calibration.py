@@ -28,10 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nasbench.errors import UserError
+from nasbench.ops import op_group  # noqa: F401 - the calibration's group of an op, re-exported
 from profilers.lut import LUT
-
-from ..errors import UserError
-from ..ops import op_group  # noqa: F401 - the calibration's group of an op, re-exported
 
 #: the DARTS space's group features (the order of the calibration files fitted so far)
 GROUPS = ("sep_conv", "dil_conv", "pool", "skip", "fused_add", "fixed")
@@ -64,7 +63,7 @@ def feature_names(space: str = "darts", features: str = "op") -> tuple[str, ...]
         raise UserError(f"features must be op or group, got {features!r}")
     if (space, features) in _KEPT_ORDER:
         return _KEPT_ORDER[space, features]
-    from ..spaces import get_space
+    from nasbench.spaces import get_space
     cands = [op for op in get_space(space).candidate_ops if op != "none"]
     names = cands if features == "op" else [op_group(op) for op in cands]
     return tuple(dict.fromkeys([*names, *EXTRA_FEATURES]))
@@ -140,7 +139,7 @@ def load_calibration(lut: LUT, batch: int | None = None) -> Calibration | None:
     p = calibration_path(lut.path, batch)
     if not p.is_file():
         return None
-    from ..errors import read_state
+    from nasbench.errors import read_state
     c = read_state(p, lambda q: Calibration.from_dict(json.loads(q.read_text())),
                    "calibration file", "delete it or fit it again with nasbench lut "
                    "calibrate")
@@ -178,7 +177,7 @@ def fused_add_scale(lut) -> float | None:
     epilogue (the ``fused_add`` coefficient), or None when ``lut`` is not a calibrated
     view, its backend does not fuse, or it has no node sums: they then count at their
     standalone LUT cost."""
-    from ..spaces.darts import node_add_rule
+    from nasbench.spaces.darts import node_add_rule
     calib = getattr(lut, "calib", None)
     adds, fused = node_add_rule(lut)
     if calib is None or not (adds and fused) or "fused_add" not in calib.coef:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
-from .calibration import CalibratedLUT, fused_add_scale, load_calibration
-from .table import CostTable, RepairResult
+from nasbench.errors import UserError
+from nasbench.predict.calibration import CalibratedLUT, fused_add_scale, load_calibration
+from nasbench.predict.table import CostTable, RepairResult
 
 
 def lut_cost(space, lut, arch, metric: str = "latency", batch: int | None = None

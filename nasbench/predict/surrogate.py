@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from nasbench.errors import UserError
 
 KINDS = ("ensemble", "mlp", "forest")
 
@@ -121,8 +121,8 @@ class AccuracyPredictor:
     def load(cls, path) -> AccuracyPredictor:
         """Returns the predictor saved by :meth:`save`; raises UserError (one line) for a
         missing or damaged file."""
-        from ..errors import read_state
-        from ..spaces import get_space
+        from nasbench.errors import read_state
+        from nasbench.spaces import get_space
         p = Path(path)
         if not p.is_file():
             raise UserError(f"predictor file not found: {p}")

@@ -76,7 +76,7 @@ class CostTable:
         """Returns the table of ``space``'s deploy network read from ``lut`` (a LUT or a
         calibrated view); raises ``KeyError(metric, missing full keys)`` when the LUT
         does not cover the fixed parts and every candidate of every slot."""
-        from .calibration import fused_add_scale
+        from nasbench.predict.calibration import fused_add_scale
         deploy = space.deploy
         batch = batch or deploy.batches[0]
         slots = space.slots()

@@ -10,7 +10,7 @@ import json
 
 import torch
 
-from ..errors import UserError
+from nasbench.errors import UserError
 
 
 def count_complexity(net, deploy) -> tuple[dict, dict]:
@@ -87,8 +87,8 @@ def measure_deploy(net, deploy, device: str, log, lut=None) -> dict:
     measurement in the LUT's time base (ratio to the anchor x its reference time, ms),
     so it compares with the LUT's prediction as `lut validate` does (forwards over
     LONG_CALL_MS have none: the meter does not anchor them)."""
-    from ..profiling import measure_network, prepare_lut_anchor
-    from ..validate import corrected_ms
+    from nasbench.luts import measure_network, prepare_lut_anchor
+    from nasbench.validate import corrected_ms
     shape = (deploy.batches[0], deploy.in_channels, deploy.input_size, deploy.input_size)
     anchor = None
     try:
@@ -121,7 +121,7 @@ def measure_arch(arch, deploy, device, log, lut=None, *, net=None, space=None) -
     (``hw-nas-bench:DEV``) answers from its table (``source`` says so: not measured
     here; a table value, not a measurement); any other device measures ``net`` (default
     ``space.build(arch)``) with :func:`measure_deploy` (its dict, or {"error": ...})."""
-    from ..benchmarks.tabular import TabularDevice
+    from nasbench.benchmarks.tabular import TabularDevice
     if isinstance(device, TabularDevice):
         m = device.measure(arch)
         lat = (m.get("latency_ms") or {}).get("median")
@@ -173,8 +173,8 @@ def measure_finalists(visited: list[dict], k: int, space, deploy, device, predic
     and measured latency (ms), ``latency_source`` ("measured", or "table" for a
     HW-NAS-Bench device: its values are read, not measured), the visit's ``query``.
     ``known``: {architecture id: measurement} already taken (the derived network's)."""
-    from ..benchmarks.tabular import TabularDevice
-    from ..candidates import candidate
+    from nasbench.benchmarks.tabular import TabularDevice
+    from nasbench.candidates import candidate
     known = known or {}
     shape = (deploy.batches[0], deploy.in_channels, deploy.input_size, deploy.input_size)
     table = isinstance(device, TabularDevice)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from nasbench.errors import UserError
 
 MODEL_FILE = "model.pt"
 #: a run's trained reference networks, ``<name>.pt`` each, in the same form
@@ -42,7 +42,7 @@ def preprocess_of(data) -> dict:
 def save_model(run_dir: Path, cfg, space, arch, net, data, extra: dict | None = None
                ) -> Path:
     """Writes ``run_dir/model.pt`` atomically (see the module doc); returns its path."""
-    from .util import atomic_torch_save
+    from nasbench.files import atomic_torch_save
     meta = {"format": FORMAT, "version": 1, "space": space.name,
             "arch": space.arch_to_dict(arch), "config": cfg.to_dict(),
             "preprocess": preprocess_of(data), **(extra or {})}
@@ -55,8 +55,8 @@ def save_model(run_dir: Path, cfg, space, arch, net, data, extra: dict | None = 
 def load_model(run: str | Path):
     """Returns (network in eval mode, meta dict) of a run directory's kept network;
     raises UserError (one line) when there is none or it is unreadable."""
-    from ..searchers import get_searcher
-    from ..spaces import get_space
+    from nasbench.searchers import get_searcher
+    from nasbench.spaces import get_space
     path = Path(run)
     path = path / MODEL_FILE if path.is_dir() else path
     if not path.is_file():
@@ -73,7 +73,7 @@ def load_model(run: str | Path):
                         f" {first}); run the search again or --resume it") from None
     pre = meta["preprocess"]
     if meta.get("kind") == "reference":
-        from ..references import REFERENCES, build_reference
+        from nasbench.zoo import REFERENCES, build_reference
         if meta.get("reference") not in REFERENCES:
             raise UserError(f"{path}: unknown reference network {meta.get('reference')!r}")
         net = build_reference(meta["reference"], size="train", num_classes=pre["classes"],

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from ..candidates import arch_dict, candidate
-from ..spaces.base import Arch
+from nasbench.candidates import arch_dict, candidate
+from nasbench.spaces.base import Arch
 
 RESULT_SCHEMA = 1
 

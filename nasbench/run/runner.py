@@ -35,32 +35,24 @@ from typing import Any
 
 import torch
 
+from nasbench.errors import UserError
+from nasbench.files import atomic_torch_save, new_run_dir, now_iso, write_json
+from nasbench.progress import Logger, Progress
+from nasbench.run.model import REFERENCES_DIR
+from nasbench.run.result import SearchResult
+from nasbench.searchers import SearchContext, get_searcher
+from nasbench.seeding import rng_state, seed_everything, set_rng_state
+from nasbench.spaces import Arch, get_space
+from nasbench.train import retrain as retrain_network
 from profilers.lut import LUT, LUTError
-
-from ..errors import UserError
-from ..searchers import SearchContext, get_searcher
-from ..spaces import Arch, get_space
-from .model import REFERENCES_DIR
-from .result import SearchResult
-from .util import (
-    Logger,
-    Progress,
-    atomic_torch_save,
-    new_run_dir,
-    now_iso,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-    write_json,
-)
 
 
 def resolve_lut(cfg, space, device, quiet: bool = False) -> tuple[LUT, Path]:
     """Returns the LUT to use and its path: ``cfg.lut``, else the per-user cached LUT of
     this device and deploy network (profiled first when absent). Raises UserError for a
     missing/corrupt LUT or one recorded for another device, space or network."""
-    from ..profiling import ensure_lut
-    from .distributed import main_first
+    from nasbench.distributed import main_first
+    from nasbench.luts import ensure_lut
     if cfg.lut:
         path = Path(cfg.lut).expanduser()
     else:
@@ -85,7 +77,7 @@ def resolve_tabular_lut(cfg, device) -> tuple[LUT, Path]:
     """Returns the LUT of a HW-NAS-Bench device: ``cfg.lut`` (one fitted to the same
     device) or the fitted LUT from the cache (fitted first when absent)."""
     if not cfg.lut:
-        from .distributed import main_first
+        from nasbench.distributed import main_first
         with main_first():        # torchrun: rank 0 fits it, the others then read
             return device.lut()
     path = Path(cfg.lut).expanduser()
@@ -114,7 +106,7 @@ def load_run(resume, config=None):
     cfg = get_searcher(str(d.get("method"))).config_class.from_dict(d)
     ckpt = None
     if (run_dir / "checkpoint.pt").is_file():
-        from ..errors import read_state
+        from nasbench.errors import read_state
         ckpt = read_state(run_dir / "checkpoint.pt",
                           lambda p: torch.load(p, weights_only=False), "checkpoint",
                           "it cannot be resumed: start the run again (its config.json "
@@ -136,7 +128,7 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
     Launched by torchrun, the ranks search data-parallel (:mod:`.distributed`); rank 0
     returns the result, the others (silent, writing nothing) return theirs with status
     "worker" after the search phase."""
-    from . import distributed
+    from nasbench import distributed
     with distributed.session():
         return _search(config, resume, quiet or not distributed.is_main(), lut,
                        expect_method, _interrupt_after_steps)
@@ -145,7 +137,7 @@ def run_search(config=None, *, resume: str | Path | None = None, quiet: bool = F
 def _search(config, resume, quiet, lut, expect_method, _interrupt_after_steps
             ) -> SearchResult:
     """The body of :func:`run_search` (inside torchrun's process group, if any)."""
-    from . import distributed
+    from nasbench import distributed
     t_start = time.time()
     ckpt = None
     if resume is not None:
@@ -160,7 +152,7 @@ def _search(config, resume, quiet, lut, expect_method, _interrupt_after_steps
         run_dir = None
     cfg.validate()
     if run_dir is None:                            # before any work: a writable --out
-        from ..errors import ensure_writable
+        from nasbench.errors import ensure_writable
         ensure_writable(cfg.out, "--out", folder=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -188,7 +180,7 @@ def _search(config, resume, quiet, lut, expect_method, _interrupt_after_steps
                                               "provenance": lut_obj.provenance})
     import contextlib
 
-    from .util import exclusive
+    from nasbench.files import exclusive
     # two writers of one run: the second fails (torchrun's other ranks write nothing)
     with (exclusive(run_dir, "run directory") if distributed.is_main()
           else contextlib.nullcontext()):
@@ -223,16 +215,16 @@ def build_context(cfg, *, quiet: bool = False) -> RunSetup:
     predictor, the evaluator and the searcher, set up and seeded with ``cfg.seed``.
     Writes nothing; raises UserError on bad input (``nasbench worker`` builds the same
     context as the run it joins)."""
-    from ..data import load_dataset
-    from ..predict.predictor import Predictor
-    from ..profiling import DeviceHandle
+    from nasbench.data import load_dataset
+    from nasbench.luts import DeviceHandle
+    from nasbench.predict.predictor import Predictor
     searcher_cls = get_searcher(cfg.method)
-    from .distributed import main_first
+    from nasbench.distributed import main_first
     with main_first():                             # torchrun: rank 0 downloads first
         data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download, cfg.data_input_size)
     deploy = cfg.deploy(num_classes=data.num_classes, in_channels=data.in_channels)
     space = get_space(cfg.space)(deploy)
-    from ..benchmarks.tabular import TabularDevice, is_tabular
+    from nasbench.benchmarks.tabular import TabularDevice, is_tabular
     if is_tabular(cfg.device):                     # HW-NAS-Bench: costs from its table
         device = TabularDevice(cfg.device, cfg.benchmark_dir)
         device.check_deploy(deploy)
@@ -250,7 +242,7 @@ def build_context(cfg, *, quiet: bool = False) -> RunSetup:
     ctx = SearchContext(config=cfg, space=space, predictor=predictor, data=data,
                         metrics=cfg.cost_metrics, target_ms=cfg.latency_target_ms,
                         log=pending.append, device=device, channels_last=cl)
-    from ..searchers.evaluate import make_evaluator
+    from nasbench.searchers.evaluate import make_evaluator
     ctx.evaluator = make_evaluator(cfg, ctx)
     searcher.setup(ctx)
     return RunSetup(searcher, ctx, space, deploy, data, device, lut_obj, lut_path,
@@ -260,7 +252,7 @@ def build_context(cfg, *, quiet: bool = False) -> RunSetup:
 def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj, lut_path,
          predictor, pending, cl, quiet, t_start, _interrupt_after_steps):
     """The run proper, under the run directory's lock (see :func:`run_search`)."""
-    from . import distributed
+    from nasbench import distributed
     main = distributed.is_main()                # torchrun: only rank 0 writes
     log = Logger(run_dir / "search.log" if main else None, quiet)
     if ckpt is None:
@@ -377,7 +369,7 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
                 save_checkpoint()
 
             # ---------------- retrain ----------------
-            net, test_q, tr_history = _retrain(cfg, data, space, arch, cl, state, prog,
+            net, test_q, tr_history = retrain_network(cfg, data, space, arch, cl, state, prog,
                                                retrain, interrupt_check, save_checkpoint, log)
             state["phase"] = "evaluate"
     except KeyboardInterrupt:
@@ -394,15 +386,15 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
         return interrupted()
 
     # ---------------- evaluate, predict, measure ----------------
-    from ..train import evaluate
-    from .measure import count_complexity, measure_arch, measure_finalists
+    from nasbench.run.measure import count_complexity, measure_arch, measure_finalists
+    from nasbench.train import evaluate
     t_eval = time.time()
     try:
         if cfg.train_epochs > 0:
             test = evaluate(net, test_q)
             result.test_acc, result.test_loss = test["acc"], test["loss"]
             result.test_n = test["n"]
-            from .model import save_model
+            from nasbench.run.model import save_model
             save_model(run_dir, cfg, space, arch, net, data,
                        {"test_acc": test["acc"], "test_n": test["n"]})
             log(f"test accuracy {100 * test['acc']:.2f} % ({test['n']} images), "
@@ -436,7 +428,7 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
                 lut_obj, known={space.arch_id(arch): result.measured},
                 signal=getattr(ev, "signal", ""))
         if cfg.reference_list:
-            from ..references import reference_candidates
+            from nasbench.run.references import reference_candidates
             result.references = reference_candidates(
                 cfg.reference_list, data, deploy, cfg.retrain_budget(), device,
                 lut=lut_obj, measure=cfg.measure, log=log, quiet=quiet,
@@ -500,62 +492,9 @@ def _derive(searcher, predictor, cfg, result: SearchResult, log):
 def _table_values(cfg, arch) -> dict:
     """Returns the NAS-Bench-201 table values of a cell (accuracies on the run's data
     set when the tables hold it, else CIFAR-10; HW-NAS-Bench's costs)."""
-    from ..benchmarks.nb201 import DATASETS, NB201Bench
+    from nasbench.benchmarks.nb201 import DATASETS, NB201Bench
     ds = cfg.dataset if cfg.dataset in DATASETS else "cifar10"
     return NB201Bench(cfg.benchmark_dir).lookup(arch, ds)
-
-
-def _retrain(cfg, data, space, arch, cl, state, prog, objs, interrupt_check, save_checkpoint,
-             log):
-    """Retrains the derived network with the run's budget (resumable mid-epoch); returns
-    (network, test loader, retrain history)."""
-    from ..train import cosine_lr, retrain_parts, train_epoch
-    with torch.random.fork_rng():       # leave the global RNG stream untouched (resume)
-        torch.manual_seed(cfg.seed)
-        net = space.build(arch, **cfg.train_build_options()).train()
-    net, opt, tq, test_q = retrain_parts(net, data, cfg.retrain_budget(), cl)
-    tr = state.get("train") or {}
-    objs.update(net=net, opt=opt, loader=tq, steps=0)
-    if "model" in tr:
-        net.load_state_dict(tr["model"])
-        opt.load_state_dict(tr["opt"])
-        tq.load_state_dict(tr["loader"])
-    tr_history = tr.get("history", [])
-    if state["phase"] != "train" or cfg.train_epochs <= 0:
-        return net, test_q, tr_history
-    ep_task = prog.task("retrain epochs", cfg.train_epochs, state["train_epoch"])
-    st_task = prog.task("steps", len(tq))
-
-    def on_step(i, n, loss):
-        objs["steps"] += 1
-        prog.update(st_task, advance=1, info=f"loss {loss:.3f}")
-        interrupt_check()
-
-    while state["train_epoch"] < cfg.train_epochs:
-        e = state["train_epoch"]
-        lr = cosine_lr(cfg.train_learning_rate, 0.0, e, cfg.train_epochs)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        extra = cfg.retrain_epoch(net, e)
-        prog.reset(st_task, len(tq), tq._cursor if tq._cursor < len(tq) else 0,
-                   description=f"retrain {e + 1}/{cfg.train_epochs}")
-        if tr.pop("mid_epoch", False) and tq._cursor >= len(tq):
-            # interrupted right after the epoch's last step: close it as is
-            stats = {"loss": None, "acc": None, "steps": 0, "complete": True}
-        else:
-            stats = train_epoch(net, tq, opt, grad_clip=cfg.grad_clip, on_step=on_step,
-                                **extra)
-        tr_history.append({"epoch": e, "lr": lr, **stats})
-        if stats["loss"] is not None:
-            log(f"retrain epoch {e + 1}/{cfg.train_epochs}: loss {stats['loss']:.4f} "
-                f"acc {100 * stats['acc']:.2f} %")
-        state["train_epoch"] = e + 1
-        state["train"] = {"model": net.state_dict(), "opt": opt.state_dict(),
-                          "loader": tq.state_dict(), "history": tr_history}
-        save_checkpoint()
-        objs["steps"] = 0
-        prog.update(ep_task, completed=state["train_epoch"])
-    return net, test_q, tr_history
 
 
 #: a measurement whose drift anchor ran this much slower (or faster) than at profile
@@ -578,17 +517,6 @@ def drift_doubts(measured: dict) -> list[str]:
             f"than when the "
             f"LUT was profiled (drift anchor): compare predictions with the measured "
             f"latency in the LUT's time base ({cor:.3f} ms), not the raw {raw:.3f} ms"]
-
-
-def train_candidate(cfg, data, space, arch, channels_last: bool = False, log=None):
-    """Trains ``arch`` as the runner retrains its derived network (:func:`_retrain`: the
-    same build, budget, schedule and seed), without progress bars or checkpoints, on
-    ``data.train``; returns (network, loader of ``data.test``, history). The ``train``
-    evaluator passes a data set whose "test" split is a held-out part of the training
-    split."""
-    state = {"phase": "train", "train_epoch": 0, "train": None}
-    return _retrain(cfg, data, space, arch, channels_last, state, Progress(True), {},
-                    lambda: None, lambda *_: None, log or (lambda *_: None))
 
 
 def complete_run(result: SearchResult, durations_s: dict, lut_path: Path, log

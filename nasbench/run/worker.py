@@ -16,23 +16,24 @@ import secrets
 import time
 from pathlib import Path
 
-from ..errors import UserError
-from ..searchers.storage import (
+from nasbench.errors import UserError
+from nasbench.progress import Logger, Progress
+from nasbench.searchers.storage import (
     ATTR_CONFIG,
     default_url,
     load_study,
     open_storage,
     show_url,
 )
-from .util import Logger, Progress
 
 
 def _trial_config(d: dict, where: str):
     """Returns the multi-trial config of a stored config dict; raises UserError when it
     is another kind of run."""
-    from ..searchers import TrialConfig, get_searcher
-    cls = get_searcher(str(d.get("method"))).config_class
-    if not issubclass(cls, TrialConfig):
+    from nasbench.registry import searcher_config, searcher_kind
+    method = str(d.get("method"))
+    cls = searcher_config(method)
+    if searcher_kind(method) != "multi-trial":
         raise UserError(f"{where} is a {d.get('method')} run, not a multi-trial one "
                         f"(random, evolution, tpe, nsga2): it has no study to join")
     return cls.from_dict(d)
@@ -66,7 +67,7 @@ def run_worker(target: str, storage: str | None = None, timeout: float | None = 
     "worker" (host:pid), "evaluated" (by this worker), "queries" (the study's),
     "trials" (the budget), "seconds"}``; raises UserError for bad input (an unreachable
     database, an unknown study, a run that is not multi-trial)."""
-    from .runner import build_context
+    from nasbench.run.runner import build_context
     if timeout is not None and timeout <= 0:
         raise UserError(f"--timeout must be positive (seconds), got {timeout}")
     t0 = time.time()

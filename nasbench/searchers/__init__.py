@@ -1,29 +1,42 @@
-"""Searchers: each registered with :func:`register_searcher`, run by the one runner
-(:mod:`nasbench.run`). A searcher owns only its algorithm (see :mod:`.base`)."""
+"""Searchers and evaluators: each registered by name (:data:`nasbench.registry.SEARCHERS`,
+:data:`~nasbench.registry.EVALUATORS`), run by the one runner (:mod:`nasbench.run`). A
+searcher owns only its algorithm (see :mod:`.base`); its settings are declared in a light
+``*_config.py`` module, so ``--help`` never imports torch or optuna.
 
-from .base import (
-    SEARCHERS,
-    Outcome,
-    SearchContext,
-    Searcher,
-    get_searcher,
-    register_searcher,
-)
-from .darts import DartsSearcher
-from .enas import ENASConfig, ENASSearcher
-from .evolution import EvolutionSearcher, RegularizedEvolutionSampler
-from .nsga2 import NSGA2Searcher
-from .pnas import PNASConfig, PNASSearcher
-from .proxyless import ProxylessSearcher
-from .random_search import RandomSearcher
-from .spos import SupernetEvaluator
-from .tpe import TPESearcher
-from .train_eval import TrainEvaluator
-from .trials import TrialConfig, TrialSearcher
+The names below are loaded on first use (PEP 562)."""
 
-__all__ = ["PNASConfig", "PNASSearcher", "SEARCHERS", "Outcome", "SearchContext",
-           "Searcher", "get_searcher", "register_searcher", "DartsSearcher",
-           "ProxylessSearcher", "RandomSearcher", "TrialConfig", "TrialSearcher",
-           "EvolutionSearcher", "NSGA2Searcher", "TPESearcher",
-           "RegularizedEvolutionSampler", "ENASConfig", "ENASSearcher", "SupernetEvaluator",
-           "TrainEvaluator"]
+from __future__ import annotations
+
+import importlib
+
+_PUBLIC = {
+    "SEARCHERS": "nasbench.searchers.base", "Outcome": "nasbench.searchers.base",
+    "SearchContext": "nasbench.searchers.base", "Searcher": "nasbench.searchers.base",
+    "get_searcher": "nasbench.searchers.base",
+    "register_searcher": "nasbench.searchers.base",
+    "DartsSearcher": "nasbench.searchers.darts",
+    "ENASConfig": "nasbench.searchers.enas_config",
+    "ENASSearcher": "nasbench.searchers.enas",
+    "EvolutionSearcher": "nasbench.searchers.evolution",
+    "RegularizedEvolutionSampler": "nasbench.searchers.evolution",
+    "NSGA2Searcher": "nasbench.searchers.nsga2",
+    "PNASConfig": "nasbench.searchers.trials_config",
+    "PNASSearcher": "nasbench.searchers.pnas",
+    "ProxylessSearcher": "nasbench.searchers.proxyless",
+    "RandomSearcher": "nasbench.searchers.random_search",
+    "SupernetEvaluator": "nasbench.searchers.spos",
+    "TPESearcher": "nasbench.searchers.tpe",
+    "TrainEvaluator": "nasbench.searchers.train_eval",
+    "TrialConfig": "nasbench.searchers.trials_config",
+    "TrialSearcher": "nasbench.searchers.trials",
+}
+
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nasbench.searchers' has no attribute {name!r}")

@@ -25,9 +25,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..errors import UserError
+from nasbench.registry import SEARCHERS as _SEARCHERS
 
-SEARCHERS: dict[str, type[Searcher]] = {}
+#: the searcher registry (:mod:`nasbench.registry`)
+SEARCHERS = _SEARCHERS
 #: the checkpoint entries the runner writes beside a searcher's state_dict()
 RUNNER_KEYS = ("history", "rng", "config", "phase", "epoch", "train", "train_epoch",
                "durations", "wall")
@@ -38,10 +39,9 @@ def register_searcher(*names: str):
     class may serve several methods, e.g. darts and pcdarts); returns the class."""
 
     def decorate(cls):
-        for name in names:
-            if name in SEARCHERS and SEARCHERS[name] is not cls:
-                raise ValueError(f"searcher {name!r} is already registered")
-            SEARCHERS[name] = cls
+        config = cls.config_class
+        SEARCHERS.add(names, cls, config=config, kind=getattr(config, "KIND", "one-shot"),
+                      summary=(cls.__doc__ or "").strip().split("\n")[0])
         cls.methods = tuple(dict.fromkeys((*getattr(cls, "methods", ()), *names)))
         return cls
 
@@ -50,11 +50,7 @@ def register_searcher(*names: str):
 
 def get_searcher(method: str) -> type[Searcher]:
     """Returns the searcher class of ``method``; raises UserError naming the known ones."""
-    try:
-        return SEARCHERS[method]
-    except KeyError:
-        raise UserError(f"--method must be one of {', '.join(SEARCHERS)}, got "
-                        f"{method!r}") from None
+    return SEARCHERS.get(method)
 
 
 @dataclass
@@ -106,7 +102,7 @@ def epoch_lr(optimizer, cfg, epoch: int) -> float:
     """Sets ``optimizer``'s learning rate to the one-shot weights' cosine schedule at
     ``epoch`` (``cfg.learning_rate`` down to ``cfg.learning_rate_min`` over
     ``cfg.epochs``); returns it (per step)."""
-    from ..train import cosine_lr
+    from nasbench.train import cosine_lr
     lr = cosine_lr(cfg.learning_rate, cfg.learning_rate_min, epoch, cfg.epochs)
     for g in optimizer.param_groups:
         g["lr"] = lr
@@ -117,7 +113,7 @@ def tally(acc: dict, loss: float, logits: torch.Tensor, y: torch.Tensor) -> None
     """Adds one training batch to an epoch's running sums (``loss`` x samples,
     ``correct``, ``n``), the figures one-shot searchers report per epoch; in a
     data-parallel run (torchrun) the whole batch's, summed over every rank's slice."""
-    from ..run.distributed import global_sums
+    from nasbench.distributed import global_sums
     loss_sum, correct, n = global_sums(loss * y.shape[0],
                                        int((logits.argmax(1) == y).sum()), y.shape[0])
     acc["loss"] += loss_sum

@@ -4,7 +4,7 @@ The supernet is a proxy (``channels``/``layers`` of the config) of the space's d
 network; each step is one weight step on the train half and, after the warm-up epochs,
 one architecture step on the validation half (first or second order) whose loss adds
 the cost objective: the expected LUT cost of the deploy network under the alphas (and
-PC-DARTS's betas), see :mod:`nasbench.search.cost`. The result is the DARTS rule's
+PC-DARTS's betas), see :mod:`nasbench.oneshot.cost`. The result is the DARTS rule's
 genotype; its slot logits are the alphas, its slot weights PC-DARTS's edge
 normalisation.
 
@@ -21,12 +21,19 @@ import time
 
 import torch
 
-from ..run import distributed
-from ..run.util import deferred_interrupt
-from ..search.architect import Architect, weight_step
-from ..search.config import DARTSConfig
-from ..search.cost import CostModel, CostObjective
-from .base import Outcome, SearchContext, Searcher, epoch_lr, register_searcher, tally
+from nasbench import distributed
+from nasbench.files import deferred_interrupt
+from nasbench.oneshot.architect import Architect, weight_step
+from nasbench.oneshot.cost import CostModel, CostObjective
+from nasbench.searchers.base import (
+    Outcome,
+    SearchContext,
+    Searcher,
+    epoch_lr,
+    register_searcher,
+    tally,
+)
+from nasbench.searchers.darts_config import DARTSConfig
 
 
 @register_searcher("darts", "pcdarts")
@@ -36,7 +43,7 @@ class DartsSearcher(Searcher):
 
     config_class = DARTSConfig
     stateful = ("model", "w_opt", "architect", "train_q", "val_q")
-    #: runs data-parallel under torchrun (:mod:`nasbench.run.distributed`)
+    #: runs data-parallel under torchrun (:mod:`nasbench.distributed`)
     data_parallel = True
 
     def setup(self, ctx: SearchContext) -> None:
@@ -61,7 +68,7 @@ class DartsSearcher(Searcher):
                                    network_weight_decay=cfg.weight_decay,
                                    penalty=self.objective,
                                    reduce=distributed.grad_reducer())
-        from ..data import TensorLoader
+        from nasbench.data import TensorLoader
         train_half, val_half = data.search_splits(cfg.train_portion, cfg.seed)
         b = cfg.batch_size
         n = min(-(-len(train_half) // b), -(-len(val_half) // b))

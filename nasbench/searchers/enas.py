@@ -6,7 +6,7 @@ An epoch is ``steps_per_epoch`` weight steps, each on a child drawn from the con
 DARTS), then ``controller_steps`` controller steps, each drawing
 ``controller_aggregate`` children, scoring each on the next validation batch with the
 shared weights (batch-statistics BatchNorm, as ENAS) and taking one REINFORCE step
-(:mod:`nasbench.search.controller`). Every step is atomic against Ctrl-C and the whole
+(:mod:`nasbench.oneshot.controller`). Every step is atomic against Ctrl-C and the whole
 state (controller, its optimiser and baseline, supernet, optimiser, loaders, sampling
 generator, step) is checkpointed, so a resumed run equals an uninterrupted one.
 
@@ -30,96 +30,22 @@ controller's most likely architecture, JSON) and its ``greedy_cost``, ``probabil
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 
-from ..errors import UserError
-from ..run.util import deferred_interrupt
-from ..search.architect import weight_step
-from ..search.config import SupernetConfig
-from ..search.controller import Controller, mnasnet_reward, reinforce_update
-from .base import Outcome, SearchContext, Searcher, epoch_lr, register_searcher, tally
-from .evaluate import run_cost
-
-
-@dataclass
-class ENASConfig(SupernetConfig):
-    """The ENAS settings on top of :class:`~nasbench.search.config.SupernetConfig`: the
-    shared weights' SGD (lr 0.05 cosine to 5e-4, ENAS's), the controller (LSTM hidden
-    size, Adam learning rate, temperature and tanh constant of its logits, steps per
-    epoch and samples per step), REINFORCE's entropy weight and baseline decay, the
-    soft target's exponent, and the derivation's samples and validation batches.
-
-    ``quick`` (the default): about a minute of search on a quiet 2-core CPU on digits
-    (C=8, 5 cells; nb201: C=8, N=2), 10 epochs of 20 weight steps and 10 controller
-    steps of 2 samples, an Adam learning rate of 1e-2 (as DARTS's quick preset, so that
-    100 steps can move the policy; ENAS's 3.5e-4 moves it by nothing in that budget),
-    100 derivation samples scored on 4 validation batches.
-    ``paper``: ENAS's CIFAR-10 micro search (C=20, 8 cells: 6 normal + 2 reduction,
-    150 epochs of batch 160, lr 0.05 cosine to 5e-4, 30 controller steps of 10 samples
-    per epoch, Adam 3.5e-4, temperature 5, tanh constant 1.1) and its 630-epoch retrain
-    (batch 144, drop path 0.4, auxiliary 0.4, cutout 16); nb201: the NAS-Bench-201
-    supernet itself (C=16, N=5) and that benchmark's retrain."""
-
-    METHODS: ClassVar[tuple[str, ...]] = ("enas",)
-
-    method: str = "enas"
-    epochs: int = 10
-    learning_rate: float = 0.05
-    learning_rate_min: float = 0.0005
-    controller_hidden: int = 100
-    controller_lr: float = 3e-4
-    controller_temperature: float = 5.0
-    controller_tanh: float = 1.1          # 0: no tanh squashing
-    controller_steps: int = 10            # per epoch, after the weight steps
-    controller_aggregate: int = 2         # samples per controller step
-    entropy_weight: float = 1e-4
-    baseline_decay: float = 0.99
-    soft_exponent: float = -0.07          # soft target: acc x (lat/target)^w (MnasNet)
-    derive_samples: int = 100
-    derive_batches: int = 4
-
-    @classmethod
-    def preset_values(cls, preset: str, method: str) -> dict:
-        """Returns what a preset changes: ``quick`` the larger controller learning rate,
-        ``paper`` ENAS's micro search and retrain (see the class doc)."""
-        if preset != "paper":
-            return {"controller_lr": 1e-2}
-        return dict(channels=20, layers=8, epochs=150, steps_per_epoch=None,
-                    batch_size=160, learning_rate=0.05, learning_rate_min=0.0005,
-                    controller_lr=3.5e-4, controller_steps=30, controller_aggregate=10,
-                    derive_samples=1000, derive_batches=1, train_epochs=630,
-                    train_max_steps=None, train_batch_size=144, train_learning_rate=0.05,
-                    train_channels=None, train_layers=None, auxiliary_weight=0.4,
-                    drop_path_prob=0.4, cutout=16, dataset="cifar10", references="")
-
-    def validate(self) -> None:
-        """Raises UserError (one line) for an out-of-range or unknown setting."""
-        if self.space == "proxyless":
-            raise UserError("--method enas trains single paths of a DARTS-style supernet "
-                            "(--space darts or nb201); the proxyless space has none here: "
-                            "use --method proxyless --grad-estimator reinforce")
-        super().validate()
-        checks = (("controller-hidden", self.controller_hidden >= 1, "a positive integer"),
-                  ("controller-lr", self.controller_lr > 0, "positive"),
-                  ("controller-temperature", self.controller_temperature > 0, "positive"),
-                  ("controller-tanh", self.controller_tanh >= 0, ">= 0 (0: off)"),
-                  ("controller-steps", self.controller_steps >= 0, ">= 0"),
-                  ("controller-aggregate", self.controller_aggregate >= 1, "positive"),
-                  ("entropy-weight", self.entropy_weight >= 0, ">= 0"),
-                  ("baseline-decay", 0 <= self.baseline_decay < 1, "in [0, 1)"),
-                  ("derive-samples", self.derive_samples >= 1, "positive"),
-                  ("derive-batches", self.derive_batches >= 1, "positive"))
-        for name, ok, what in checks:
-            if not ok:
-                raise UserError(f"--{name} must be {what}, got "
-                                f"{getattr(self, name.replace('-', '_'))}")
-
-    def headline(self) -> str:
-        where = "" if self.space == "darts" else f" on {self.space}"
-        return f"enas (LSTM {self.controller_hidden}){where}"
+from nasbench.files import deferred_interrupt
+from nasbench.oneshot.architect import weight_step
+from nasbench.oneshot.controller import Controller, mnasnet_reward, reinforce_update
+from nasbench.searchers.base import (
+    Outcome,
+    SearchContext,
+    Searcher,
+    epoch_lr,
+    register_searcher,
+    tally,
+)
+from nasbench.searchers.enas_config import ENASConfig
+from nasbench.searchers.evaluate import run_cost
 
 
 @register_searcher("enas")
@@ -143,7 +69,7 @@ class ENASSearcher(Searcher):
         self.c_opt = torch.optim.Adam(self.controller.parameters(), cfg.controller_lr)
         self.generator = torch.Generator().manual_seed(cfg.seed + 3)
         self.cost = run_cost(ctx)
-        from ..data import TensorLoader
+        from nasbench.data import TensorLoader
         train_half, val_half = data.search_splits(cfg.train_portion, cfg.seed)
         b = cfg.batch_size
         n = -(-len(train_half) // b)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..errors import UserError
+from nasbench.errors import UserError
+from nasbench.registry import EVALUATORS as _EVALUATORS
 
 #: the registered evaluators: ``--evaluate NAME`` -> a class with a ``from_run``
 #: classmethod (see :func:`register_evaluator`)
-EVALUATORS: dict[str, type] = {}
+EVALUATORS = _EVALUATORS
 
 
 def register_evaluator(name: str):
@@ -28,9 +29,7 @@ def register_evaluator(name: str):
     log; no evaluator yet). Returns the class unchanged."""
 
     def decorate(cls):
-        if name in EVALUATORS and EVALUATORS[name] is not cls:
-            raise ValueError(f"evaluator {name!r} is already registered")
-        EVALUATORS[name] = cls
+        EVALUATORS.add((name,), cls)
         return cls
 
     return decorate
@@ -42,11 +41,7 @@ def make_evaluator(cfg, ctx):
     kind = getattr(cfg, "evaluate", None)
     if kind is None:
         return None
-    try:
-        cls = EVALUATORS[kind]
-    except KeyError:
-        raise UserError(f"--evaluate must be one of {', '.join(EVALUATORS)}, got "
-                        f"{kind!r}") from None
+    cls = EVALUATORS.get(kind)
     return cls.from_run(cfg, ctx)
 
 
@@ -54,7 +49,7 @@ def run_cost(ctx):
     """Returns the cost function of a run: ``arch -> {metric: value}`` from the tabular
     device's table (``--device hw-nas-bench:DEV``), else from the predictor (the run's
     calibrated LUT)."""
-    from ..benchmarks.tabular import TabularDevice
+    from nasbench.benchmarks.tabular import TabularDevice
     return ctx.device.cost if isinstance(ctx.device, TabularDevice) else ctx.predictor.cost
 
 
@@ -78,7 +73,7 @@ class TableEvaluator:
     def from_run(cls, cfg, ctx) -> TableEvaluator:
         """Returns the table evaluator of a run (NAS-Bench-201 CIFAR-10 at
         ``cfg.fidelity`` epochs from ``cfg.benchmark_dir``; cost: :func:`run_cost`)."""
-        from ..benchmarks.nb201 import NB201Bench
+        from nasbench.benchmarks.nb201 import NB201Bench
         return cls(NB201Bench(cfg.benchmark_dir), "cifar10", run_cost(ctx), cfg.fidelity)
 
     @property

@@ -17,8 +17,8 @@ from optuna.distributions import CategoricalDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import TrialState
 
-from .base import register_searcher
-from .trials import TrialSearcher
+from nasbench.searchers.base import register_searcher
+from nasbench.searchers.trials import TrialSearcher
 
 
 class RegularizedEvolutionSampler(BaseSampler):

@@ -22,17 +22,14 @@ from __future__ import annotations
 import math
 import random
 import warnings
-from dataclasses import dataclass
-from typing import ClassVar
 
 import optuna
 from optuna.study import StudyDirection
 
-from ..errors import UserError
-from .base import register_searcher
-from .trials import TrialConfig, TrialSearcher
+from nasbench.searchers.base import register_searcher
+from nasbench.searchers.trials import TrialSearcher
+from nasbench.searchers.trials_config import NSGA2Config
 
-VARIATIONS = ("mutate", "optuna")
 #: mutations tried per child before it falls back to a uniform sample
 RETRIES = 30
 
@@ -112,27 +109,6 @@ class SpaceMutation:
                                             if (rank[i], -crowd[i]) == best])]
 
 
-@dataclass
-class NSGA2Config(TrialConfig):
-    """NSGA-II's settings on top of the multi-trial ones: ``population`` (default 10),
-    ``sample_size`` (the parents' tournament, default 2) and ``variation`` (the child
-    operator: ``mutate`` or ``optuna``; see the module doc)."""
-
-    METHODS: ClassVar[tuple[str, ...]] = ("nsga2",)
-
-    method: str = "nsga2"
-    population: int = 10
-    sample_size: int = 2
-    variation: str = "mutate"
-
-    def validate(self) -> None:
-        super().validate()
-        if self.variation not in VARIATIONS:
-            raise UserError(f"--variation must be one of {', '.join(VARIATIONS)}, got "
-                            f"{self.variation!r}")
-        if self.population < 2:
-            raise UserError(f"--population must be at least 2 for nsga2, got "
-                            f"{self.population}")
 
 
 @register_searcher("nsga2")

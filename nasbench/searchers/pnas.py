@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
-from typing import ClassVar
 
 from optuna.distributions import CategoricalDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import TrialState
 
-from ..errors import UserError
-from .base import register_searcher
-from .trials import TrialConfig, TrialSearcher
+from nasbench.errors import UserError
+from nasbench.searchers.base import register_searcher
+from nasbench.searchers.trials import TrialSearcher
+from nasbench.searchers.trials_config import PNASConfig, beam_for, planned_queries  # noqa: F401
 
 ATTR_BLOCK = "pnas_block"
 ATTR_PARTIAL = "pnas_partial"
@@ -52,31 +51,8 @@ def expansions(space, partial: dict) -> list[dict]:
             for combo in itertools.product(*(opts[n] for n in names))]
 
 
-def planned_queries(space, beam: int) -> int:
-    """Returns the most cells a PNAS search with ``beam`` evaluates on ``space`` (all
-    1-block cells, then at most ``beam`` per later stage)."""
-    opts, blocks = space.choices(), space.blocks()
-    sizes = [1]
-    for blk in blocks:
-        n = 1
-        for name in blk:
-            n *= len(opts[name])
-        sizes.append(n)
-    total, kept = 0, 1
-    for i, n in enumerate(sizes[1:]):
-        stage = kept * n if i == 0 else min(beam, kept * n)
-        total += stage
-        kept = min(beam, stage)
-    return total
 
 
-def beam_for(space, queries: int) -> int:
-    """Returns the largest beam whose PNAS search evaluates at most ``queries`` cells (at
-    least 1)."""
-    beam = 1
-    while planned_queries(space, beam + 1) <= queries and beam < 100_000:
-        beam += 1
-    return beam
 
 
 def _key(partial: dict) -> str:
@@ -234,46 +210,6 @@ class PNASSampler(BaseSampler):
                                                param_distribution)
 
 
-@dataclass
-class PNASConfig(TrialConfig):
-    """PNAS's settings on top of the multi-trial ones: the ``beam`` K (8 quick, 256
-    paper) and the accuracy predictor's ``predictor_kind`` / ``predictor_members``.
-    ``trials`` caps the cells evaluated (the search also ends when the cell is
-    complete: :func:`planned_queries`)."""
-
-    METHODS: ClassVar[tuple[str, ...]] = ("pnas",)
-
-    method: str = "pnas"
-    beam: int = 8
-    predictor_kind: str = "ensemble"
-    predictor_members: int = 5
-
-    @classmethod
-    def preset_values(cls, preset: str, method: str) -> dict:
-        return {"beam": 256, "trials": 1160} if preset == "paper" else {}
-
-    @classmethod
-    def budget_values(cls, space, queries: int) -> dict:
-        """Returns the beam whose search spends at most ``queries`` cells."""
-        return {"beam": beam_for(space, queries)}
-
-    def validate(self) -> None:
-        super().validate()
-        from ..predict.surrogate import KINDS
-        from ..spaces import get_space
-        space = get_space(self.space)
-        space(space.default_deploy()).blocks()    # no block structure: one line, now
-        if self.beam < 1:
-            raise UserError(f"--beam must be positive, got {self.beam}")
-        if self.predictor_kind not in KINDS:
-            raise UserError(f"--predictor-kind must be one of {', '.join(KINDS)}, got "
-                            f"{self.predictor_kind!r}")
-        if self.predictor_members < 1:
-            raise UserError(f"--predictor-members must be positive, got "
-                            f"{self.predictor_members}")
-
-    def headline(self) -> str:
-        return f"pnas (beam {self.beam}, {self.evaluate} evaluator)"
 
 
 @register_searcher("pnas")
@@ -283,7 +219,7 @@ class PNASSearcher(TrialSearcher):
     config_class = PNASConfig
 
     def sampler(self, seed):
-        from ..predict.surrogate import AccuracyPredictor
+        from nasbench.predict.surrogate import AccuracyPredictor
         cfg, ctx = self.ctx.config, self.ctx
         ev = ctx.evaluator
 

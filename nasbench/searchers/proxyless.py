@@ -3,7 +3,7 @@
 The supernet is the space's deploy network itself (no proxy). Warm-up epochs train only
 the weights (single sampled paths); then every ``arch_update_every`` weight steps one
 architecture step runs on a validation batch, with the latency loss of
-:class:`~nasbench.search.proxyless.ProxylessObjective` (``add#linear`` or ``mul#log``)
+:class:`~nasbench.oneshot.proxyless.ProxylessObjective` (``add#linear`` or ``mul#log``)
 or the REINFORCE reward. Per-step cosine learning rates. The result is the argmax
 candidate of every block; its slot logits are the alphas.
 
@@ -22,10 +22,10 @@ import time
 
 import torch
 
-from ..errors import UserError
-from ..run import distributed
-from ..run.util import deferred_interrupt
-from ..search.proxyless import (
+from nasbench import distributed
+from nasbench.errors import UserError
+from nasbench.files import deferred_interrupt
+from nasbench.oneshot.proxyless import (
     ProxylessArch,
     ProxylessCostModel,
     ProxylessObjective,
@@ -34,9 +34,9 @@ from ..search.proxyless import (
     reinforce_arch_step,
     weight_step,
 )
-from ..search.proxyless_config import ProxylessConfig
-from ..train import cosine_lr
-from .base import Outcome, SearchContext, Searcher, register_searcher, tally
+from nasbench.searchers.base import Outcome, SearchContext, Searcher, register_searcher, tally
+from nasbench.searchers.proxyless_config import ProxylessConfig
+from nasbench.train import cosine_lr
 
 
 @register_searcher("proxyless")
@@ -47,7 +47,7 @@ class ProxylessSearcher(Searcher):
     config_class = ProxylessConfig
     stateful = ("model", "w_opt", "a_opt", "train_q", "val_q")
     plain_state = ("step", "acc", "baseline")
-    #: runs data-parallel under torchrun (:mod:`nasbench.run.distributed`)
+    #: runs data-parallel under torchrun (:mod:`nasbench.distributed`)
     data_parallel = True
 
     def setup(self, ctx: SearchContext) -> None:
@@ -79,7 +79,7 @@ class ProxylessSearcher(Searcher):
         self.a_opt = torch.optim.Adam(self.model.arch_parameters(), cfg.arch_learning_rate,
                                       betas=tuple(float(b) for b in cfg.arch_betas),
                                       eps=cfg.arch_eps, weight_decay=cfg.arch_weight_decay)
-        from ..data import TensorLoader
+        from nasbench.data import TensorLoader
         train_half, val_half = data.search_splits(cfg.train_portion, cfg.seed)
         n = -(-len(train_half) // cfg.batch_size)
         self.n_steps = min(n, cfg.steps_per_epoch) if cfg.steps_per_epoch else n

@@ -4,8 +4,8 @@ UAI 2019); on NAS-Bench-201 it is within a fraction of a point of the best metho
 
 from __future__ import annotations
 
-from .base import register_searcher
-from .trials import TrialSearcher
+from nasbench.searchers.base import register_searcher
+from nasbench.searchers.trials import TrialSearcher
 
 
 @register_searcher("random")

@@ -27,11 +27,11 @@ from collections.abc import Callable
 
 import torch
 
-from ..errors import UserError
-from ..run.util import deferred_interrupt
-from ..search.architect import weight_step
-from ..train import cosine_lr
-from .evaluate import register_evaluator, run_cost
+from nasbench.errors import UserError
+from nasbench.files import deferred_interrupt
+from nasbench.oneshot.architect import weight_step
+from nasbench.searchers.evaluate import register_evaluator, run_cost
+from nasbench.train import cosine_lr
 
 
 @register_evaluator("supernet")
@@ -48,7 +48,7 @@ class SupernetEvaluator:
                  train_portion: float = 0.5, seed: int = 0, bn_batches: int = 4,
                  val_batches: int | None = None, eval_batch: int = 256,
                  channels_last: bool = False, log=None):
-        from ..data import TensorLoader
+        from nasbench.data import TensorLoader
         self.space, self.cost, self.log = space, cost, log or (lambda *_: None)
         self.grad_clip = grad_clip
         model = space.supernet(channels, layers, 1, num_classes=data.num_classes,
@@ -79,7 +79,7 @@ class SupernetEvaluator:
     def check_config(cls, cfg) -> None:
         """Raises UserError (one line) for settings the evaluator cannot run, before any
         work (a space without a DARTS-style supernet, a size or budget out of range)."""
-        from ..search.config import SPACES
+        from nasbench.searchers.darts_config import SPACES
         if cfg.space not in SPACES:
             raise UserError(f"--evaluate supernet trains single paths of a DARTS-style "
                             f"supernet (--space {' or '.join(SPACES)}); the {cfg.space} "

@@ -25,7 +25,7 @@ import time
 import warnings
 from pathlib import Path
 
-from ..errors import UserError
+from nasbench.errors import UserError
 
 #: the SQLite file of a run's study, inside its run directory
 STUDY_FILE = "study.db"

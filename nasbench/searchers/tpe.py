@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import optuna
 
-from .base import register_searcher
-from .trials import TrialSearcher
+from nasbench.searchers.base import register_searcher
+from nasbench.searchers.trials import TrialSearcher
 
 
 @register_searcher("tpe")

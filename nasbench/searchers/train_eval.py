@@ -3,7 +3,7 @@
 A candidate is the space's deploy network (built at the run's training input, e.g.
 16x16 for digits), trained with the run's retrain budget (``train_epochs``,
 ``train_max_steps``, ``train_batch_size``, ``train_learning_rate``, ...: the runner's
-own retrain, :func:`nasbench.run.runner.train_candidate`) on the training half of the
+own retrain, :func:`nasbench.train.train_candidate`) on the training half of the
 training split, and scored by its top-1 accuracy (%) on the other half (the same
 split the one-shot searchers use: ``train_portion``, ``seed``). The test split is never
 seen by the search.
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
-from .evaluate import register_evaluator, run_cost
+from nasbench.errors import UserError
+from nasbench.searchers.evaluate import register_evaluator, run_cost
 
 CACHE_FOLDER = "train-eval"
 
@@ -54,7 +54,7 @@ class TrainEvaluator:
         self.data = dataclasses.replace(data, train=train, test=val)
         self.val_n = len(val)
         if cache_dir is None:
-            from ..profiling import cache_dir as user_cache
+            from nasbench.luts import cache_dir as user_cache
             cache_dir = user_cache()
         self.folder = Path(cache_dir) / CACHE_FOLDER
         self.ident = {"space": space.describe(), "data": data.describe(),
@@ -102,7 +102,7 @@ class TrainEvaluator:
         return self.folder / f"{key}.json"
 
     def _read(self, key: str) -> dict | None:
-        from ..errors import read_state
+        from nasbench.errors import read_state
         path = self._path(key)
         if not path.is_file():
             return None
@@ -123,8 +123,7 @@ class TrainEvaluator:
     def accuracy(self, arch) -> dict:
         """Trains ``arch`` and returns {"accuracy": held-out top-1 %, "val_n": images,
         "steps": training steps, "seconds"} (uncounted, uncached)."""
-        from ..run.runner import train_candidate
-        from ..train import evaluate
+        from nasbench.train import evaluate, train_candidate
         t0 = time.time()
         net, val_q, history = train_candidate(self.cfg, self.data, self.space, arch,
                                               self.channels_last)

@@ -34,14 +34,11 @@ import os
 import socket
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
-from ..errors import UserError
-from ..run.config import RunConfig
-from .base import Outcome, SearchContext, Searcher
-from .storage import (
+from nasbench.errors import UserError
+from nasbench.searchers.base import Outcome, SearchContext, Searcher
+from nasbench.searchers.storage import (
     ATTR_CONFIG,
     ATTR_RUN,
     ATTR_TRIALS,
@@ -52,6 +49,7 @@ from .storage import (
     retry_trial,
     show_url,
 )
+from nasbench.searchers.trials_config import TrialConfig
 
 #: trials (asks) allowed per distinct query before the loop gives up (a sampler that
 #: keeps proposing cached or over-target cells)
@@ -60,88 +58,6 @@ ASK_FACTOR = 20
 POLL_S = 0.2
 
 
-@dataclass
-class TrialConfig(RunConfig):
-    """The multi-trial settings on top of :class:`~nasbench.run.config.RunConfig`:
-    ``trials`` (distinct evaluations), ``trials_per_epoch`` (one history record and
-    checkpoint each), the evaluator (``table``: NAS-Bench-201's accuracy at
-    ``fidelity`` epochs, needs ``benchmark_dir``), the study's ``storage`` (a database
-    URL; "" for the run's own SQLite file) and its heartbeat settings (seconds)."""
-
-    METHODS: ClassVar[tuple[str, ...]] = ("random", "evolution", "tpe")
-
-    method: str = "random"
-    space: str = "nb201"
-    trials: int = 100
-    trials_per_epoch: int = 25
-    evaluate: str = "table"
-    fidelity: int = 12
-    population: int = 50                  # evolution, nsga2
-    sample_size: int = 10                 # evolution's tournament
-    soft_exponent: float = -0.07          # soft target: acc x (lat/target)^w (MnasNet)
-    references: str = ""
-    train_epochs: int = 0
-    # the study's database (storage.py): "" is the run's own SQLite RUN/study.db
-    storage: str = ""
-    heartbeat_s: int = 10                 # a trial in flight records a heartbeat this often
-    grace_s: int = 60                     # one silent this long is failed and asked again
-    # --evaluate supernet (SPOS, spos.py): the supernet's size and training budget
-    supernet_epochs: int = 3
-    supernet_steps: int | None = 20       # steps per epoch (None: the whole train half)
-    supernet_channels: int = 8
-    supernet_layers: int | None = None    # None: nb201 2 cells per stage, darts 5 cells
-    supernet_lr: float = 0.05
-    # after the search: measure on the device up to this many finalists (the Pareto set
-    # of the visited candidates by accuracy and predicted latency); 0: none
-    measure_top: int = 5
-
-    def validate(self) -> None:
-        super().validate()
-        if self.measure_top < 0:
-            raise UserError(f"--measure-top must be >= 0, got {self.measure_top}")
-        from .evaluate import EVALUATORS
-        if not 1 <= self.sample_size <= self.population:
-            raise UserError(f"--sample-size must be in 1..population ({self.population}), "
-                            f"got {self.sample_size}")
-        for name in ("trials", "trials_per_epoch"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be positive, got "
-                                f"{getattr(self, name)}")
-        if not 1 <= self.heartbeat_s < self.grace_s:
-            raise UserError(f"heartbeat_s ({self.heartbeat_s}) must be at least 1 and less "
-                            f"than grace_s ({self.grace_s})")
-        if self.storage:
-            from .storage import check_url
-            check_url(self.storage)
-        if self.evaluate not in EVALUATORS:
-            raise UserError(f"--evaluate must be one of {', '.join(EVALUATORS)}, got "
-                            f"{self.evaluate!r}")
-        if self.evaluate == "table" and (self.space != "nb201" or not self.benchmark_dir):
-            raise UserError("--evaluate table reads NAS-Bench-201's accuracies: use "
-                            "--space nb201 and --benchmark-dir")
-        if hasattr(EVALUATORS[self.evaluate], "check_config"):   # before any work
-            EVALUATORS[self.evaluate].check_config(self)
-
-    @classmethod
-    def budget_values(cls, space, queries: int) -> dict:
-        """Returns the settings that fit the method to a budget of ``queries`` cells on
-        ``space`` (``nasbench bench``; e.g. PNAS's beam), default none."""
-        return {}
-
-    def deploy(self, num_classes: int = 10, in_channels: int = 3):
-        """Returns the space's default deploy network at the run's input, classes and
-        batch (nb201: NAS-Bench-201's C=16, N=5)."""
-        import dataclasses
-
-        from ..spaces import get_space
-        d = get_space(self.space).default_deploy()
-        want = {"input_size": self.input_size or 32, "num_classes": num_classes,
-                "in_channels": in_channels, "batches": (self.deploy_batch,)}
-        names = {f.name for f in dataclasses.fields(d)}
-        return dataclasses.replace(d, **{k: v for k, v in want.items() if k in names})
-
-    def headline(self) -> str:
-        return f"{self.method} ({self.trials} trials, {self.evaluate} evaluator)"
 
 
 class TrialSearcher(Searcher):
@@ -248,7 +164,7 @@ class TrialSearcher(Searcher):
         if self.multi_objective:
             return [acc] + [cost.get(m) if cost.get(m) is not None else float("inf")
                             for m in self.cost_metrics]
-        from ..search.cost import mnasnet_reward
+        from nasbench.oneshot.cost import mnasnet_reward
         if self.ctx.config.hard_target:       # a hard target filters; it does not score
             return acc
         return mnasnet_reward(acc, cost.get("latency") or None, self.ctx.target_ms,

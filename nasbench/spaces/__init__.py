@@ -1,22 +1,25 @@
-"""Search spaces: each registered with :func:`register_space`, looked up with
-:func:`get_space`. A space owns its topology once (see :mod:`nasbench.spaces.base`)."""
+"""Search spaces: each registered by name (:data:`nasbench.registry.SPACES`), looked up
+with :func:`get_space`. A space owns its topology once - decisions, op instances, deploy
+network, supernet, sample / mutate / encode (see :mod:`nasbench.spaces.base`).
 
-from .base import (
-    SPACES,
-    Arch,
-    SearchSpace,
-    Slot,
-    arch_id,
-    get_space,
-    lut_space,
-    register_space,
-    space_for,
-    space_names,
-)
-from .darts import DartsSpace
-from .nb201 import NB201Space
-from .proxyless import ProxylessSpace
+The names below are loaded on first use (PEP 562), so importing the package is cheap."""
 
-__all__ = ["SPACES", "Arch", "SearchSpace", "Slot", "arch_id", "get_space", "lut_space",
-           "register_space", "space_for",
-           "space_names", "DartsSpace", "ProxylessSpace", "NB201Space"]
+from __future__ import annotations
+
+import importlib
+
+_PUBLIC = {**{n: "nasbench.spaces.base" for n in (
+    "SPACES", "Arch", "SearchSpace", "Slot", "arch_id", "get_space", "lut_space",
+    "register_space", "space_for", "space_names")},
+    "DartsSpace": "nasbench.spaces.darts", "NB201Space": "nasbench.spaces.nb201",
+    "ProxylessSpace": "nasbench.spaces.proxyless"}
+
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nasbench.spaces' has no attribute {name!r}")

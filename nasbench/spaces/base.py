@@ -36,10 +36,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import UserError
-from ..ops import OPS
+from nasbench.errors import UserError
+from nasbench.ops import OPS
+from nasbench.registry import SPACES as _SPACES
 
-SPACES: dict[str, type[SearchSpace]] = {}
+#: the space registry (:mod:`nasbench.registry`)
+SPACES = _SPACES
 
 
 def register_space(name: str):
@@ -47,10 +49,8 @@ def register_space(name: str):
     returns the class unchanged."""
 
     def decorate(cls):
-        if name in SPACES and SPACES[name] is not cls:
-            raise ValueError(f"search space {name!r} is already registered")
         cls.name = name
-        SPACES[name] = cls
+        SPACES.add((name,), cls)
         return cls
 
     return decorate
@@ -59,16 +59,15 @@ def register_space(name: str):
 def get_space(name: str) -> type[SearchSpace]:
     """Returns the registered space class ``name``; raises UserError naming the known
     spaces."""
-    try:
-        return SPACES[name]
-    except KeyError:
+    if name not in SPACES:
         raise UserError(f"unknown search space {name!r} (available: "
-                        f"{', '.join(sorted(SPACES))})") from None
+                        f"{', '.join(sorted(SPACES.names()))})")
+    return SPACES.get(name)
 
 
 def space_names() -> list[str]:
     """Returns the registered space names, sorted."""
-    return sorted(SPACES)
+    return sorted(SPACES.names())
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ class SearchSpace:
         meaning), for DARTS (``partial_k`` 1) or PC-DARTS; the classes, input channels
         and size default to the deploy network's. Raises UserError where the space has
         none."""
-        from ..errors import UserError
+        from nasbench.errors import UserError
         raise UserError(f"the {self.name} space has no DARTS supernet (use darts or nb201)")
 
     def anchor_instance(self):
@@ -372,7 +371,8 @@ class Arch:
         if isinstance(value, Arch):
             return value
         if space is None:
-            space = next((n for n, c in SPACES.items() if isinstance(value, c.arch_type)),
+            space = next((n for n, c in SPACES.load_all().items()
+                          if isinstance(value, c.arch_type)),
                          None)
             if space is None:
                 raise TypeError(f"no registered space has architectures of type "

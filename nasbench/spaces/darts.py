@@ -8,10 +8,10 @@ import random
 
 import torch
 
-from ..genotypes import Genotype, validate_genotype
-from ..ops import OPS, PRIMITIVES
-from .base import SearchSpace, Slot, register_space
-from .darts_cells import (  # noqa: F401 - the geometry, re-exported
+from nasbench.genotypes import Genotype, validate_genotype
+from nasbench.ops import OPS, PRIMITIVES
+from nasbench.spaces.base import SearchSpace, Slot, register_space
+from nasbench.spaces.darts_cells import (  # noqa: F401 - the geometry, re-exported
     CellGeometry,
     DeployConfig,
     OpInstance,
@@ -36,7 +36,7 @@ from .darts_cells import (  # noqa: F401 - the geometry, re-exported
 
 def genotype_space_dict(g) -> dict:
     """Returns the JSON form of a DARTS genotype (the genotype's fields only)."""
-    from ..genotypes import genotype_to_dict
+    from nasbench.genotypes import genotype_to_dict
     return genotype_to_dict(g)
 
 
@@ -122,7 +122,7 @@ class DartsSpace(SearchSpace):
     def build(self, arch, **size):
         """Returns the deploy network of ``arch`` (``size``: ``C``/``num_cells`` override
         the deploy network's, e.g. for the smaller retrain copy), eval mode."""
-        from ..models.network import build_network_from_genotype
+        from nasbench.spaces.darts_network import build_network_from_genotype
         d = self.deploy
         kw = {"C": d.channels, "num_cells": d.layers, "num_classes": d.num_classes,
               "in_channels": d.in_channels, "input_size": d.input_size, **size}
@@ -132,7 +132,7 @@ class DartsSpace(SearchSpace):
                  in_channels=None, input_size=None):
         """Returns the DARTS (or PC-DARTS) search network: ``channels`` C, ``layers``
         cells, the deploy network's node count and multipliers."""
-        from ..search.supernet import SearchNetwork
+        from nasbench.spaces.darts_supernet import SearchNetwork
         d = self.deploy
         return SearchNetwork(C=channels, num_classes=num_classes or d.num_classes,
                              layers=layers, steps=d.steps, multiplier=d.multiplier,
@@ -241,12 +241,12 @@ class DartsSpace(SearchSpace):
 
     @classmethod
     def arch_from_dict(cls, d: dict):
-        from ..genotypes import genotype_from_dict
+        from nasbench.genotypes import genotype_from_dict
         return genotype_from_dict(d.get("genotype", d) if isinstance(d, dict) else d)
 
     @classmethod
     def summary(cls, arch) -> str:
-        from ..genotypes import summarize
+        from nasbench.genotypes import summarize
         return summarize(arch)
 
     @classmethod
@@ -256,7 +256,7 @@ class DartsSpace(SearchSpace):
     @classmethod
     def parse_arch(cls, text: str):
         """Returns a named genotype (DARTS_V2...), or one in JSON / a JSON file."""
-        from ..genotypes import NAMED
+        from nasbench.genotypes import NAMED
         if str(text).upper() in NAMED:
             return NAMED[str(text).upper()]
         return super().parse_arch(text)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ops import OPS, PRIMITIVES
-from .base import OpInstance  # noqa: F401 - the instance type, re-exported
+from nasbench.ops import OPS, PRIMITIVES
+from nasbench.spaces.base import OpInstance  # noqa: F401 - the instance type, re-exported
 
 
 @dataclass(frozen=True)

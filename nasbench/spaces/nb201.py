@@ -9,8 +9,8 @@ from __future__ import annotations
 import itertools
 import random
 
-from .base import OpInstance, SearchSpace, Slot, register_space
-from .nb201_cells import (  # noqa: F401 - the geometry, re-exported
+from nasbench.spaces.base import OpInstance, SearchSpace, Slot, register_space
+from nasbench.spaces.nb201_cells import (  # noqa: F401 - the geometry, re-exported
     EDGES,
     NB201_OPS,
     NODES,
@@ -66,14 +66,14 @@ class NB201Space(SearchSpace):
         return edge_instance(stage_plan(self.deploy)[0], "nor_conv_3x3")
 
     def build(self, arch, **_):
-        from ..models.nb201 import NB201Network
+        from nasbench.spaces.nb201_network import NB201Network
         return NB201Network(arch, self.deploy).eval()
 
     def supernet(self, channels, layers, partial_k=1, *, num_classes=None,
                  in_channels=None, input_size=None):
         """Returns the NAS-Bench-201 supernet: ``channels`` C, ``layers`` N cells per
-        stage (:mod:`nasbench.search.nb201_supernet`)."""
-        from ..search.nb201_supernet import NB201SearchNetwork
+        stage (:mod:`nasbench.spaces.nb201_supernet`)."""
+        from nasbench.spaces.nb201_supernet import NB201SearchNetwork
         d = self.deploy
         return NB201SearchNetwork(C=channels, N=layers,
                                   num_classes=num_classes or d.num_classes,

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import UserError
-from .base import OpInstance
+from nasbench.errors import UserError
+from nasbench.spaces.base import OpInstance
 
 SPACE = "nb201"
 #: the candidate ops of every edge, in NAS-Bench-201's order

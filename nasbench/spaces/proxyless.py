@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import random
 
-from ..ops import PROXYLESS_PRIMITIVES
-from .base import OpInstance, SearchSpace, Slot, register_space
-from .proxyless_blocks import (  # noqa: F401 - the geometry, re-exported
+from nasbench.ops import PROXYLESS_PRIMITIVES
+from nasbench.spaces.base import OpInstance, SearchSpace, Slot, register_space
+from nasbench.spaces.proxyless_blocks import (  # noqa: F401 - the geometry, re-exported
     LAYOUTS,
     SPACE,
     BlockGeometry,
@@ -73,7 +73,7 @@ class ProxylessSpace(SearchSpace):
         return anchor_instance(self.deploy)
 
     def build(self, arch, **_):
-        from ..models.proxyless import build_proxyless_network
+        from nasbench.spaces.proxyless_network import build_proxyless_network
         return build_proxyless_network(arch, self.deploy).eval()
 
     def sample(self, rng: random.Random):

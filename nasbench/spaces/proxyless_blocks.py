@@ -37,9 +37,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from ..errors import UserError
-from ..ops import MBCONV_OPS, PROXYLESS_PRIMITIVES
-from .base import OpInstance
+from nasbench.errors import UserError
+from nasbench.ops import MBCONV_OPS, PROXYLESS_PRIMITIVES
+from nasbench.spaces.base import OpInstance
 
 SPACE = "proxyless"
 

@@ -18,8 +18,8 @@ from torch import nn
 pytest.importorskip("pyopencl")
 
 from nasbench.genotypes import DARTS_V2  # noqa: E402
-from nasbench.models.network import build_network_from_genotype  # noqa: E402
 from nasbench.ops import build_op  # noqa: E402
+from nasbench.spaces.darts_network import build_network_from_genotype  # noqa: E402
 from profilers.opencl_backend import OpenCLBackend  # noqa: E402
 
 

@@ -45,7 +45,7 @@ print(json.dumps({{"step_s": min(times[1:] or times),
 def make_proxyless_step():
     """Returns a callable doing one ProxylessNAS search step (weight + arch) at CONFIG,
     with a latency loss (mul#log) over a synthetic LUT of the layout."""
-    from nasbench.search.proxyless import (
+    from nasbench.oneshot.proxyless import (
         ProxylessCostModel,
         ProxylessObjective,
         ProxylessSupernet,

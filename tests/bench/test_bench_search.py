@@ -34,8 +34,8 @@ print(json.dumps({{"step_s": min(times[1:] or times),
 
 def make_step(method: str, order: str):
     """Returns a callable doing one search step (arch + weight) at CONFIG."""
-    from nasbench.search.architect import Architect, weight_step
-    from nasbench.search.supernet import SearchNetwork
+    from nasbench.oneshot.architect import Architect, weight_step
+    from nasbench.spaces.darts_supernet import SearchNetwork
     torch.manual_seed(0)
     net = SearchNetwork(C=CONFIG["C"], layers=CONFIG["layers"],
                         partial_k=4 if method == "pcdarts" else 1)

@@ -1,0 +1,59 @@
+"""One validation for every command's options (:mod:`nasbench.options` does the checks):
+every float option rejects NaN and infinities, every option that lists names rejects a
+name given twice (and unknown ones, where the names come from a registry). Applied to
+the whole click tree by :func:`harden`, so a new command gets it without a line."""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+from nasbench.options import check_names
+from nasbench.registry import SEARCHERS
+
+
+class FiniteFloat(click.types.FloatParamType):
+    """A float option that refuses NaN and infinities (one line, exit 2)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        v = super().convert(value, param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"must be a finite number, got {value}", param, ctx)
+        return v
+
+
+#: (command path, option) -> the names it may list (None: any); a comma-separated list
+#: of names is declared here once and checked for duplicates and unknown names
+NAME_LISTS = {
+    ("bench", "--method"): lambda: SEARCHERS.names(),
+    ("bench", "--device"): None,
+    ("profile", "--batch"): None,
+}
+
+
+def _names_callback(flag: str, allowed, previous):
+    def check(ctx, param, value):
+        if previous is not None:
+            value = previous(ctx, param, value)
+        if isinstance(value, str) and value.strip():
+            check_names(flag, value, allowed() if callable(allowed) else allowed)
+        return value
+    return check
+
+
+def harden(group: click.Command, path: tuple[str, ...] = ()) -> None:
+    """Walks the command tree under ``group`` and puts the one validation on every
+    option: floats must be finite, lists of names must not repeat a name."""
+    for p in group.params:
+        if isinstance(getattr(p, "type", None), click.types.FloatParamType) and \
+                not isinstance(p.type, FiniteFloat):
+            p.type = FiniteFloat()
+        key = (" ".join(path), p.opts[0] if p.opts else "")
+        if key in NAME_LISTS and not getattr(p, "_names_checked", False):
+            p.callback = _names_callback(key[1], NAME_LISTS[key], p.callback)
+            p._names_checked = True
+    for name, sub in getattr(group, "commands", {}).items():
+        harden(sub, (*path, name))

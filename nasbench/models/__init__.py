@@ -1,1 +1,0 @@
-"""Networks of the search spaces: DARTS search supernet and derived evaluation network."""

@@ -1,0 +1,223 @@
+"""The multi-trial methods' settings and declarations (light: no torch, no optuna, so
+``nasbench search --help`` reads them at once): :class:`TrialConfig` (random, evolution,
+TPE), :class:`NSGA2Config` and :class:`PNASConfig`. The algorithms: :mod:`.trials`,
+:mod:`.random_search`, :mod:`.evolution`, :mod:`.tpe`, :mod:`.nsga2`, :mod:`.pnas`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from nasbench.config import RunConfig
+from nasbench.errors import UserError
+from nasbench.options import option
+from nasbench.registry import EVALUATORS, declare_searcher
+
+
+@dataclass
+class TrialConfig(RunConfig):
+    """The multi-trial settings on top of :class:`~nasbench.config.RunConfig`:
+    ``trials`` (distinct evaluations), ``trials_per_epoch`` (one history record and
+    checkpoint each), the evaluator (``table``: NAS-Bench-201's accuracy at
+    ``fidelity`` epochs, needs ``benchmark_dir``), the study's ``storage`` (a database
+    URL; "" for the run's own SQLite file) and its heartbeat settings (seconds)."""
+
+    KIND: ClassVar[str] = "multi-trial"
+
+    method: str = "random"
+    space: str = "nb201"
+    trials: int = option(100, "Distinct architectures to evaluate.", min=1)
+    trials_per_epoch: int = 25
+    evaluate: str = option("table", "The evaluator: table (NAS-Bench-201's accuracy; "
+                           "--space nb201 --benchmark-dir), supernet (SPOS: a single-path "
+                           "supernet trained on the data) or train (each candidate "
+                           "trained with the --train-epochs budget; any space).",
+                           choices=lambda: EVALUATORS.names())
+    fidelity: int = option(12, "--evaluate table: the accuracy the search sees, 12 or "
+                           "200 epochs (CIFAR-10).", group="--evaluate table")
+    population: int = option(50, "evolution, nsga2: the population.", min=1)
+    sample_size: int = option(10, "evolution, nsga2: the tournament size.", min=1)
+    soft_exponent: float = -0.07          # soft target: acc x (lat/target)^w (MnasNet)
+    references: str = ""
+    train_epochs: int = 0
+    # the study's database (storage.py): "" is the run's own SQLite RUN/study.db
+    storage: str = option("", "The study's database, postgresql://USER@HOST/DB, "
+                          "mysql://... or sqlite:///PATH (default: the run's own "
+                          "study.db); `nasbench worker` processes on any machine join it.")
+    heartbeat_s: int = 10                 # a trial in flight records a heartbeat this often
+    grace_s: int = 60                     # one silent this long is failed and asked again
+    # --evaluate supernet (SPOS, spos.py): the supernet's size and training budget
+    supernet_epochs: int = option(3, "Epochs of single-path training.", min=0,
+                                  group="--evaluate supernet")
+    supernet_steps: int | None = option(20, "Cap on steps per epoch.", min=1,
+                                        group="--evaluate supernet")
+    supernet_channels: int = option(8, "The supernet's channels.", min=1,
+                                    group="--evaluate supernet")
+    supernet_layers: int | None = option(None, "Its cells (default: nb201 2 per stage, "
+                                         "darts 5).", min=1, group="--evaluate supernet")
+    supernet_lr: float = option(0.05, "SGD learning rate, cosine to 0.", gt=0,
+                                group="--evaluate supernet")
+    # after the search: measure on the device up to this many finalists (the Pareto set
+    # of the visited candidates by accuracy and predicted latency); 0: none
+    measure_top: int = option(5, "After the search, measure on the device up to K "
+                              "finalists (the Pareto set of the visited candidates by "
+                              "accuracy and predicted latency; 0: none).", min=0)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.measure_top < 0:
+            raise UserError(f"--measure-top must be >= 0, got {self.measure_top}")
+        if not 1 <= self.sample_size <= self.population:
+            raise UserError(f"--sample-size must be in 1..population ({self.population}), "
+                            f"got {self.sample_size}")
+        for name in ("trials", "trials_per_epoch"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be positive, got "
+                                f"{getattr(self, name)}")
+        if not 1 <= self.heartbeat_s < self.grace_s:
+            raise UserError(f"heartbeat_s ({self.heartbeat_s}) must be at least 1 and less "
+                            f"than grace_s ({self.grace_s})")
+        if self.storage:
+            from nasbench.searchers.storage import check_url
+            check_url(self.storage)
+        if self.evaluate not in EVALUATORS:
+            raise UserError(f"--evaluate must be one of {', '.join(EVALUATORS)}, got "
+                            f"{self.evaluate!r}")
+        if self.evaluate == "table" and (self.space != "nb201" or not self.benchmark_dir):
+            raise UserError("--evaluate table reads NAS-Bench-201's accuracies: use "
+                            "--space nb201 and --benchmark-dir")
+        evaluator = EVALUATORS.get(self.evaluate)
+        if hasattr(evaluator, "check_config"):   # before any work
+            evaluator.check_config(self)
+
+    @classmethod
+    def budget_values(cls, space, queries: int) -> dict:
+        """Returns the settings that fit the method to a budget of ``queries`` cells on
+        ``space`` (``nasbench bench``; e.g. PNAS's beam), default none."""
+        return {}
+
+    def deploy(self, num_classes: int = 10, in_channels: int = 3):
+        """Returns the space's default deploy network at the run's input, classes and
+        batch (nb201: NAS-Bench-201's C=16, N=5)."""
+        import dataclasses
+
+        from nasbench.spaces import get_space
+        d = get_space(self.space).default_deploy()
+        want = {"input_size": self.input_size or 32, "num_classes": num_classes,
+                "in_channels": in_channels, "batches": (self.deploy_batch,)}
+        names = {f.name for f in dataclasses.fields(d)}
+        return dataclasses.replace(d, **{k: v for k, v in want.items() if k in names})
+
+    def headline(self) -> str:
+        return f"{self.method} ({self.trials} trials, {self.evaluate} evaluator)"
+
+
+VARIATIONS = ("mutate", "optuna")
+
+
+@dataclass
+class NSGA2Config(TrialConfig):
+    """NSGA-II's settings on top of the multi-trial ones: ``population`` (default 10),
+    ``sample_size`` (the parents' tournament, default 2) and ``variation`` (the child
+    operator: ``mutate`` or ``optuna``; see the module doc)."""
+
+    method: str = "nsga2"
+    population: int = 10
+    sample_size: int = 2
+    variation: str = option("mutate", "How children are made: mutate (the space's "
+                            "one-decision mutation) or optuna (Optuna's uniform crossover "
+                            "and resampling).", choices=VARIATIONS)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.variation not in VARIATIONS:
+            raise UserError(f"--variation must be one of {', '.join(VARIATIONS)}, got "
+                            f"{self.variation!r}")
+        if self.population < 2:
+            raise UserError(f"--population must be at least 2 for nsga2, got "
+                            f"{self.population}")
+
+
+def planned_queries(space, beam: int) -> int:
+    """Returns the most cells a PNAS search with ``beam`` evaluates on ``space`` (all
+    1-block cells, then at most ``beam`` per later stage)."""
+    opts, blocks = space.choices(), space.blocks()
+    sizes = [1]
+    for blk in blocks:
+        n = 1
+        for name in blk:
+            n *= len(opts[name])
+        sizes.append(n)
+    total, kept = 0, 1
+    for i, n in enumerate(sizes[1:]):
+        stage = kept * n if i == 0 else min(beam, kept * n)
+        total += stage
+        kept = min(beam, stage)
+    return total
+
+
+def beam_for(space, queries: int) -> int:
+    """Returns the largest beam whose PNAS search evaluates at most ``queries`` cells (at
+    least 1)."""
+    beam = 1
+    while planned_queries(space, beam + 1) <= queries and beam < 100_000:
+        beam += 1
+    return beam
+
+
+@dataclass
+class PNASConfig(TrialConfig):
+    """PNAS's settings on top of the multi-trial ones: the ``beam`` K (8 quick, 256
+    paper) and the accuracy predictor's ``predictor_kind`` / ``predictor_members``.
+    ``trials`` caps the cells evaluated (the search also ends when the cell is
+    complete: :func:`planned_queries`)."""
+
+    method: str = "pnas"
+    beam: int = option(8, "Cells kept per stage, the beam K (paper 256).", min=1)
+    predictor_kind: str = option("ensemble", "The accuracy predictor: ensemble, mlp or "
+                                 "forest.")
+    predictor_members: int = 5
+
+    @classmethod
+    def preset_values(cls, preset: str, method: str) -> dict:
+        return {"beam": 256, "trials": 1160} if preset == "paper" else {}
+
+    @classmethod
+    def budget_values(cls, space, queries: int) -> dict:
+        """Returns the beam whose search spends at most ``queries`` cells."""
+        return {"beam": beam_for(space, queries)}
+
+    def validate(self) -> None:
+        super().validate()
+        from nasbench.predict.surrogate import KINDS
+        from nasbench.spaces import get_space
+        space = get_space(self.space)
+        space(space.default_deploy()).blocks()    # no block structure: one line, now
+        if self.beam < 1:
+            raise UserError(f"--beam must be positive, got {self.beam}")
+        if self.predictor_kind not in KINDS:
+            raise UserError(f"--predictor-kind must be one of {', '.join(KINDS)}, got "
+                            f"{self.predictor_kind!r}")
+        if self.predictor_members < 1:
+            raise UserError(f"--predictor-members must be positive, got "
+                            f"{self.predictor_members}")
+
+    def headline(self) -> str:
+        return f"pnas (beam {self.beam}, {self.evaluate} evaluator)"
+
+
+declare_searcher("random", config=TrialConfig,
+                 impl="nasbench.searchers.random_search:RandomSearcher",
+                 summary="Random search: uniform samples of the space (a multi-trial "
+                         "study).")
+declare_searcher("evolution", config=TrialConfig,
+                 impl="nasbench.searchers.evolution:EvolutionSearcher",
+                 summary="Regularized evolution (Real et al.): tournament, mutate, the "
+                         "oldest dies.")
+declare_searcher("tpe", config=TrialConfig, impl="nasbench.searchers.tpe:TPESearcher",
+                 summary="Optuna's Tree-structured Parzen Estimator.")
+declare_searcher("nsga2", config=NSGA2Config, impl="nasbench.searchers.nsga2:NSGA2Searcher",
+                 summary="NSGA-II over accuracy and cost (Deb's crowded comparison).")
+declare_searcher("pnas", config=PNASConfig, impl="nasbench.searchers.pnas:PNASSearcher",
+                 summary="PNAS: cells grown block by block, a learnt accuracy predictor "
+                         "picks the beam.")
