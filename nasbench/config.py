@@ -158,7 +158,7 @@ class RunConfig(DictConfig):
     references: str = option("resnet20,mobilenetv2,darts_v2,pc_darts",
                              "Reference networks trained with the same budget and "
                              "measured, for the report: comma-separated resnet20, "
-                             "mobilenetv2, darts_v2, pc_darts, or none.")
+                             "mobilenetv2, darts_v2, pc_darts, or none.", names=True)
 
     # ---- presets ------------------------------------------------------------------------
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import io
 import json
-import os
 import secrets
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from kernels.files import atomic_write_text, atomic_write_with
 from nasbench.errors import UserError
-from profilers.lut import atomic_write_text, json_safe
+from profilers.lut import json_safe
 
 
 def new_run_dir(out: str | Path, method: str) -> Path:
@@ -45,15 +44,9 @@ def _json_default(o):
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    """Saves ``obj`` with torch.save to a temporary file, then renames it over ``path``."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(buf.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Saves ``obj`` with torch.save into a temporary file beside ``path``, then renames
+    it over ``path`` (:func:`kernels.files.atomic_write_with`)."""
+    atomic_write_with(path, lambda f: torch.save(obj, f))
 
 
 def now_iso() -> str:

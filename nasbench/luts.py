@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch
 from torch import nn
 
 from nasbench.errors import UserError
+from nasbench.options import env
 from nasbench.spaces.darts import DeployConfig, OpInstance
 from profilers.backends import backend_for
 from profilers.build import ProfileItem, anchored_fields, build_lut
@@ -24,9 +24,9 @@ from profilers.lut import LUT, LUTError, full_key
 def cache_dir() -> Path:
     """Returns the per-user folder of cached LUTs and tuning files
     ($NASBENCH_CACHE_DIR, else the platform's user cache dir)."""
-    env = os.environ.get("NASBENCH_CACHE_DIR")
-    if env:
-        return Path(env)
+    path = env("NASBENCH_CACHE_DIR")
+    if path is not None:
+        return path
     from platformdirs import user_cache_dir
     return Path(user_cache_dir("nasbench"))
 

@@ -115,7 +115,7 @@ def check_value(name: str, value: Any, o: Opt) -> Any:
         check_number(name, value, min=o.min, max=o.max, gt=o.gt)
         return value
     if isinstance(value, str):
-        if value == "" and not o.names:          # unset: the config's own default
+        if value == "":                          # unset (or "none"): nothing to check
             return value
         allowed = o.choice_list()
         if o.names:

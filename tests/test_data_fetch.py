@@ -291,7 +291,7 @@ def test_list_json_schema(env, cli):
     assert pk["sha256"] is None and len(pk["git_blob"]) == 40     # pinned by its git blob
     assert by["nats"]["fetchable"] is False and "--nats" in by["nats"]["how"]
     rc, out, _ = cli("data", "list")
-    assert rc == 0 and "nb201" in out and "nasbench data fetch nb201" in out
+    assert rc == 0 and "nb201" in out and "10.1 MiB" in out and "no (nasbench" in out
 
 
 @needs_shared

@@ -204,14 +204,13 @@ NATS = Dataset(
     name="nats", title="NATS-Bench topology archive (200-epoch NAS-Bench-201 results)",
     holds="NATS-tss-v1_0-3ffb9-simple: 200-epoch accuracies of every cell on every data "
           "set", licence="MIT (NATS-Bench)", folder="nats", fetchable=False,
-    how="download NATS-tss-v1_0-3ffb9-simple as github.com/D-X-Y/NATS-Bench says and "
-        "give its path with --nats DIR (needs nasbench[nats])")
+    how="give --nats DIR: NATS-tss-v1_0-3ffb9-simple from github.com/D-X-Y/NATS-Bench "
+        "(needs nasbench[nats])")
 
 CIFAR10 = Dataset(
     name="cifar10", title="CIFAR-10 images", holds="cifar-10-batches-py (60,000 images)",
     licence="see www.cs.toronto.edu/~kriz/cifar.html", folder="cifar10", fetchable=False,
-    how="torchvision downloads it: nasbench search --dataset cifar10 --data-dir DIR "
-        "--download")
+    how="--dataset cifar10 --data-dir DIR --download (torchvision downloads it)")
 
 #: every data set, by name
 CATALOG: dict[str, Dataset] = {d.name: d for d in (NB201, HW_PICKLE, NATS, CIFAR10)}

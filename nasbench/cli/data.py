@@ -43,27 +43,29 @@ def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON."))
         _print_json({"data_root": str(data_root()), "datasets": rows})
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
-    t = Table(title=f"Benchmark data (data root {data_root()})", show_lines=True)
+    t = Table(title=f"Benchmark data (data root {escape(str(data_root()))})",
+              show_lines=True)
     t.add_column("name", no_wrap=True)
-    t.add_column("holds", ratio=3)
-    t.add_column("size", justify="right", no_wrap=True)
-    t.add_column("licence / source", ratio=2)
-    t.add_column("here", ratio=2)
+    t.add_column("what", ratio=2)
+    t.add_column("download", justify="right", no_wrap=True)
+    t.add_column("licence; public source", ratio=2, overflow="fold")
+    t.add_column("here", ratio=2, overflow="fold")
     for r in rows:
         repos = dict.fromkeys(f"{s['repo']}@{s['commit'][:7]}" for s in r["sources"]
                               if not s["licence"])
-        src = "; ".join(repos) if repos else (r["how"] or "")
+        src = ", ".join(repos) if repos else "not fetched by nasbench"
         if not r["fetchable"]:
-            here = "[dim]not fetched by nasbench[/]"
+            here = f"[dim]{escape(r['how'] or '')}[/]"
         elif r["present"]:
-            here = f"[green]yes[/] {r['folder']}" + ("" if r["fetched"] else
-                                                     " [dim](no manifest)[/]")
+            here = f"[green]yes[/] {escape(r['folder'])}" + (
+                "" if r["fetched"] else " [dim](not fetched: no manifest)[/]")
         else:
-            here = f"[red]no[/]: nasbench data fetch {r['name']}"
-        t.add_row(f"[bold]{r['name']}[/]", f"{r['title']}: {r['holds']}",
+            here = f"[red]no[/] (nasbench data fetch {escape(r['name'])})"
+        t.add_row(f"[bold]{escape(r['name'])}[/]", escape(r["title"]),
                   _size(r["download_bytes"]) if r["fetchable"] else "-",
-                  f"{r['licence']}\n{src}", here)
+                  escape(f"{r['licence']}; {src}"), here)
     Console().print(t)
 
 
