@@ -276,6 +276,12 @@ class RunConfig(DictConfig):
         return self.train_input_size or default_train_input(self.dataset,
                                                             self.input_size or 32)
 
+    @classmethod
+    def supports_space(cls, space: str) -> bool:
+        """Returns whether this config's searchers run on ``space`` (any, by default;
+        validate() says why not in one line)."""
+        return True
+
     def deploy(self, num_classes: int = 10, in_channels: int = 3):
         """Returns the space's deploy config (the network whose cost is optimised)."""
         raise NotImplementedError

@@ -185,7 +185,9 @@ def check_config(cfg) -> None:
 @dataclass(frozen=True)
 class EnvVar:
     """A ``NASBENCH_*`` variable the tool reads: ``kind`` "dir" (a folder that exists
-    or can be created, writable), "seconds" (a finite number > 0) or "url"."""
+    or can be created, writable), "folder" (a folder, or a path where one can be made;
+    read-only is fine), "seconds" (a finite number > 0) or "url" (http:// or
+    https://)."""
 
     name: str
     kind: str
@@ -195,8 +197,10 @@ class EnvVar:
 ENV: dict[str, EnvVar] = {v.name: v for v in (
     EnvVar("NASBENCH_CACHE_DIR", "dir", "the per-user cache (LUTs, reference results, "
            "tuning); default: the platform's cache folder"),
-    EnvVar("NASBENCH_DATA_DIR", "dir", "where `nasbench data fetch` puts benchmark "
-           "tables; default: the cache folder's data/"),
+    EnvVar("NASBENCH_DATA_DIR", "folder", "where benchmark tables are read from and "
+           "`nasbench data fetch` puts them; default: the cache folder's data/"),
+    EnvVar("NASBENCH_DATA_MIRROR", "url", "a mirror of the public sources of `nasbench "
+           "data fetch` (default: raw.githubusercontent.com)"),
     EnvVar("NASBENCH_PROGRESS_S", "seconds", "off a terminal: seconds between plain "
            "progress lines (default 30)"),
 )}
@@ -222,7 +226,17 @@ def env(name: str, default: Any = None) -> Any:
         p = Path(raw).expanduser()
         ensure_writable(p, what=name, folder=True)
         return p
-    return raw
+    if var.kind == "folder":
+        p = Path(raw).expanduser()
+        d = p
+        while not d.exists() and d != d.parent:
+            d = d.parent
+        if not d.is_dir():
+            raise UserError(f"{name}={raw!r}: {d} is a file, not a folder")
+        return p
+    if var.kind == "url" and not raw.strip().startswith(("http://", "https://")):
+        raise UserError(f"{name}={raw!r} must be an http:// or https:// URL")
+    return raw.strip()
 
 
 def check_environment() -> None:

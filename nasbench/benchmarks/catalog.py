@@ -24,11 +24,11 @@ the local server of the tests; the checksums stay the pinned ones.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..options import env
 
 RAW = "https://raw.githubusercontent.com"
 MIRROR_ENV = "NASBENCH_DATA_MIRROR"
@@ -231,7 +231,7 @@ def get_dataset(name: str, fetch: bool = False) -> Dataset:
 def mirror_base(mirror: str | None = None) -> str:
     """Returns the base URL of the sources (``mirror``, ``$NASBENCH_DATA_MIRROR`` or
     raw.githubusercontent.com); raises UserError for one that is not http(s)."""
-    m = mirror if mirror is not None else os.environ.get(MIRROR_ENV, "").strip()
+    m = mirror if mirror is not None else env(MIRROR_ENV, "")
     if not m:
         return RAW
     if not m.startswith(("http://", "https://")):
@@ -242,12 +242,12 @@ def mirror_base(mirror: str | None = None) -> str:
 
 def data_root() -> Path:
     """Returns the folder that holds the data sets (see the module doc)."""
-    env = os.environ.get(DATA_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("NASBENCH_CACHE_DIR", "").strip()
-    if cache:
-        return Path(cache).expanduser() / "data"
+    data = env(DATA_ENV)
+    if data is not None:
+        return data
+    cache = env("NASBENCH_CACHE_DIR")
+    if cache is not None:
+        return cache / "data"
     from platformdirs import user_cache_dir
     return Path(user_cache_dir("nasbench")) / "data"
 
@@ -258,7 +258,7 @@ def dataset_dir(ds: Dataset | str) -> Path:
     ds = get_dataset(ds) if isinstance(ds, str) else ds
     root = data_root()
     d = root / ds.folder
-    if not d.is_dir() and os.environ.get(DATA_ENV, "").strip() and ds.targets and \
+    if not d.is_dir() and env(DATA_ENV) is not None and ds.targets and \
             (root / next(iter(ds.targets))).is_file():
         return root
     return d

@@ -240,7 +240,7 @@ def check_folder(folder: Path | str, require_nb201: bool = True) -> list[dict]:
         rec = {"file": str(p), "kind": kind, "rows": None, "ok": False, "error": None}
         out.append(rec)
         if not p.is_file():
-            rec["error"] = f"benchmark file not found: {p}"
+            rec["error"] = f"benchmark file not found: {p}; {remedy(p)}"
             continue
         try:
             df = read_csv(p, kind)

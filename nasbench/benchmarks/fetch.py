@@ -531,9 +531,11 @@ def verify_folder(folder: Path | str | None = None) -> list[dict]:
         folder = Path(folder).expanduser()
         if not folder.is_dir():
             raise UserError(f"{folder}: not a folder")
-        pairs = [(ds, folder) for ds in CATALOG.values() if ds.fetchable and (
-            manifest_path(ds, folder).is_file()
-            or any((folder / t).is_file() for t in ds.targets))]
+        fetchable = [ds for ds in CATALOG.values() if ds.fetchable]
+        # the data sets fetched here (their manifests), else those whose files are here
+        pairs = [(ds, folder) for ds in fetchable if manifest_path(ds, folder).is_file()] \
+            or [(ds, folder) for ds in fetchable
+                if any((folder / t).is_file() for t in ds.targets)]
         if not pairs:
             raise UserError(f"{folder} holds none of the files of "
                             f"{', '.join(d.name for d in CATALOG.values() if d.fetchable)} "

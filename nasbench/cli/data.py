@@ -130,7 +130,7 @@ def verify(
         from rich.table import Table
         t = Table(show_lines=False)
         for c in ("data set", "file", "rows", "SHA-256", "checksum", "ok"):
-            t.add_column(c, no_wrap=c != "file")
+            t.add_column(c, no_wrap=c != "file", overflow="fold" if c == "file" else None)
         for r in recs:
             t.add_row(r["dataset"], r["file"], "" if r["rows"] is None else f"{r['rows']:,}",
                       (r["sha256"] or "")[:16], r["checksum"] or "",

@@ -61,9 +61,11 @@ def profile(
                                            "channels C (default 36)."),
     layers: int | None = typer.Option(None, help="DARTS deploy network: number of cells "
                                          "(default 20)."),
-    config: str = typer.Option("cifar", "--config", help="Proxyless space layout: cifar "
-                               "(32x32, default) or imagenet (the paper's, 224x224)."),
-    width_mult: float = typer.Option(1.0, help="Proxyless space: width multiplier."),
+    config: str | None = typer.Option(None, "--config", help="Proxyless space layout: "
+                                      "cifar (32x32, default) or imagenet (the paper's, "
+                                      "224x224)."),
+    width_mult: float | None = typer.Option(None, help="Proxyless space: width "
+                                            "multiplier (default 1.0)."),
     input_size: int | None = typer.Option(None, "--input", help="Deploy network: input "
                                              "H = W (default 32; proxyless: the layout's)."),
     classes: int | None = typer.Option(None, help="Deploy network: number of classes "
@@ -103,23 +105,17 @@ def profile(
 
     from nasbench.luts import cached_lut_path, get_device, run_profile
     from nasbench.progress import progress_bar
-    from nasbench.spaces.darts import DeployConfig
-    if space not in ("darts", "proxyless", "nb201"):
-        raise UserError(f"unknown space {space!r} (available: darts, proxyless, nb201)")
+    from nasbench.registry import SPACES
+    from nasbench.spaces import get_space
+    if space not in SPACES:
+        raise UserError(f"unknown space {space!r} (available: "
+                        f"{', '.join(SPACES.names())})")
     if dtype not in ("float32", "float16"):
         raise UserError(f"--dtype must be float32 or float16, got {dtype!r}")
     for name, v in (("--channels", channels), ("--layers", layers), ("--input", input_size),
                     ("--classes", classes)):
         if v is not None and v < 1:
             raise UserError(f"{name} must be positive, got {v}")
-    if space == "darts" and layers is not None and layers < 3:
-        raise UserError("--layers must be at least 3 (two reduction cells)")
-    if space == "proxyless" and (channels is not None or layers is not None):
-        raise UserError("--channels/--layers describe the DARTS network; the proxyless "
-                        "space takes --config and --width-mult")
-    if space == "nb201" and layers is not None:
-        raise UserError("--layers describes the DARTS network; NAS-Bench-201 has 3 "
-                        "stages of 5 cells")
     if threads is not None and threads < 1:
         raise UserError("--threads must be positive")
     import math
@@ -134,22 +130,10 @@ def profile(
                                    anchor=anchor)
     except ValueError as e:
         raise UserError(str(e)) from None
-    if space == "proxyless":
-        from nasbench.spaces.proxyless import ProxylessDeployConfig
-        deploy = ProxylessDeployConfig.from_layout(
-            config, input_size=input_size, num_classes=classes, width_mult=width_mult,
-            batches=_parse_batches(batch), dtype=dtype)
-    elif space == "nb201":
-        from nasbench.spaces.nb201 import NB201DeployConfig
-        # --input 16 with --classes 120: the ImageNet16-120 network
-        deploy = NB201DeployConfig(channels=channels or 16, input_size=input_size or 32,
-                                   num_classes=classes or 10,
-                                   batches=_parse_batches(batch), dtype=dtype)
-        deploy.validate()
-    else:
-        deploy = DeployConfig(channels=channels or 36, layers=layers or 20,
-                              input_size=input_size or 32, num_classes=classes or 10,
-                              batches=_parse_batches(batch), dtype=dtype)
+    # the space owns its deploy network: which options size it, and their defaults
+    deploy = get_space(space).deploy_from_options(
+        channels=channels, layers=layers, input_size=input_size, num_classes=classes,
+        layout=config, width_mult=width_mult, batches=_parse_batches(batch), dtype=dtype)
     dev = get_device(device)
     path = out_file or cached_lut_path(dev, deploy)
     if resume and not path.exists():

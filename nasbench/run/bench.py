@@ -322,8 +322,8 @@ def aggregate(runs: list[dict], targets: list[float]) -> dict:
 
 def on_nb201(method: str) -> bool:
     """Returns whether a one-shot ``method`` searches the nb201 space (its config's
-    ``SPACES``, the spaces it has a supernet for)."""
-    return "nb201" in getattr(searcher_config(method), "SPACES", ())
+    ``supports_space``: supernet searchers run on spaces with a supernet)."""
+    return searcher_config(method).supports_space("nb201")
 
 
 def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None) -> dict:

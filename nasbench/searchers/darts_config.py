@@ -51,9 +51,6 @@ from nasbench.errors import UserError
 from nasbench.options import option
 from nasbench.registry import declare_searcher
 
-METHODS = ("darts", "pcdarts")
-#: the spaces with a DARTS supernet (``SearchSpace.supernet``)
-SPACES = ("darts", "nb201")
 ORDERS = ("first", "second")
 PRESETS = ("quick", "paper")
 
@@ -68,9 +65,6 @@ class SupernetConfig(RunConfig):
     add their own fields by subclassing it.
 
     Units: learning rates per step, sizes in pixels/channels."""
-
-    #: the spaces this config's searchers run on (those with a supernet)
-    SPACES: ClassVar[tuple[str, ...]] = SPACES
 
     space: str = "darts"
     # search network
@@ -94,69 +88,68 @@ class SupernetConfig(RunConfig):
 
     @classmethod
     def space_values(cls, space: str, preset: str, method: str) -> dict:
-        """Returns what ``--space nb201`` changes: the deploy network is NAS-Bench-201's
-        (C=16, N=5 cells per stage) and is itself retrained (no smaller copy); the
-        supernet is that network at C=8, N=2 (quick) or itself (paper: the NAS-Bench-201
-        paper's one-shot setting, batch 64; retrain: its 200-epoch schedule, SGD lr 0.1,
-        batch 256, wd 5e-4, no cutout). The DARTS reference networks are not cells of
-        this space: none by default."""
-        if space != "nb201":
-            return {}
-        out = dict(eval_channels=16, eval_layers=5, train_channels=None, train_layers=None,
-                   references="", auxiliary_weight=0.0, drop_path_prob=0.0)
-        if preset == "quick":
-            out.update(channels=8, layers=2)
-        else:
-            out.update(channels=16, layers=5, batch_size=64, train_epochs=200,
-                       train_batch_size=256, train_learning_rate=0.1,
-                       train_weight_decay=5e-4, cutout=0)
-        return out
+        """Returns what the space changes on top of the preset (its
+        :meth:`~nasbench.spaces.base.SearchSpace.supernet_settings`, e.g. nb201's
+        network size), restricted to this config's fields."""
+        from dataclasses import fields
+
+        from nasbench.spaces import get_space
+        names = {f.name for f in fields(cls)}
+        return {k: v for k, v in get_space(space).supernet_settings(preset, method).items()
+                if k in names}
 
     def validate(self) -> None:
         """Raises UserError (one line) for an out-of-range or unknown setting."""
         super().validate()
-        if self.space not in SPACES:
+        if not self.supports_space(self.space):
+            from nasbench.spaces.base import supernet_spaces
             raise UserError(f"--method {self.method} searches the spaces "
-                            f"{', '.join(SPACES)} (their supernets), not {self.space!r}")
+                            f"{', '.join(supernet_spaces())} (their supernets), not "
+                            f"{self.space!r}")
         for name in ("channels", "layers", "steps", "multiplier", "eval_channels",
                      "eval_layers"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.space == "darts" and (self.layers < 3 or self.eval_layers < 3):
-            raise UserError("layers must be at least 3 (a network has two reduction cells)")
+        self.space_class().check_supernet(self.layers, self.eval_layers)
         if self.multiplier > self.steps:
             raise UserError("multiplier cannot exceed the number of nodes (steps)")
         if not self.learning_rate > 0:
             raise UserError(f"learning_rate must be positive, got {self.learning_rate}")
 
+    @classmethod
+    def supports_space(cls, space: str) -> bool:
+        """Returns whether this config's searchers run on ``space``: those with a
+        supernet."""
+        from nasbench.spaces import get_space
+        return get_space(space).has_supernet()
+
+    def space_class(self):
+        """Returns the registered class of this config's space."""
+        from nasbench.spaces import get_space
+        return get_space(self.space)
+
     def deploy(self, num_classes: int = 10, in_channels: int = 3):
-        """Returns the DeployConfig of the network whose cost is optimised (the space's:
-        ``eval_channels``/``eval_layers`` are nb201's C and N per stage)."""
-        if self.space == "nb201":
-            from nasbench.spaces.nb201 import NB201DeployConfig
-            return NB201DeployConfig(channels=self.eval_channels, cells=self.eval_layers,
-                                     input_size=self.input_size or 32,
-                                     in_channels=in_channels, num_classes=num_classes,
-                                     batches=(self.deploy_batch,))
-        from nasbench.spaces.darts import DeployConfig
-        return DeployConfig(channels=self.eval_channels, layers=self.eval_layers,
-                            input_size=self.input_size, in_channels=in_channels,
-                            num_classes=num_classes, steps=self.steps,
-                            multiplier=self.multiplier, stem_multiplier=self.stem_multiplier,
-                            batches=(self.deploy_batch,))
+        """Returns the deploy config of the network whose cost is optimised (the
+        space's :meth:`~nasbench.spaces.base.SearchSpace.supernet_deploy`:
+        ``eval_channels``/``eval_layers`` are its size)."""
+        return self.space_class().supernet_deploy(
+            channels=self.eval_channels, cells=self.eval_layers, input_size=self.input_size,
+            in_channels=in_channels, num_classes=num_classes, batch=self.deploy_batch,
+            steps=self.steps, multiplier=self.multiplier,
+            stem_multiplier=self.stem_multiplier)
 
     def train_size(self) -> dict:
         """Returns the retrained copy's size (C, cells): smaller than the deploy network
         in the quick preset; the accuracy is that copy's, the cost the deploy network's.
-        nb201 retrains the deploy network itself: {}."""
-        if self.space == "nb201":
+        A space that retrains its deploy network itself (nb201): {}."""
+        if self.space_class().retrains_deploy:
             return {}
         return {"C": self.train_channels or self.eval_channels,
                 "num_cells": self.train_layers or self.eval_layers}
 
     def train_build_options(self) -> dict:
         """Returns the retrained copy's size, auxiliary head and drop-path rate."""
-        if self.space == "nb201":
+        if self.space_class().retrains_deploy:
             return {}
         return {**self.train_size(), "auxiliary": self.auxiliary_weight > 0,
                 "drop_path_prob": self.drop_path_prob, "input_size": self.data_input_size}
@@ -164,7 +157,7 @@ class SupernetConfig(RunConfig):
     def retrain_epoch(self, net, epoch: int) -> dict:
         """Ramps the drop-path rate linearly over the retrain (the DARTS code's rule) and
         adds the auxiliary head's loss weight."""
-        if self.space == "nb201":
+        if self.space_class().retrains_deploy:
             return {}
         net.drop_path_prob = self.drop_path_prob * epoch / self.train_epochs
         return {"auxiliary_weight": self.auxiliary_weight}
@@ -210,19 +203,6 @@ class DARTSConfig(SupernetConfig):
                         learning_rate_min=0.0, arch_learning_rate=6e-4, warmup_epochs=15)
         return base
 
-    @classmethod
-    def space_values(cls, space: str, preset: str, method: str) -> dict:
-        """Returns what ``--space nb201`` changes (:meth:`SupernetConfig.space_values`)
-        plus, in the paper preset, the NAS-Bench-201 paper's DARTS architecture learning
-        rate (and PC-DARTS's own setting)."""
-        out = super().space_values(space, preset, method)
-        if space == "nb201" and preset != "quick":
-            out.update(arch_learning_rate=3e-4)
-            if method == "pcdarts":
-                out.update(batch_size=256, learning_rate=0.1, learning_rate_min=0.0,
-                           arch_learning_rate=6e-4, warmup_epochs=15)
-        return out
-
     # ---- helpers ------------------------------------------------------------------------
 
     def validate(self) -> None:
@@ -256,7 +236,7 @@ class DARTSConfig(SupernetConfig):
 
     def headline(self) -> str:
         """Returns the method's description for the log's first line."""
-        where = "" if self.space == "darts" else f" on {self.space}"
+        where = "" if self.space == SupernetConfig.space else f" on {self.space}"
         return f"{self.method} ({self.order} order){where}"
 
 

@@ -67,10 +67,12 @@ class ENASConfig(SupernetConfig):
 
     def validate(self) -> None:
         """Raises UserError (one line) for an out-of-range or unknown setting."""
-        if self.space == "proxyless":
-            raise UserError("--method enas trains single paths of a DARTS-style supernet "
-                            "(--space darts or nb201); the proxyless space has none here: "
-                            "use --method proxyless --grad-estimator reinforce")
+        if not self.supports_space(self.space):
+            from nasbench.spaces.base import supernet_spaces
+            raise UserError(f"--method enas trains single paths of a DARTS-style supernet "
+                            f"(--space {' or '.join(supernet_spaces())}); the {self.space} "
+                            f"space has none here (its own searchers sample single paths, "
+                            f"e.g. --method proxyless --grad-estimator reinforce)")
         super().validate()
         checks = (("controller-hidden", self.controller_hidden >= 1, "a positive integer"),
                   ("controller-lr", self.controller_lr > 0, "positive"),
@@ -88,7 +90,7 @@ class ENASConfig(SupernetConfig):
                                 f"{getattr(self, name.replace('-', '_'))}")
 
     def headline(self) -> str:
-        where = "" if self.space == "darts" else f" on {self.space}"
+        where = "" if self.space == SupernetConfig.space else f" on {self.space}"
         return f"enas (LSTM {self.controller_hidden}){where}"
 
 

@@ -79,11 +79,11 @@ class SupernetEvaluator:
     def check_config(cls, cfg) -> None:
         """Raises UserError (one line) for settings the evaluator cannot run, before any
         work (a space without a DARTS-style supernet, a size or budget out of range)."""
-        from nasbench.searchers.darts_config import SPACES
-        if cfg.space not in SPACES:
+        from nasbench.spaces.base import get_space, supernet_spaces
+        if not get_space(cfg.space).has_supernet():
             raise UserError(f"--evaluate supernet trains single paths of a DARTS-style "
-                            f"supernet (--space {' or '.join(SPACES)}); the {cfg.space} "
-                            f"space has none")
+                            f"supernet (--space {' or '.join(supernet_spaces())}); the "
+                            f"{cfg.space} space has none")
         for name in ("supernet_channels", "supernet_epochs", "supernet_layers",
                      "supernet_steps"):
             v = getattr(cfg, name)
@@ -91,10 +91,10 @@ class SupernetEvaluator:
                 raise UserError(f"--{name.replace('_', '-')} must be positive, got {v}")
         if not cfg.supernet_lr > 0:
             raise UserError(f"--supernet-lr must be positive, got {cfg.supernet_lr}")
-        if cfg.space == "darts" and cfg.supernet_layers is not None \
-                and cfg.supernet_layers < 3:
-            raise UserError(f"--supernet-layers must be at least 3 on the darts space (two "
-                            f"reduction cells), got {cfg.supernet_layers}")
+        least = get_space(cfg.space).supernet_min_layers
+        if cfg.supernet_layers is not None and cfg.supernet_layers < least:
+            raise UserError(f"--supernet-layers must be at least {least} on the {cfg.space} "
+                            f"space, got {cfg.supernet_layers}")
 
     @classmethod
     def from_run(cls, cfg, ctx) -> SupernetEvaluator:
@@ -107,7 +107,7 @@ class SupernetEvaluator:
             raise UserError("--evaluate supernet trains a supernet on the run's images: "
                             "it needs a data set")
         cls.check_config(cfg)
-        layers = cfg.supernet_layers or (2 if ctx.space.name == "nb201" else 5)
+        layers = cfg.supernet_layers or type(ctx.space).supernet_default_layers
         return cls(ctx.space, ctx.data, run_cost(ctx), channels=cfg.supernet_channels,
                    layers=layers, epochs=cfg.supernet_epochs, steps=cfg.supernet_steps,
                    lr=cfg.supernet_lr, batch_size=cfg.batch_size, momentum=cfg.momentum,

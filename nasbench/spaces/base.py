@@ -65,6 +65,11 @@ def get_space(name: str) -> type[SearchSpace]:
     return SPACES.get(name)
 
 
+def supernet_spaces() -> list[str]:
+    """Returns the names of the registered spaces with a supernet (imports them)."""
+    return [n for n in space_names() if get_space(n).has_supernet()]
+
+
 def space_names() -> list[str]:
     """Returns the registered space names, sorted."""
     return sorted(SPACES.names())
@@ -165,6 +170,11 @@ class SearchSpace:
         from nasbench.errors import UserError
         raise UserError(f"the {self.name} space has no DARTS supernet (use darts or nb201)")
 
+    @classmethod
+    def has_supernet(cls) -> bool:
+        """Returns whether the space has a DARTS-style supernet (:meth:`supernet`)."""
+        return cls.supernet is not SearchSpace.supernet
+
     def anchor_instance(self):
         """Returns the drift-anchor op instance (a real op of the deploy network)."""
         raise NotImplementedError
@@ -219,6 +229,56 @@ class SearchSpace:
     def default_deploy(cls):
         """Returns the space's default deploy network (the one its papers evaluate)."""
         raise NotImplementedError
+
+    # ---- the deploy network from options (profile) and for a supernet search ----------
+
+    @classmethod
+    def deploy_from_options(cls, *, channels=None, layers=None, input_size=None,
+                            num_classes=None, layout=None, width_mult=None,
+                            batches=(1,), dtype="float32"):
+        """Returns the deploy network ``nasbench profile`` describes with these options
+        (None: not given, the space's default); raises UserError (one line) for an
+        option this space does not take. Default: the space's default network at the
+        given input, classes, batches and dtype."""
+        import dataclasses
+        given = {"channels": channels, "layers": layers, "layout": layout,
+                 "width_mult": width_mult}
+        extra = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
+        if extra:
+            raise UserError(f"{', '.join(extra)} do not describe the {cls.name} space's "
+                            f"network")
+        d = cls.default_deploy()
+        want = {"input_size": input_size, "num_classes": num_classes,
+                "batches": tuple(batches), "dtype": dtype}
+        names = {f.name for f in dataclasses.fields(d)}
+        return dataclasses.replace(d, **{k: v for k, v in want.items()
+                                         if v is not None and k in names})
+
+    #: a supernet search retrains the deploy network itself (else a smaller copy)
+    retrains_deploy: ClassVar[bool] = True
+    #: a supernet's fewest cells, and its cells when a searcher is not told (SPOS)
+    supernet_min_layers: ClassVar[int] = 1
+    supernet_default_layers: ClassVar[int] = 5
+
+    @classmethod
+    def supernet_deploy(cls, *, channels: int, cells: int, input_size: int | None,
+                        in_channels: int, num_classes: int, batch: int, **geometry):
+        """Returns the deploy network of a supernet search (``channels``/``cells`` its
+        size; ``geometry`` the space's own cell settings, e.g. DARTS's ``steps``);
+        raises UserError for a space without a supernet."""
+        raise UserError(f"the {cls.name} space has no supernet (use a method that "
+                        f"searches it, e.g. its multi-trial searches)")
+
+    @classmethod
+    def supernet_settings(cls, preset: str, method: str) -> dict:
+        """Returns the settings this space changes in a supernet searcher's config for
+        ``preset`` and ``method`` (e.g. NAS-Bench-201's network size), {} by default."""
+        return {}
+
+    @classmethod
+    def check_supernet(cls, layers: int, eval_layers: int) -> None:
+        """Raises UserError (one line) when a supernet of ``layers`` cells or a deploy
+        network of ``eval_layers`` cannot be built in this space."""
 
     # ---- derived from the above ---------------------------------------------------------
 

@@ -8,6 +8,7 @@ import random
 
 import torch
 
+from nasbench.errors import UserError
 from nasbench.genotypes import Genotype, validate_genotype
 from nasbench.ops import OPS, PRIMITIVES
 from nasbench.spaces.base import SearchSpace, Slot, register_space
@@ -252,6 +253,37 @@ class DartsSpace(SearchSpace):
     @classmethod
     def default_deploy(cls) -> DeployConfig:
         return DeployConfig()
+
+    retrains_deploy = False     # the quick preset retrains a smaller copy (C=16, 8 cells)
+    supernet_min_layers = 3     # two reduction cells and one normal cell
+
+    @classmethod
+    def deploy_from_options(cls, *, channels=None, layers=None, input_size=None,
+                            num_classes=None, layout=None, width_mult=None,
+                            batches=(1,), dtype="float32") -> DeployConfig:
+        """Returns the DARTS evaluation network: ``channels`` C (36), ``layers`` cells
+        (20, at least 3: two reduction cells), 32x32, 10 classes by default."""
+        if layout is not None or width_mult is not None:
+            raise UserError("--config/--width-mult describe the proxyless space; the DARTS "
+                            "network takes --channels and --layers")
+        if layers is not None and layers < 3:
+            raise UserError("--layers must be at least 3 (two reduction cells)")
+        return DeployConfig(channels=channels or 36, layers=layers or 20,
+                            input_size=input_size or 32, num_classes=num_classes or 10,
+                            batches=tuple(batches), dtype=dtype)
+
+    @classmethod
+    def supernet_deploy(cls, *, channels, cells, input_size, in_channels, num_classes,
+                        batch, steps=4, multiplier=4, stem_multiplier=3) -> DeployConfig:
+        return DeployConfig(channels=channels, layers=cells, input_size=input_size,
+                            in_channels=in_channels, num_classes=num_classes, steps=steps,
+                            multiplier=multiplier, stem_multiplier=stem_multiplier,
+                            batches=(batch,))
+
+    @classmethod
+    def check_supernet(cls, layers: int, eval_layers: int) -> None:
+        if layers < 3 or eval_layers < 3:
+            raise UserError("layers must be at least 3 (a network has two reduction cells)")
 
     @classmethod
     def parse_arch(cls, text: str):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import itertools
 import random
 
+from nasbench.errors import UserError
+
 from nasbench.spaces.base import OpInstance, SearchSpace, Slot, register_space
 from nasbench.spaces.nb201_cells import (  # noqa: F401 - the geometry, re-exported
     EDGES,
@@ -157,6 +159,54 @@ class NB201Space(SearchSpace):
     @classmethod
     def default_deploy(cls) -> NB201DeployConfig:
         return NB201DeployConfig()
+
+    @classmethod
+    def deploy_from_options(cls, *, channels=None, layers=None, input_size=None,
+                            num_classes=None, layout=None, width_mult=None,
+                            batches=(1,), dtype="float32") -> NB201DeployConfig:
+        """Returns the NAS-Bench-201 network: ``channels`` C (16), 3 stages of 5 cells,
+        ``input_size`` 32 (16 with 120 classes: ImageNet16-120), 10 classes."""
+        if layers is not None:
+            raise UserError("--layers describes the DARTS network; NAS-Bench-201 has 3 "
+                            "stages of 5 cells")
+        if layout is not None or width_mult is not None:
+            raise UserError("--config/--width-mult describe the proxyless space")
+        deploy = NB201DeployConfig(channels=channels or 16, input_size=input_size or 32,
+                                   num_classes=num_classes or 10, batches=tuple(batches),
+                                   dtype=dtype)
+        deploy.validate()
+        return deploy
+
+    @classmethod
+    def supernet_deploy(cls, *, channels, cells, input_size, in_channels, num_classes,
+                        batch, **geometry) -> NB201DeployConfig:
+        return NB201DeployConfig(channels=channels, cells=cells,
+                                 input_size=input_size or 32, in_channels=in_channels,
+                                 num_classes=num_classes, batches=(batch,))
+
+    supernet_default_layers = 2     # cells per stage: 3 x 2 cells
+
+    @classmethod
+    def supernet_settings(cls, preset: str, method: str) -> dict:
+        """Returns what a supernet search of this space changes: the deploy network is
+        NAS-Bench-201's (C=16, N=5 cells per stage) and is itself retrained (no smaller
+        copy); the supernet is that network at C=8, N=2 (quick) or itself (paper: the
+        NAS-Bench-201 paper's one-shot setting, batch 64, its DARTS architecture learning
+        rate 3e-4 (PC-DARTS: its own setting); retrain: its 200-epoch schedule, SGD lr
+        0.1, batch 256, wd 5e-4, no cutout). The DARTS reference networks are not cells
+        of this space: none by default. A config keeps the keys it has."""
+        out = dict(eval_channels=16, eval_layers=5, train_channels=None, train_layers=None,
+                   references="", auxiliary_weight=0.0, drop_path_prob=0.0)
+        if preset == "quick":
+            out.update(channels=8, layers=2)
+            return out
+        out.update(channels=16, layers=5, batch_size=64, train_epochs=200,
+                   train_batch_size=256, train_learning_rate=0.1, train_weight_decay=5e-4,
+                   cutout=0, arch_learning_rate=3e-4)
+        if method == "pcdarts":
+            out.update(batch_size=256, learning_rate=0.1, learning_rate_min=0.0,
+                       arch_learning_rate=6e-4, warmup_epochs=15)
+        return out
 
     @classmethod
     def parse_arch(cls, text: str):

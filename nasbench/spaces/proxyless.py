@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+from nasbench.errors import UserError
 from nasbench.ops import PROXYLESS_PRIMITIVES
 from nasbench.spaces.base import OpInstance, SearchSpace, Slot, register_space
 from nasbench.spaces.proxyless_blocks import (  # noqa: F401 - the geometry, re-exported
@@ -107,6 +108,20 @@ class ProxylessSpace(SearchSpace):
     @classmethod
     def default_deploy(cls) -> ProxylessDeployConfig:
         return ProxylessDeployConfig.from_layout("cifar")
+
+    @classmethod
+    def deploy_from_options(cls, *, channels=None, layers=None, input_size=None,
+                            num_classes=None, layout=None, width_mult=None,
+                            batches=(1,), dtype="float32") -> ProxylessDeployConfig:
+        """Returns the MBConv network of ``layout`` (cifar: 32x32, imagenet: the paper's
+        224x224) at ``width_mult`` (1.0); input and classes default to the layout's."""
+        if channels is not None or layers is not None:
+            raise UserError("--channels/--layers describe the DARTS network; the proxyless "
+                            "space takes --config and --width-mult")
+        return ProxylessDeployConfig.from_layout(
+            layout or "cifar", input_size=input_size, num_classes=num_classes,
+            width_mult=1.0 if width_mult is None else width_mult, batches=tuple(batches),
+            dtype=dtype)
 
     @classmethod
     def parse_arch(cls, text: str):
