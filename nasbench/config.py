@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
 from nasbench.errors import UserError
-from nasbench.options import check_config, option
-from nasbench.registry import SPACES
+from nasbench.options import check_config, check_finite, option
+from nasbench.registry import SEARCHERS, SPACES, searcher_config
 
 DATASETS = ("cifar10", "digits", "synthetic")
 COST_METRICS = ("latency", "energy", "memory")
@@ -186,6 +186,9 @@ class RunConfig(DictConfig):
         if cls.METHODS and method not in cls.METHODS:
             raise UserError(f"--method must be one of {', '.join(cls.METHODS)}, "
                             f"got {method!r}")
+        if not cls.METHODS and (method not in SEARCHERS or searcher_config(method) is not cls):
+            mine = [m for m in SEARCHERS.names() if searcher_config(m) is cls]
+            raise UserError(f"--method must be one of {', '.join(mine)}, got {method!r}")
         space = overrides.get("space") or cls.space
         base: dict = {"preset": preset, "method": method,
                       **cls.preset_values(preset, method),
@@ -198,15 +201,16 @@ class RunConfig(DictConfig):
                 base[k] = v
         cfg = cls(**base)
         cfg.validate()
+        check_config(cfg)          # the declared ranges and names, after the own checks
         return cfg
 
     # ---- checks -------------------------------------------------------------------------
 
     def check_finite(self) -> None:
-        """Raises UserError (one line) naming the first setting that breaks its
-        declaration (:func:`nasbench.options.check_config`: non-finite or out-of-range
-        numbers, unknown names), whatever its searcher."""
-        check_config(self)
+        """Raises UserError (one line) naming the first numeric setting that is NaN or
+        infinite: one check for every float field, whatever its searcher (the declared
+        ranges and names: :func:`nasbench.options.check_config`, after validate())."""
+        check_finite(self)
 
     def validate(self) -> None:
         """Raises UserError (one line) for an out-of-range or unknown setting."""
@@ -250,9 +254,6 @@ class RunConfig(DictConfig):
             if self.space != "nb201":
                 raise UserError(f"--device {self.device} is a NAS-Bench-201 table: use "
                                 f"--space nb201")
-            if not self.benchmark_dir:
-                raise UserError(f"--device {self.device} reads HW-NAS-Bench's table: give "
-                                f"--benchmark-dir")
             if self.reference_list:
                 raise UserError(f"--device {self.device} times NAS-Bench-201 cells only: "
                                 f"no reference networks (--references none)")

@@ -164,6 +164,17 @@ def check_names(name: str, text: str, allowed: Sequence[str] | None = None,
     return names
 
 
+def check_finite(cfg) -> None:
+    """Raises UserError (one line) for the first float setting of ``cfg`` (a config
+    dataclass) that is NaN or infinite."""
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        for x in (v if isinstance(v, (tuple, list)) else (v,)):
+            if isinstance(x, float) and not math.isfinite(x):
+                raise UserError(f"{flag_of(f, opt_of(type(cfg), f.name))} must be a "
+                                f"finite number, got {x}")
+
+
 def check_config(cfg) -> None:
     """Raises UserError (one line) for the first declared option of ``cfg`` (a config
     dataclass) whose value breaks its declaration, and for any non-finite float."""
@@ -186,7 +197,7 @@ def check_config(cfg) -> None:
 class EnvVar:
     """A ``NASBENCH_*`` variable the tool reads: ``kind`` "dir" (a folder that exists
     or can be created, writable), "folder" (a folder, or a path where one can be made;
-    read-only is fine), "seconds" (a finite number > 0) or "url" (http:// or
+    read-only is fine), "seconds" (a finite number >= 0) or "url" (http:// or
     https://)."""
 
     name: str
@@ -202,7 +213,7 @@ ENV: dict[str, EnvVar] = {v.name: v for v in (
     EnvVar("NASBENCH_DATA_MIRROR", "url", "a mirror of the public sources of `nasbench "
            "data fetch` (default: raw.githubusercontent.com)"),
     EnvVar("NASBENCH_PROGRESS_S", "seconds", "off a terminal: seconds between plain "
-           "progress lines (default 30)"),
+           "progress lines (default 30; 0: every update)"),
 )}
 
 
@@ -219,8 +230,8 @@ def env(name: str, default: Any = None) -> Any:
             v = float(raw)
         except ValueError:
             raise UserError(f"{name}={raw!r} must be a number of seconds") from None
-        if not math.isfinite(v) or v <= 0:
-            raise UserError(f"{name}={raw!r} must be a finite number of seconds > 0")
+        if not math.isfinite(v) or v < 0:
+            raise UserError(f"{name}={raw!r} must be a finite number of seconds >= 0")
         return v
     if var.kind == "dir":
         p = Path(raw).expanduser()

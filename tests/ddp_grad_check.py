@@ -11,6 +11,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from nasbench import distributed
 from nasbench.oneshot.architect import Architect
 from nasbench.oneshot.proxyless import (
     ProxylessObjective,
@@ -18,7 +19,6 @@ from nasbench.oneshot.proxyless import (
     frozen,
     reinforce_arch_step,
 )
-from nasbench import distributed
 from nasbench.searchers.proxyless_config import ProxylessConfig
 from tests.test_proxyless_runner import TINY
 

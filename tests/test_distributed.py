@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from nasbench import distributed
 from nasbench.cli import main
 from nasbench.errors import UserError
-from nasbench import distributed
 from tests.test_proxyless_runner import config as proxyless_config
 from tests.test_runner import config, fake_measure  # noqa: F401 - a fixture
 

@@ -243,7 +243,7 @@ def test_search_name_list_rejects_duplicates(refuse, tmp_path, method, flag, all
 def _garbage(kind: str, tmp: Path) -> list[tuple[str, str]]:
     """Returns (case id, value) of malformed or unusable values of a variable kind."""
     if kind == "seconds":
-        return [("abc", "abc"), ("nan", "nan"), ("negative", "-1"), ("zero", "0")]
+        return [("abc", "abc"), ("nan", "nan"), ("negative", "-1"), ("inf", "inf")]
     if kind == "dir":
         f = tmp / "a-file"
         f.write_text("not a folder")
@@ -263,7 +263,7 @@ def _garbage(kind: str, tmp: Path) -> list[tuple[str, str]]:
     raise AssertionError(f"no garbage values for NASBENCH_* kind {kind!r}: add them")
 
 
-ENV_KINDS = {"seconds": ["abc", "nan", "negative", "zero"],
+ENV_KINDS = {"seconds": ["abc", "nan", "negative", "inf"],
              "dir": ["a-file", "under-a-file", "read-only"],
              "folder": ["a-file", "under-a-file"], "url": ["ftp", "not-a-url"]}
 

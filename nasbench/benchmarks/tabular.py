@@ -33,9 +33,7 @@ class TabularDevice:
         self.spec = spec
         self.name = parse_tabular_device(spec)
         check_dataset(dataset)
-        if benchmark_dir is None:
-            raise UserError(f"--device {spec} reads HW-NAS-Bench's table: give "
-                            f"--benchmark-dir (the folder of hw-nas-bench-{dataset}.csv)")
+        # no --benchmark-dir: the tables `nasbench data fetch nb201` put in the cache
         self.bench = NB201Bench(benchmark_dir)
         self.dataset = dataset
         self.metrics = DEVICE_METRICS[self.name]

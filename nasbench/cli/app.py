@@ -8,6 +8,9 @@ on stderr and exits with status 2.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 from rich.console import Console
 
@@ -42,3 +45,15 @@ def _parse_ratio(text: str) -> float:
     except ValueError:
         raise UserError(f"threshold must look like 10% or 0.1, got {text!r}") from None
     return check_number("--threshold", v, min=0)
+
+
+# ---- options several commands share: one parser and one help text each ---------------
+
+JSON_HELP = "Print the result as JSON (for scripts)."
+QUIET_HELP = "No progress bars or chatter: only the result and errors."
+BENCHMARK_DIR_HELP = ("The folder of the NAS-Bench-201 / HW-NAS-Bench tables (default: "
+                      "where `nasbench data fetch nb201` put them).")
+JsonOut = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
+BenchmarkDir = Annotated[Path | None, typer.Option("--benchmark-dir",  # noqa: UP007
+                                                      help=BENCHMARK_DIR_HELP)]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from nasbench.cli.app import BenchmarkDir, JsonOut
 from nasbench.errors import UserError
 
 
@@ -19,12 +20,10 @@ def arch(
     space: str = typer.Option("darts", help="Search space (a registered one)."),
     lut: Path | None = typer.Option(None, help="LUT of a device: predicted latency, "
                                        "energy and memory (its deploy network is used)."),
-    benchmark_dir: Path | None = typer.Option(None, help="nb201: folder of the "
-                                                 "NAS-Bench-201 / HW-NAS-Bench CSV files "
-                                                 "(table values)."),
+    benchmark_dir: BenchmarkDir = None,
     dataset: str = typer.Option("cifar10", help="nb201 tables: cifar10, cifar100 or "
                                 "ImageNet16-120."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_out: JsonOut = False,
 ):
     """Describe one architecture: parameters, MACs (thop, ptflops), the LUT's predicted
     cost, the benchmark's values, and the cell drawn."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from nasbench.cli.app import BenchmarkDir, JsonOut, Quiet
 from nasbench.errors import UserError
 
 
@@ -22,9 +23,7 @@ def bench(
                                help="Cost source(s), comma-separated: hw-nas-bench:DEV "
                                "(edgegpu, raspi4, edgetpu, pixel3, eyeriss, fpga: "
                                "HW-NAS-Bench's table) or, with --lut, the LUT's device."),
-    benchmark_dir: Path = typer.Option(..., help="Folder of the NAS-Bench-201 / "
-                                       "HW-NAS-Bench CSV files (e.g. "
-                                       "../shared/data/nb201)."),
+    benchmark_dir: BenchmarkDir = None,
     space: str = typer.Option("nb201", help="The benchmark's space (nb201)."),
     objective: str = typer.Option("acc+latency", help="acc+latency or acc+energy."),
     latency_target: str | None = typer.Option(None, help="Cost target of the search "
@@ -58,8 +57,8 @@ def bench(
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default "
                                        "bench/<time>); rerun with the same --out to "
                                        "reuse finished seeds."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
-    json_out: bool = typer.Option(False, "--json", help="Print the bench JSON(s)."),
+    quiet: Quiet = False,
+    json_out: JsonOut = False,
 ):
     """Run searchers against NAS-Bench-201 ground truth over seeds and score them:
     regret, hypervolume gap, IGD, anytime curves, the signal's floor; JSON, CSV, HTML."""
@@ -87,9 +86,10 @@ def bench(
     # every check before any output: a refused command leaves no folder behind
     if seeds < 1 or queries < 1:
         raise UserError("--seeds and --queries must be positive")
-    from nasbench.benchmarks.nb201 import NB201Bench
+    from nasbench.benchmarks.nb201 import NB201Bench, resolve_benchmark_dir
     from nasbench.benchmarks.tabular import is_tabular
     from nasbench.searchers import get_searcher
+    benchmark_dir = resolve_benchmark_dir(benchmark_dir)   # default: the fetched tables
     NB201Bench(benchmark_dir)                       # the folder exists (one line if not)
     for m in methods:
         get_searcher(m)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from nasbench.cli.app import JsonOut, Quiet
 from nasbench.errors import UserError
 
 data_app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -33,7 +34,7 @@ def _print_json(obj) -> None:
 
 
 @data_app.command("list")
-def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON.")):
+def list_cmd(json_out: JsonOut = False):
     """Every data set the tool can use: what it holds, its size and licence, its public
     source, and whether it is here (and where)."""
     from nasbench.benchmarks.catalog import CATALOG, data_root
@@ -83,8 +84,8 @@ def fetch(
                                "already holds it, verified."),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the "
                                   "server."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    quiet: Quiet = False,
+    json_out: JsonOut = False,
 ):
     """Download a data set from its public source (pinned to a commit), check its
     SHA-256, convert it to the tables nasbench reads and put it in place (atomic;
@@ -113,8 +114,8 @@ def verify(
     folder: Path | None = typer.Argument(None, metavar="[DIR]", help="A data folder "
                                          "(default: every data set fetched into the data "
                                          "root)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the error, if any."),
+    json_out: JsonOut = False,
+    quiet: Quiet = False,
 ):
     """Check a folder: every file's SHA-256 (against its manifest when fetched, else
     against the pinned conversion), and the tables' shape (columns, 15,625 cells in
@@ -146,7 +147,7 @@ def verify(
 @data_app.command()
 def where(
     name: str = typer.Argument(..., help="The data set."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_out: JsonOut = False,
 ):
     """Print the folder a data set is read from and fetched to (whether it is there
     or not)."""

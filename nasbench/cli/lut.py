@@ -9,7 +9,17 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from nasbench.cli.app import _parse_batches, _parse_ratio, app, err, lut_app, out  # noqa: F401
+from nasbench.cli.app import (  # noqa: F401
+    BenchmarkDir,
+    JsonOut,
+    Quiet,
+    _parse_batches,
+    _parse_ratio,
+    app,
+    err,
+    lut_app,
+    out,
+)
 from nasbench.cli.profile import _validate_tabular
 from nasbench.errors import UserError
 
@@ -40,7 +50,7 @@ def lut_show(
     sort: str = typer.Option("key", help="Sort by key, latency, cv or memory."),
     noisy: bool = typer.Option(False, "--noisy", help="Only entries flagged noisy."),
     csv: bool = typer.Option(False, "--csv", help="Print CSV (pandas)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON rows."),
+    json_out: JsonOut = False,
 ):
     """Show a LUT as a table (filters, sorting, CSV or JSON)."""
     from profilers.query import lut_frame
@@ -111,8 +121,8 @@ def lut_diff(
     fail: bool = typer.Option(False, "--fail", help="Exit 1 when any entry regressed."),
     metric: str = typer.Option("latency", help="latency, memory or energy."),
     top: int = typer.Option(20, help="Rows to print (worst first)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON rows."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdict line."),
+    json_out: JsonOut = False,
+    quiet: Quiet = False,
     allow_different: bool = typer.Option(False, help="Diff LUTs of different spaces, "
                                          "deploy networks or devices anyway."),
 ):
@@ -186,13 +196,11 @@ def lut_validate(
     min_repeats: int | None = typer.Option(None, help="Timed forwards per round at least "
                                            "(default: the LUT's; 3 suits slow networks)."),
     out_file: Path | None = typer.Option(None, "--out", "-o", help="JSON output file."),
-    benchmark_dir: Path | None = typer.Option(None, help="With --device hw-nas-bench:DEV: "
-                                                 "the HW-NAS-Bench tables (every cell "
-                                                 "compared, nothing measured)."),
+    benchmark_dir: BenchmarkDir = None,
     dataset: str = typer.Option("cifar10", help="With --device hw-nas-bench:DEV: the "
                                 "tables' data set."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdict."),
-    json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    quiet: Quiet = False,
+    json_out: JsonOut = False,
 ):
     """Measure sampled architectures end to end and compare with the LUT's prediction
     (with --device hw-nas-bench:DEV: compare with HW-NAS-Bench's table, every cell)."""
@@ -236,8 +244,8 @@ def lut_calibrate(
                                "median round is kept)."),
     min_repeats: int | None = typer.Option(None, help="Timed forwards per round at least "
                                            "(default: the LUT's; 3 suits slow networks)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the file path."),
-    json_out: bool = typer.Option(False, "--json", help="Print the calibration as JSON."),
+    quiet: Quiet = False,
+    json_out: JsonOut = False,
 ):
     """Fit the calibrated predictor (per-op-group scale + per-network overhead) from a
     few end-to-end measurements (or those of a validation); stores it beside the LUT as

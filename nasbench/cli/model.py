@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from nasbench.cli.app import JsonOut
 from nasbench.errors import UserError
 
 
@@ -35,7 +36,7 @@ def eval_cmd(
                                           "(default: the run's)."),
     data_dir: str | None = typer.Option(None, help="Folder with cifar-10-batches-py."),
     split: str = typer.Option("test", help="test or train."),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_out: JsonOut = False,
 ):
     """Evaluate the network a run kept on a data set: accuracy with its 95 % interval."""
     from nasbench.run.model import load_model
@@ -68,7 +69,7 @@ def export_cmd(
     dynamic_batch: bool = typer.Option(False, help="ONNX: a dynamic batch axis."),
     check_data: bool = typer.Option(True, help="Also compare on real images of the "
                                     "run's data set."),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_out: JsonOut = False,
 ):
     """Export the network a run kept to ONNX (checked, run in ONNX Runtime) or
     TorchScript (reloaded), compared with torch's output."""

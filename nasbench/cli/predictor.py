@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from nasbench.cli.app import BenchmarkDir, JsonOut
 from nasbench.errors import UserError
 
 predictor_app = typer.Typer(no_args_is_help=True, help="Fit and measure the accuracy "
@@ -74,8 +75,7 @@ def _source(run: Path | None, benchmark_dir: Path | None, dataset: str, fidelity
 
 @predictor_app.command("study")
 def study(
-    benchmark_dir: Path = typer.Option(..., help="Folder of the NAS-Bench-201 CSV files "
-                                       "(e.g. ../shared/data/nb201)."),
+    benchmark_dir: BenchmarkDir = None,
     dataset: str = typer.Option("cifar10", help="cifar10, cifar100 or ImageNet16-120."),
     fidelity: int = typer.Option(12, help="Validation accuracy after 12 or 200 epochs "
                                  "(200: CIFAR-10, 9,445 cells)."),
@@ -86,7 +86,7 @@ def study(
     members: int = typer.Option(5, help="MLPs in the ensemble."),
     seed: int = typer.Option(0, help="Seed of the samples and fits."),
     out: Path | None = typer.Option(None, help="Also write the rows as JSON here."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_out: JsonOut = False,
 ):
     """Rank correlation of the predictor on NAS-Bench-201, as predictor papers measure
     it: fit on N random cells, Kendall's tau and Spearman's rho on all the others."""
@@ -128,9 +128,7 @@ def fit(
     run: Path | None = typer.Argument(None, help="A multi-trial run directory (its "
                                       "evaluated architectures)."),
     out: Path = typer.Option(..., help="Where to write the fitted predictor."),
-    benchmark_dir: Path | None = typer.Option(None, help="Fit on NAS-Bench-201's table "
-                                              "instead (a random sample of --sample "
-                                              "cells)."),
+    benchmark_dir: BenchmarkDir = None,
     sample: int = typer.Option(200, help="With --benchmark-dir: cells to fit on."),
     dataset: str = typer.Option("cifar10", help="With --benchmark-dir: the data set."),
     fidelity: int = typer.Option(12, help="With --benchmark-dir: 12 or 200 epochs."),
@@ -161,12 +159,10 @@ def evaluate(
     model: Path = typer.Argument(..., help="A predictor written by nasbench predictor fit."),
     run: Path | None = typer.Argument(None, help="A multi-trial run directory to score "
                                       "on."),
-    benchmark_dir: Path | None = typer.Option(None, help="Score on NAS-Bench-201's table "
-                                              "(every cell the predictor was not fitted "
-                                              "on)."),
+    benchmark_dir: BenchmarkDir = None,
     dataset: str = typer.Option("cifar10", help="With --benchmark-dir: the data set."),
     fidelity: int = typer.Option(12, help="With --benchmark-dir: 12 or 200 epochs."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_out: JsonOut = False,
 ):
     """Kendall's tau and Spearman's rho of a fitted predictor on held-apart architectures."""
     from nasbench.predict.surrogate import AccuracyPredictor, rank_scores

@@ -9,7 +9,17 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from nasbench.cli.app import _parse_batches, _parse_ratio, app, err, lut_app, out  # noqa: F401
+from nasbench.cli.app import (  # noqa: F401
+    BenchmarkDir,
+    JsonOut,
+    Quiet,
+    _parse_batches,
+    _parse_ratio,
+    app,
+    err,
+    lut_app,
+    out,
+)
 from nasbench.errors import UserError
 from profilers.latency import DEFAULT_ROUNDS
 
@@ -19,8 +29,8 @@ from profilers.latency import DEFAULT_ROUNDS
 
 
 @app.command()
-def devices(json_out: bool = typer.Option(False, "--json", help="Print JSON."),
-            quiet: bool = typer.Option(False, "--quiet", "-q", help="Only device specs.")):
+def devices(json_out: JsonOut = False,
+            quiet: Quiet = False):
     """List every device found and which meters (latency, memory, energy) work there."""
     from nasbench.device_report import device_rows
     rows = device_rows()
@@ -88,13 +98,11 @@ def profile(
     anchor: bool = typer.Option(True, "--anchor/--no-anchor",
                                 help="Time a fixed anchor op before every call and store "
                                      "drift-corrected latencies (raw ones beside them)."),
-    benchmark_dir: Path | None = typer.Option(None, help="With --device "
-                                                 "hw-nas-bench:DEV: the folder of the "
-                                                 "HW-NAS-Bench / NAS-Bench-201 CSV files."),
+    benchmark_dir: BenchmarkDir = None,
     dataset: str = typer.Option("cifar10", help="With --device hw-nas-bench:DEV: cifar10, "
                                 "cifar100 or ImageNet16-120."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress, no table."),
-    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    quiet: Quiet = False,
+    json_out: JsonOut = False,
 ):
     """Measure every op instance the space places in the deploy network into a LUT
     (with --device hw-nas-bench:DEV: fit one to that device's table)."""
@@ -174,8 +182,6 @@ def _validate_tabular(lut_file: Path, device: str, space: str, benchmark_dir: Pa
     dev = parse_tabular_device(device)
     if space != "nb201":
         raise UserError(f"{device} holds NAS-Bench-201 cells: use --space nb201")
-    if benchmark_dir is None:
-        raise UserError(f"{device} needs --benchmark-dir (the HW-NAS-Bench tables)")
     try:
         lut = LUT.load(lut_file)
     except LUTError as e:
@@ -207,10 +213,9 @@ def _profile_tabular(device: str, space: str, benchmark_dir: Path | None, datase
     dev = parse_tabular_device(device)
     if space != "nb201":
         raise UserError(f"{device} holds NAS-Bench-201 cells: use --space nb201")
-    if benchmark_dir is None or out_file is None:
-        raise UserError(f"{device} needs --benchmark-dir (the HW-NAS-Bench CSV files) and "
-                        f"--out FILE")
-    bench = NB201Bench(benchmark_dir)
+    bench = NB201Bench(benchmark_dir)      # default: the fetched tables (one line if none)
+    if out_file is None:
+        raise UserError(f"{device} needs --out FILE (the fitted LUT)")
     lut = fitted_lut(bench, dev, dataset)
     lut.save(out_file)
     report = {m: additivity(bench, dev, dataset, m)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from nasbench.cli.app import Quiet
 from nasbench.errors import UserError
 
 
@@ -18,7 +19,7 @@ def report(
     lut: Path | None = typer.Option(None, help="LUT to show (default: the first run's)."),
     validation: Path | None = typer.Option(None, help="`nasbench lut validate` JSON."),
     title: str | None = typer.Option(None, help="Report title."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing."),
+    quiet: Quiet = False,
 ):
     """Write one self-contained HTML report (Pareto fronts, cells, alphas, LUT,
     provenance) for one or more runs, plus a CSV of every point beside it."""

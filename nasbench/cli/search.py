@@ -11,8 +11,9 @@ import sys
 
 import click
 
+from nasbench.cli.app import JSON_HELP, QUIET_HELP
 from nasbench.errors import UserError
-from nasbench.options import check_value, declared, flag_of
+from nasbench.options import declared, flag_of
 from nasbench.registry import SEARCHERS, searcher_config
 
 DEFAULT_METHOD = "darts"
@@ -31,7 +32,6 @@ def _method_in(args: list[str]) -> str:
 
 def _click_option(f, o, typ, hidden: bool = False) -> click.Option:
     """Returns the click option of a declared setting (its type, help and default)."""
-    from nasbench.cli.validation import FiniteFloat
     flags = [flag_of(f, o)] + ([o.short] if getattr(o, "short", None) else [])
     extra = f" [{o.group}]" if o.group else ""
     default = f.default if f.default is not None and not callable(f.default) else None
@@ -39,7 +39,8 @@ def _click_option(f, o, typ, hidden: bool = False) -> click.Option:
     if typ is bool:
         return click.Option([*flags, f.name], is_flag=True, default=False, hidden=hidden,
                             show_default=False, help=o.help + extra)
-    ctype = click.STRING if o.parse else {int: click.INT, float: FiniteFloat(),
+    # a float's range and finiteness are the config's to judge (one message per setting)
+    ctype = click.STRING if o.parse else {int: click.INT, float: click.FLOAT,
                                           str: click.STRING}[typ]
     choices = o.choice_list() if o.choices is not None and not callable(o.choices) \
         else None
@@ -65,9 +66,8 @@ class SearchCommand(click.Command):
                          + " (--method NAME --help: its own options)."),
             click.Option(["--resume"], default=None, metavar="RUN",
                          help="Continue the run directory RUN from its last checkpoint."),
-            click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars or log echo."),
-            click.Option(["--json", "json_out"], is_flag=True,
-                         help="Print result.json to stdout."),
+            click.Option(["--quiet", "-q"], is_flag=True, help=QUIET_HELP),
+            click.Option(["--json", "json_out"], is_flag=True, help=JSON_HELP),
         ]
         seen = {"method"}
         if own is not None:
@@ -130,21 +130,14 @@ def search(ctx: click.Context):
     mine = {f.name: (f, o) for f, o, _ in declared(cls)}
     foreign = sorted(given - set(mine))
     if foreign:
-        flags = [_flag(k) for k in foreign]
-        users = [m for m in SEARCHERS.names() if all(
-            k in {f.name for f, _, _ in declared(searcher_config(m))} for k in foreign)]
-        where = f"--method {', '.join(users)} only" if users else "other methods"
-        raise UserError(f"{', '.join(flags)} {'applies' if len(flags) == 1 else 'apply'} "
-                        f"to {where}, not to --method {method}")
+        raise UserError(_foreign_message(method, cls, foreign))
     overrides = {}
     for k in given:
         f, o = mine[k]
         v = p[k]
         if o.parse is not None:
             v = o.parse(v)
-        if o.invert:
-            v = not v
-        overrides[k] = check_value(flag_of(f, o), v, o)
+        overrides[k] = (not v) if o.invert else v
     if "dataset" not in overrides and overrides.get("data_dir"):
         overrides["dataset"] = "cifar10"
     steps = overrides.pop("steps_per_epoch", None)
@@ -152,6 +145,27 @@ def search(ctx: click.Context):
     if steps is not None:
         cfg = cfg.replace(steps_per_epoch=steps or None)
     return _finish(run_search(cfg, quiet=quiet or json_out), json_out, quiet)
+
+
+def _foreign_message(method: str, cls, foreign: list[str]) -> str:
+    """Returns the one line for options ``foreign`` that ``method`` does not take: the
+    methods that take them (by family when they are a whole family), and the config's
+    own hint where it declares one (``FOREIGN_HINTS``)."""
+    flags = ", ".join(_flag(k) for k in foreign)
+    users = [m for m in SEARCHERS.names() if all(
+        k in {f.name for f, _, _ in declared(searcher_config(m))} for k in foreign)]
+    kinds = {SEARCHERS.meta(m).get("kind") for m in users}
+    family = [m for m in SEARCHERS.names() if SEARCHERS.meta(m).get("kind") in kinds]
+    if users and len(kinds) == 1 and users == family:
+        where = f"the {kinds.pop()} methods ({', '.join(users)})"
+    elif users:
+        where = f"--method {', '.join(users)} only"
+    else:
+        where = "other methods"
+    hints = dict.fromkeys(h for k in foreign
+                          if (h := getattr(cls, "FOREIGN_HINTS", {}).get(k)))
+    return f"{flags} apply to {where}, not to --method {method}" + \
+        "".join(f"; {h}" for h in hints)
 
 
 def _flag(name: str) -> str:

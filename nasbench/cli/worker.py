@@ -7,6 +7,8 @@ import sys
 
 import typer
 
+from nasbench.cli.app import JsonOut, Quiet
+
 
 def worker(
     target: str = typer.Argument(..., metavar="RUN_OR_STUDY",
@@ -19,10 +21,8 @@ def worker(
                                           "sqlite:///PATH (default: the run's)."),
     timeout: float | None = typer.Option(None, help="Stop after this many seconds (the "
                                             "trial in flight finishes first)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or log "
-                               "lines."),
-    json_out: bool = typer.Option(False, "--json", help="Print the worker's summary as "
-                                  "JSON."),
+    quiet: Quiet = False,
+    json_out: JsonOut = False,
 ):
     """Join a multi-trial search (random, evolution, tpe, nsga2) and evaluate its trials
     until the run's budget is spent; start any number, on any machine that reaches the

@@ -37,7 +37,6 @@ Every field can be overridden: ``DARTSConfig.from_preset("quick", "darts", epoch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from nasbench.config import (  # noqa: F401 - re-exported
     COST_METRICS,
@@ -93,7 +92,10 @@ class SupernetConfig(RunConfig):
         network size), restricted to this config's fields."""
         from dataclasses import fields
 
+        from nasbench.registry import SPACES
         from nasbench.spaces import get_space
+        if space not in SPACES:
+            return {}                           # validate() names the spaces it takes
         names = {f.name for f in fields(cls)}
         return {k: v for k, v in get_space(space).supernet_settings(preset, method).items()
                 if k in names}

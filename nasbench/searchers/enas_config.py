@@ -4,6 +4,7 @@ algorithm: :mod:`.enas`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from nasbench.errors import UserError
 from nasbench.options import option
@@ -29,6 +30,11 @@ class ENASConfig(SupernetConfig):
     per epoch, Adam 3.5e-4, temperature 5, tanh constant 1.1) and its 630-epoch retrain
     (batch 144, drop path 0.4, auxiliary 0.4, cutout 16); nb201: the NAS-Bench-201
     supernet itself (C=16, N=5) and that benchmark's retrain."""
+
+    #: why an option of another method does not apply here (``nasbench search``)
+    FOREIGN_HINTS: ClassVar[dict[str, str]] = {
+        "cost_weight": "enas's reward is MnasNet's acc x (lat/target)^w: give "
+                       "--latency-target (and --soft-target)"}
 
     method: str = "enas"
     epochs: int = 10

@@ -43,6 +43,7 @@ Every field can be overridden: ``ProxylessConfig.from_preset("quick", epochs=5)`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from nasbench.config import RunConfig
 from nasbench.errors import UserError
@@ -64,6 +65,12 @@ class ProxylessConfig(RunConfig):
 
     Units: learning rates per step, ``latency_target_ms`` in milliseconds (the ``ref`` of
     the latency loss), sizes in pixels."""
+
+    #: why an option of another method does not apply here (``nasbench search``)
+    FOREIGN_HINTS: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("channels", "layers", "eval_channels", "eval_layers"),
+        "they describe the DARTS networks; --method proxyless searches the deploy "
+        "network itself (use --space-config and --width-mult)")
 
     method: str = "proxyless"
     space: str = "proxyless"
@@ -111,6 +118,12 @@ class ProxylessConfig(RunConfig):
     train_weight_decay: float = 4e-5
     cutout: int = 0
 
+    @classmethod
+    def supports_space(cls, space: str) -> bool:
+        """Returns whether ``space`` is ProxylessNAS's own (its MBConv blocks: the binary
+        gates search the deploy network itself)."""
+        return space == cls.__dataclass_fields__["space"].default
+
     def __post_init__(self):
         # --cost-weight is the latency loss's own weight (its form decides which)
         if self.cost_weight is not None:
@@ -147,7 +160,7 @@ class ProxylessConfig(RunConfig):
         if self.latency_loss not in LOSS_FORMS:
             raise UserError(f"--latency-loss must be mul#log or add#linear, got "
                             f"{self.latency_loss!r}")
-        if self.space != "proxyless":
+        if not self.supports_space(self.space):
             raise UserError(f"--method proxyless searches the proxyless space, not "
                             f"{self.space!r}")
         if self.space_config not in LAYOUT_NAMES:

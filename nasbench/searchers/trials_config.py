@@ -83,9 +83,10 @@ class TrialConfig(RunConfig):
         if self.evaluate not in EVALUATORS:
             raise UserError(f"--evaluate must be one of {', '.join(EVALUATORS)}, got "
                             f"{self.evaluate!r}")
-        if self.evaluate == "table" and (self.space != "nb201" or not self.benchmark_dir):
+        if self.evaluate == "table" and self.space != "nb201":
             raise UserError("--evaluate table reads NAS-Bench-201's accuracies: use "
-                            "--space nb201 and --benchmark-dir")
+                            "--space nb201 (and --benchmark-dir, or `nasbench data fetch "
+                            "nb201` once)")
         evaluator = EVALUATORS.get(self.evaluate)
         if hasattr(evaluator, "check_config"):   # before any work
             evaluator.check_config(self)

@@ -10,7 +10,6 @@ import itertools
 import random
 
 from nasbench.errors import UserError
-
 from nasbench.spaces.base import OpInstance, SearchSpace, Slot, register_space
 from nasbench.spaces.nb201_cells import (  # noqa: F401 - the geometry, re-exported
     EDGES,
