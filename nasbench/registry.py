@@ -2,19 +2,24 @@
 
 A registry holds *entries* (a name, the object or where to import it, and metadata such
 as a searcher's kind and options). Things register themselves with a decorator
-(timm-style) when their module is imported; which modules to import is read from entry
-points (``importlib.metadata``), the way pytest and timm find plugins. nasbench declares
-its own built-ins through the same entry-point groups in its ``pyproject.toml``, so a
-built-in and a plugin from another package are found the same way::
+(timm-style: ``@register_searcher("darts")``) when their module is imported. Which module
+registers a name is found without importing anything:
 
-    [project.entry-points."nasbench.searchers"]
-    toy = "toy_plugin"            # importing toy_plugin registers the method "toy"
+* built-ins: the modules of nasbench's own package for that kind (``nasbench.searchers``,
+  ``nasbench.spaces``) are read as source (``ast``) for their registration calls, so a
+  new searcher or space is one file, with nothing else to edit;
+* plugins from other packages: entry points (``importlib.metadata``), the way pytest and
+  timm find plugins::
 
-An entry point's *name* is the registered name, so listing the names (``--help``) reads
-package metadata only and imports nothing; a name's module is imported on first use.
-A declaration module that is light (no torch, no optuna) keeps ``--help`` fast: nasbench's
-searchers declare their options in ``*_config.py`` modules and point at the heavy
-implementation with a ``"module:attr"`` string.
+      [project.entry-points."nasbench.searchers"]
+      toy = "toy_plugin"          # importing toy_plugin registers the method "toy"
+
+So listing the names (``--help``) imports nothing, and a name's module is imported on
+first use. A declaration that is light (no torch, no optuna) keeps ``--help`` fast:
+nasbench's searchers declare their options in ``*_config.py`` modules
+(:func:`declare_searcher`) and point at the heavy implementation with a
+``"module:attr"`` string; a module that declares a name is preferred to one that only
+decorates its implementation.
 """
 
 from __future__ import annotations
@@ -52,10 +57,13 @@ class Registry:
     discovered through the entry-point ``group``; ``option`` is the CLI option that
     names one (for error messages)."""
 
-    def __init__(self, what: str, group: str, option: str):
+    def __init__(self, what: str, group: str, option: str, package: str,
+                 calls: tuple[str, ...]):
         self.what, self.group, self.option = what, group, option
+        self.package, self.calls = package, calls
         self._entries: dict[str, Entry] = {}
         self._points: dict[str, Any] | None = None
+        self._builtins: dict[str, str] | None = None
         self._loading: set[str] = set()
 
     # ---- registration -------------------------------------------------------------------
@@ -95,14 +103,54 @@ class Registry:
             self._points = {ep.name: ep for ep in entry_points(group=self.group)}
         return self._points
 
+    def _builtin_modules(self) -> dict[str, str]:
+        """Returns {name: module} of the built-ins: the registration calls
+        (``self.calls``, e.g. ``register_searcher("darts")``) in the source of the
+        package's modules, read with ``ast`` (nothing is imported). A declaration
+        (``declare_*``) wins over a decorator of the same name."""
+        if self._builtins is None:
+            import ast
+            from importlib.util import find_spec
+            from pathlib import Path
+            found: dict[str, tuple[int, str]] = {}
+            spec = find_spec(self.package)
+            for folder in (spec.submodule_search_locations or []) if spec else []:
+                for f in sorted(Path(folder).glob("*.py")):
+                    module = f"{self.package}.{f.stem}"
+                    for node in ast.walk(ast.parse(f.read_text())):
+                        if not (isinstance(node, ast.Call) and getattr(
+                                node.func, "id", getattr(node.func, "attr", None))
+                                in self.calls):
+                            continue
+                        rank = 0 if node.func.__dict__.get("id", "").startswith(
+                            "declare") else 1
+                        for a in node.args:
+                            if isinstance(a, ast.Constant) and isinstance(a.value, str):
+                                if a.value not in found or rank < found[a.value][0]:
+                                    found[a.value] = (rank, module)
+            self._builtins = {n: m for n, (_, m) in found.items()}
+        return self._builtins
+
     def names(self) -> list[str]:
-        """Returns every name: registered ones and those entry points declare (in the
-        order they were registered, then the declared ones sorted). Imports nothing."""
-        return list(dict.fromkeys([*self._entries, *sorted(self._entry_points())]))
+        """Returns every name: registered ones, the built-ins found in the package's
+        source and those entry points declare. Imports nothing."""
+        return list(dict.fromkeys([*self._entries, *self._builtin_modules(),
+                                   *sorted(self._entry_points())]))
 
     def _discover(self, name: str) -> None:
+        if name in self._entries or name in self._loading:
+            return
+        module = self._builtin_modules().get(name)
+        if module is not None:
+            self._loading.add(name)
+            try:
+                importlib.import_module(module)
+            finally:
+                self._loading.discard(name)
+            if name in self._entries:
+                return
         ep = self._entry_points().get(name)
-        if ep is None or name in self._entries or name in self._loading:
+        if ep is None:
             return
         self._loading.add(name)
         try:
@@ -145,16 +193,20 @@ class Registry:
         return self._entries.pop(name, default)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._entries or name in self._entry_points()
+        return name in self._entries or name in self._builtin_modules() or \
+            name in self._entry_points()
 
     def load_all(self) -> dict[str, Any]:
         """Returns {name: object} for every name (imports everything)."""
         return {n: self.get(n) for n in self.names()}
 
 
-SPACES = Registry("search space", "nasbench.spaces", "--space")
-SEARCHERS = Registry("searcher", "nasbench.searchers", "--method")
-EVALUATORS = Registry("evaluator", "nasbench.evaluators", "--evaluate")
+SPACES = Registry("search space", "nasbench.spaces", "--space", "nasbench.spaces",
+                  ("register_space",))
+SEARCHERS = Registry("searcher", "nasbench.searchers", "--method", "nasbench.searchers",
+                     ("declare_searcher", "register_searcher"))
+EVALUATORS = Registry("evaluator", "nasbench.evaluators", "--evaluate", "nasbench.searchers",
+                      ("register_evaluator",))
 
 
 def declare_searcher(*names: str, config: type, impl: str, summary: str) -> None:
