@@ -15,9 +15,9 @@ from nasbench.cli.bench import bench as _bench
 from nasbench.cli.data import data_app as _data_app
 from nasbench.cli.model import eval_cmd as _eval
 from nasbench.cli.model import export_cmd as _export
-from nasbench.cli.predictor import predictor_app as _predictor_app
 from nasbench.cli.report import report as _report
 from nasbench.cli.search import SearchCommand
+from nasbench.cli.surrogate import surrogate_app as _surrogate_app
 from nasbench.cli.validation import harden
 from nasbench.cli.worker import worker as _worker
 from nasbench.errors import UserError
@@ -28,8 +28,8 @@ app.command("bench")(_bench)
 app.command("eval")(_eval)
 app.command("export")(_export)
 app.command("worker")(_worker)
-app.add_typer(_predictor_app, name="surrogate")
-app.add_typer(_predictor_app, name="predictor", hidden=True)   # the old name, kept
+app.add_typer(_surrogate_app, name="surrogate")
+app.add_typer(_surrogate_app, name="predictor", hidden=True)   # the old name, kept
 app.add_typer(_data_app, name="data")
 
 

@@ -12,13 +12,14 @@ import typer
 
 from nasbench.cli.app import BenchmarkDir, JsonOut, Quiet
 from nasbench.errors import UserError
+from nasbench.registry import SEARCHERS
 
 
 def bench(
-    method: str = typer.Option("random", help="Searcher(s), comma-separated: random, "
-                               "evolution, tpe, nsga2 (multi-trial: query the table), "
-                               "darts, pcdarts, enas (train their NAS-Bench-201 supernet "
-                               "on --data-dir)."),
+    method: str = typer.Option("random", help="Searcher(s), comma-separated, of the "
+                               "registered ones: " + ", ".join(SEARCHERS.names()) +
+                               " (multi-trial methods query the table; one-shot ones "
+                               "train their NAS-Bench-201 supernet on --data-dir)."),
     device: str = typer.Option("hw-nas-bench:edgegpu", "--device", "-d",
                                help="Cost source(s), comma-separated: hw-nas-bench:DEV "
                                "(edgegpu, raspi4, edgetpu, pixel3, eyeriss, fpga: "

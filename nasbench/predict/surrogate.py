@@ -127,7 +127,7 @@ class AccuracyPredictor:
         if not p.is_file():
             raise UserError(f"predictor file not found: {p}")
         state = read_state(p, lambda q: pickle.loads(q.read_bytes()), "predictor file",
-                           "fit it again with nasbench predictor fit")
+                           "fit it again with nasbench surrogate fit")
         if not isinstance(state, dict) or state.get("format") != \
                 "nasbench-accuracy-predictor/1":
             raise UserError(f"predictor file {p} is not a nasbench accuracy predictor")

@@ -1,4 +1,4 @@
-"""``nasbench predictor``: fit, evaluate and study the accuracy predictor
+"""``nasbench surrogate``: fit, evaluate and study the accuracy predictor
 (:mod:`nasbench.predict.surrogate`) on a run's evaluated architectures or on
 NAS-Bench-201's table."""
 
@@ -13,7 +13,7 @@ import typer
 from nasbench.cli.app import BenchmarkDir, JsonOut
 from nasbench.errors import UserError
 
-predictor_app = typer.Typer(no_args_is_help=True, help="Fit and measure the accuracy "
+surrogate_app = typer.Typer(no_args_is_help=True, help="Fit and measure the accuracy "
                             "predictor (an ensemble surrogate PNAS ranks with).")
 
 
@@ -73,7 +73,7 @@ def _source(run: Path | None, benchmark_dir: Path | None, dataset: str, fidelity
     return run_set(run) if run is not None else table_set(benchmark_dir, dataset, fidelity)
 
 
-@predictor_app.command("study")
+@surrogate_app.command("study")
 def study(
     benchmark_dir: BenchmarkDir = None,
     dataset: str = typer.Option("cifar10", help="cifar10, cifar100 or ImageNet16-120."),
@@ -123,7 +123,7 @@ def study(
     Console().print(t)
 
 
-@predictor_app.command("fit")
+@surrogate_app.command("fit")
 def fit(
     run: Path | None = typer.Argument(None, help="A multi-trial run directory (its "
                                       "evaluated architectures)."),
@@ -154,9 +154,9 @@ def fit(
     print(f"fitted {kind} predictor on {model.n_train} architectures -> {out}")
 
 
-@predictor_app.command("eval")
+@surrogate_app.command("eval")
 def evaluate(
-    model: Path = typer.Argument(..., help="A predictor written by nasbench predictor fit."),
+    model: Path = typer.Argument(..., help="A predictor written by nasbench surrogate fit."),
     run: Path | None = typer.Argument(None, help="A multi-trial run directory to score "
                                       "on."),
     benchmark_dir: BenchmarkDir = None,
