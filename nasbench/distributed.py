@@ -44,6 +44,7 @@ import torch.distributed as dist
 from torch import nn
 
 from nasbench.errors import UserError
+from nasbench.registry import SEARCHERS
 
 #: how long a rank waits for the others at a collective: rank 0 may profile a LUT while
 #: the others wait (torchrun ends every rank when one of them fails)
@@ -352,7 +353,6 @@ def check_searcher(searcher_cls) -> None:
     attribute: the one-shot searchers), naming those that do."""
     if getattr(searcher_cls, "data_parallel", False):
         return
-    from nasbench.registry import SEARCHERS
     ok = ", ".join(m for m, c in SEARCHERS.load_all().items()
                    if getattr(c, "data_parallel", False))
     raise UserError(f"--method {', '.join(searcher_cls.methods)} does not run "

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from nasbench.errors import UserError
+from nasbench.files import exclusive
 from nasbench.options import env
+from nasbench.progress import progress_bar
 from nasbench.spaces.darts import DeployConfig, OpInstance
 from profilers.backends import backend_for
 from profilers.build import ProfileItem, anchored_fields, build_lut
@@ -164,7 +166,6 @@ def run_profile(device: Device, deploy: DeployConfig, out: Path, *,
     from profilers.energy import energy_meter_for
     backend = backend_for(device, tuning_dir=cache_dir() / "tuning")
     energy = energy_meter_for(_energy_kind(device), device.index[0] if device.index else 0)
-    from nasbench.files import exclusive
     try:
         with exclusive(Path(out), "LUT"):       # two profiles of one file: the second fails
             return build_lut(profile_items(deploy), device, backend, out,
@@ -197,7 +198,6 @@ def ensure_lut(device, deploy: DeployConfig, *, quiet: bool = False) -> Path:
                 return path
         except LUTError:
             pass
-    from nasbench.progress import progress_bar
     with progress_bar(f"profiling {dev.spec} ({dev.name})", quiet=quiet) as cb:
         # the same rounds as `nasbench profile` (its --rounds default)
         run_profile(dev, deploy, path, resume=path.exists(), progress=cb,

@@ -246,7 +246,7 @@ def env(name: str, default: Any = None) -> Any:
             raise UserError(f"{name}={raw!r}: {d} is a file, not a folder")
         return p
     if var.kind == "url" and not raw.strip().startswith(("http://", "https://")):
-        raise UserError(f"{name}={raw!r} must be an http:// or https:// URL")
+        raise UserError(f"{name}={raw!r} must be an http:// or https:// base URL")
     return raw.strip()
 
 

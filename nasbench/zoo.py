@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from nasbench.errors import UserError
 from nasbench.genotypes import DARTS_V2, PC_DARTS, Genotype
 
 
@@ -127,7 +128,6 @@ def parse_references(text: str | None) -> list[str]:
         return []
     unknown = [n for n in names if n not in REFERENCES]
     if unknown:
-        from nasbench.errors import UserError
         raise UserError(f"unknown reference network(s) {', '.join(unknown)}; known: "
                         f"{', '.join(REFERENCES)} (or none)")
     return names

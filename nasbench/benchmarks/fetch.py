@@ -44,6 +44,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nasbench.progress import PlainProgress, console
 from profilers.lut import atomic_write_bytes
 
 from ..errors import UserError, ensure_writable
@@ -105,7 +106,6 @@ def _byte_progress(description: str, total: int | None, quiet: bool
     if quiet:
         yield lambda done, label="": None
         return
-    from nasbench.progress import PlainProgress, console
     if not console.is_terminal:
         plain = PlainProgress()
         tid = plain.add(description, total=total)

@@ -28,6 +28,8 @@ import random
 
 import numpy as np
 
+from profilers.lut import LUT
+
 from ..errors import UserError
 from ..spaces.nb201 import NB201Arch, NB201DeployConfig, NB201Space
 from .nb201 import DEVICE_METRICS, NB201Bench, check_dataset
@@ -124,7 +126,6 @@ def fitted_lut(bench: NB201Bench, device: str, dataset: str = "cifar10"):
     measured cell (latency, and energy where HW-NAS-Bench has it, in J), labelled in
     its provenance as fitted from HW-NAS-Bench, not measured."""
     from nasbench.luts import instance_item
-    from profilers.lut import LUT
     space = tabular_space(dataset)
     fits = {m: fit_costs(bench, device, dataset, m) for m in DEVICE_METRICS[device]}
     entries = {}

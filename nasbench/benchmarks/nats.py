@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from nasbench.errors import UserError
+from profilers.lut import atomic_write_text
 
 #: our column -> (NATS-Bench data set name, key of get_more_info)
 COLUMNS = {"cifar10-val": ("cifar10-valid", "valid-accuracy"),
@@ -62,7 +63,6 @@ def nats_table(archive: str | Path, cells: int = 15_625, progress=None) -> pd.Da
         if progress is not None:
             progress(i + 1, cells)
     df = pd.DataFrame(rows)
-    from profilers.lut import atomic_write_text
     cached.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cached, df.to_csv(index=False))
     return df.set_index("index")

@@ -16,6 +16,7 @@ from pathlib import Path
 from nasbench.benchmarks.hwnas import DEVICE_NAMES, INPUT, parse_tabular_device, tabular_space
 from nasbench.benchmarks.nb201 import DEVICE_METRICS, NB201Bench, check_dataset
 from nasbench.errors import UserError
+from profilers.lut import LUT, LUTError
 
 PREFIX = "hw-nas-bench"
 
@@ -68,7 +69,6 @@ class TabularDevice:
         """Returns (the LUT fitted to this device's table, its path), fitting and caching
         it first when needed."""
         from nasbench.benchmarks.hwnas import fitted_lut
-        from profilers.lut import LUT, LUTError
         path = self.lut_path()
         if path.is_file():
             try:

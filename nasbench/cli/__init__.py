@@ -21,6 +21,7 @@ from nasbench.cli.surrogate import surrogate_app as _surrogate_app
 from nasbench.cli.validation import harden
 from nasbench.cli.worker import worker as _worker
 from nasbench.errors import UserError
+from nasbench.options import check_environment
 
 app.command("report")(_report)
 app.command("arch")(_arch)
@@ -57,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:                              # not the main thread (tests)
         old_term = None
     try:
-        from nasbench.options import check_environment
         check_environment()
         rc = command().main(args=argv, standalone_mode=False, prog_name="nasbench")
         return rc if isinstance(rc, int) else 0

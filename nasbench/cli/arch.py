@@ -9,6 +9,7 @@ import typer
 
 from nasbench.cli.app import BenchmarkDir, JsonOut
 from nasbench.errors import UserError
+from profilers.lut import LUT
 
 
 def arch(
@@ -30,7 +31,6 @@ def arch(
     from nasbench.predict.predictor import predict_costs
     from nasbench.run.measure import count_complexity
     from nasbench.spaces import get_space
-    from profilers.lut import LUT
     cls = get_space(space)
     bench = None
     if benchmark_dir is not None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import typer
 
 from nasbench.cli.app import BenchmarkDir, JsonOut, Quiet
-from nasbench.errors import UserError
+from nasbench.errors import UserError, ensure_writable
+from nasbench.progress import console
 from nasbench.registry import SEARCHERS
 
 
@@ -64,7 +65,6 @@ def bench(
     """Run searchers against NAS-Bench-201 ground truth over seeds and score them:
     regret, hypervolume gap, IGD, anytime curves, the signal's floor; JSON, CSV, HTML."""
     from nasbench.config import parse_latency, parse_objective
-    from nasbench.progress import console
     from nasbench.run.bench import COST_WEIGHTED, BenchSpec, run_bench
     metrics = parse_objective(objective)
     target = None
@@ -99,7 +99,6 @@ def bench(
             from nasbench.benchmarks.hwnas import parse_tabular_device
             parse_tabular_device(d)
     out = out or Path("bench") / time.strftime("%Y%m%d-%H%M%S")
-    from nasbench.errors import ensure_writable
     ensure_writable(out, "--out", folder=True)
 
     def log(line: str) -> None:

@@ -22,6 +22,8 @@ from nasbench.cli.app import (  # noqa: F401
 )
 from nasbench.cli.profile import _validate_tabular
 from nasbench.errors import UserError
+from nasbench.progress import progress_bar
+from profilers.lut import LUT, METRICS, LUTError, diff_luts
 
 # --------------------------------------------------------------------------------------
 # lut show / diff
@@ -29,7 +31,6 @@ from nasbench.errors import UserError
 
 
 def _load_lut(path: Path):
-    from profilers.lut import LUT, LUTError
     try:
         lut = LUT.load(path)
     except LUTError as e:
@@ -128,7 +129,6 @@ def lut_diff(
 ):
     """Compare two LUTs entry by entry; the worst regressions first. CI: --fail (exit 1
     on a regressed or a removed entry)."""
-    from profilers.lut import METRICS, diff_luts
     if metric not in METRICS:
         raise UserError(f"--metric must be one of {', '.join(METRICS)}")
     thr = _parse_ratio(threshold)
@@ -339,7 +339,6 @@ def _validation_inputs(lut_file: Path, device: str | None, space: str, samples: 
     if device is None:
         return lut
     dev = get_device(device)
-    from profilers.lut import LUTError
     try:
         lut.check_matches(device={"id": dev.id})
     except LUTError as e:
@@ -374,7 +373,6 @@ def _run_genotype(run: Path, space: str = "darts"):
 
 
 def _progress(label: str, quiet: bool):
-    from nasbench.progress import progress_bar
     return progress_bar(label, quiet=quiet)
 
 

@@ -9,6 +9,7 @@ import typer
 
 from nasbench.cli.app import JsonOut
 from nasbench.errors import UserError
+from nasbench.stats import accuracy_interval
 
 
 def _loader(meta: dict, dataset: str | None, data_dir: str | None, split: str):
@@ -40,7 +41,6 @@ def eval_cmd(
 ):
     """Evaluate the network a run kept on a data set: accuracy with its 95 % interval."""
     from nasbench.run.model import load_model
-    from nasbench.stats import accuracy_interval
     from nasbench.train import evaluate
     net, meta = load_model(run)
     data, q = _loader(meta, dataset, data_dir, split)

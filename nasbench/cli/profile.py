@@ -20,8 +20,11 @@ from nasbench.cli.app import (  # noqa: F401
     lut_app,
     out,
 )
-from nasbench.errors import UserError
+from nasbench.errors import UserError, ensure_writable
+from nasbench.progress import progress_bar
+from nasbench.registry import SPACES
 from profilers.latency import DEFAULT_ROUNDS
+from profilers.lut import LUT, LUTError
 
 # --------------------------------------------------------------------------------------
 # devices
@@ -112,8 +115,6 @@ def profile(
                                 json_out)
 
     from nasbench.luts import cached_lut_path, get_device, run_profile
-    from nasbench.progress import progress_bar
-    from nasbench.registry import SPACES
     from nasbench.spaces import get_space
     if space not in SPACES:
         raise UserError(f"unknown space {space!r} (available: "
@@ -146,7 +147,6 @@ def profile(
     path = out_file or cached_lut_path(dev, deploy)
     if resume and not path.exists():
         raise UserError(f"--resume: {path} does not exist")
-    from nasbench.errors import ensure_writable
     ensure_writable(path, "--out")                 # before the first measurement
     import time
     t0 = time.perf_counter()
@@ -178,7 +178,6 @@ def _validate_tabular(lut_file: Path, device: str, space: str, benchmark_dir: Pa
     from nasbench.benchmarks import NB201Bench
     from nasbench.benchmarks.hwnas import parse_tabular_device, validate_against_table
     from nasbench.validate import write_json
-    from profilers.lut import LUT, LUTError
     dev = parse_tabular_device(device)
     if space != "nb201":
         raise UserError(f"{device} holds NAS-Bench-201 cells: use --space nb201")

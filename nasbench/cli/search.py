@@ -14,6 +14,7 @@ import click
 from nasbench.cli.app import JSON_HELP, QUIET_HELP
 from nasbench.errors import UserError
 from nasbench.options import declared, flag_of
+from nasbench.progress import console
 from nasbench.registry import SEARCHERS, searcher_config
 
 DEFAULT_METHOD = "darts"
@@ -185,7 +186,6 @@ def _finish(result, json_out: bool, quiet: bool):
     if json_out:
         sys.stdout.write(json.dumps(result.to_dict(), default=str, indent=1) + "\n")
     elif not quiet:
-        from nasbench.progress import console
         console.rule("nasbench search")
         for line in summary_lines(result):
             console.print(line, highlight=False, markup=False)

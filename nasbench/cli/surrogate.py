@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from nasbench.cli.app import BenchmarkDir, JsonOut
-from nasbench.errors import UserError
+from nasbench.errors import UserError, ensure_writable
 
 surrogate_app = typer.Typer(no_args_is_help=True, help="Fit and measure the accuracy "
                             "predictor (an ensemble surrogate PNAS ranks with).")
@@ -97,7 +97,6 @@ def study(
     if repeats < 1:
         raise UserError(f"--repeats must be positive, got {repeats}")
     if out is not None:
-        from nasbench.errors import ensure_writable
         ensure_writable(out, "--out")
     space, archs, acc = table_set(benchmark_dir, dataset, fidelity)
     err = Console(stderr=True)
@@ -139,7 +138,6 @@ def fit(
     """Fit the accuracy predictor on a run's evaluated architectures or a table sample."""
     import numpy as np
 
-    from nasbench.errors import ensure_writable
     from nasbench.predict.surrogate import AccuracyPredictor
     ensure_writable(out, "--out")
     space, archs, acc = _source(run, benchmark_dir, dataset, fidelity)

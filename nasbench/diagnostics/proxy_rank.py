@@ -27,6 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nasbench.errors import UserError
+from nasbench.stats import wilson_interval
+
 
 def rank_agreement(short: list[float], long: list[float], boot: int = 2000,
                    seed: int = 0) -> dict:
@@ -96,12 +99,10 @@ def main(argv=None) -> int:
     import torch
 
     from nasbench.data import load_dataset
-    from nasbench.errors import UserError
     from nasbench.files import write_json
     from nasbench.run.references import build_reference, train_reference
     from nasbench.searchers.darts_config import DARTSConfig
     from nasbench.spaces import get_space
-    from nasbench.stats import wilson_interval
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasbench.errors import UserError
+from nasbench.errors import UserError, read_state
 from nasbench.ops import op_group  # noqa: F401 - the calibration's group of an op, re-exported
 from profilers.lut import LUT
 
@@ -139,7 +139,6 @@ def load_calibration(lut: LUT, batch: int | None = None) -> Calibration | None:
     p = calibration_path(lut.path, batch)
     if not p.is_file():
         return None
-    from nasbench.errors import read_state
     c = read_state(p, lambda q: Calibration.from_dict(json.loads(q.read_text())),
                    "calibration file", "delete it or fit it again with nasbench lut "
                    "calibrate")

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nasbench.errors import UserError
+from nasbench.errors import UserError, read_state
+from profilers.lut import atomic_write_bytes
 
 KINDS = ("ensemble", "mlp", "forest")
 
@@ -109,7 +110,6 @@ class AccuracyPredictor:
 
     def save(self, path) -> None:
         """Writes the fitted predictor (pickle, atomically) to ``path``."""
-        from profilers.lut import atomic_write_bytes
         state = {"format": "nasbench-accuracy-predictor/1", "space": self.space.name,
                  "deploy": self.space.deploy, "kind": self.kind, "members": self.members,
                  "seed": self.seed, "models": self.models, "mean": self.mean,
@@ -121,7 +121,6 @@ class AccuracyPredictor:
     def load(cls, path) -> AccuracyPredictor:
         """Returns the predictor saved by :meth:`save`; raises UserError (one line) for a
         missing or damaged file."""
-        from nasbench.errors import read_state
         from nasbench.spaces import get_space
         p = Path(path)
         if not p.is_file():

@@ -40,8 +40,9 @@ import numpy as np
 
 from nasbench.benchmarks.nb201 import NB201Bench, check_dataset
 from nasbench.benchmarks.scores import SENSES, Truth, score
-from nasbench.errors import UserError
+from nasbench.errors import UserError, warn_damaged
 from nasbench.registry import SEARCHERS, searcher_config, searcher_kind
+from profilers.lut import LUT, LUTError
 
 #: the one-shot methods with a cost weight (ENAS's reward is MnasNet's: a target)
 COST_WEIGHTED = ("darts", "pcdarts")
@@ -129,7 +130,6 @@ def ground_truth(spec: BenchSpec, bench: NB201Bench) -> Ground:
                             f"profiled with --space nb201)")
         from nasbench.predict.predictor import Predictor
         from nasbench.spaces.nb201 import NB201Space
-        from profilers.lut import LUT, LUTError
         try:
             lut = LUT.load(spec.lut)
         except LUTError as e:
@@ -363,7 +363,6 @@ def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None
                     log(f"seed {seed}: reused {f}")
                     continue
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-                from nasbench.errors import warn_damaged
                 warn_damaged(f, "bench seed file", "the seed is run again", e)
         ts = time.time()
         if multi:

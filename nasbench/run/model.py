@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from nasbench.errors import UserError
+from nasbench.files import atomic_torch_save
 
 MODEL_FILE = "model.pt"
 #: a run's trained reference networks, ``<name>.pt`` each, in the same form
@@ -42,7 +43,6 @@ def preprocess_of(data) -> dict:
 def save_model(run_dir: Path, cfg, space, arch, net, data, extra: dict | None = None
                ) -> Path:
     """Writes ``run_dir/model.pt`` atomically (see the module doc); returns its path."""
-    from nasbench.files import atomic_torch_save
     meta = {"format": FORMAT, "version": 1, "space": space.name,
             "arch": space.arch_to_dict(arch), "config": cfg.to_dict(),
             "preprocess": preprocess_of(data), **(extra or {})}

@@ -24,6 +24,9 @@ from torch import nn
 
 from nasbench.candidates import candidate
 from nasbench.config import RetrainBudget
+from nasbench.errors import UserError, warn_damaged
+from nasbench.files import atomic_torch_save
+from nasbench.progress import progress_bar
 from nasbench.zoo import (  # noqa: F401 - the registry, re-exported for callers
     DEFAULT_REFERENCES,
     REFERENCES,
@@ -32,6 +35,7 @@ from nasbench.zoo import (  # noqa: F401 - the registry, re-exported for callers
     parse_references,
     register_reference,
 )
+from profilers.lut import atomic_write_bytes, atomic_write_text
 
 
 def reference_candidates(names, data, deploy, budget: RetrainBudget, device: str, *,
@@ -39,8 +43,6 @@ def reference_candidates(names, data, deploy, budget: RetrainBudget, device: str
                          quiet: bool = False, keep_dir: Path | None = None) -> list[dict]:
     """Returns :func:`run_references` with a progress bar, or [] when training or
     measuring them fails (a search run is complete without its references)."""
-    from nasbench.errors import UserError
-    from nasbench.progress import progress_bar
     try:
         with progress_bar("reference networks", quiet=quiet) as cb:
             return run_references(names, data, deploy, budget, device, lut=lut,
@@ -86,7 +88,6 @@ def save_reference(path: Path, name: str, net: nn.Module, data, budget: RetrainB
     """Writes a trained reference to ``path`` in the portable form of a run's
     ``model.pt`` (:mod:`nasbench.run.model`: weights, how to rebuild it, the
     preprocessing it was trained with, its test accuracy); returns ``path``."""
-    from nasbench.files import atomic_torch_save
     from nasbench.run.model import FORMAT, preprocess_of
     from nasbench.spaces.darts import DartsSpace
     ref = REFERENCES[name]
@@ -126,7 +127,6 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
         try:
             cached = {c["key"]: c for c in json.loads(cache.read_text())}
         except (ValueError, KeyError, TypeError) as e:
-            from nasbench.errors import warn_damaged
             warn_damaged(cache, "reference cache", "the references are trained again", e)
             cached = {}
     out, store = [], []
@@ -172,7 +172,6 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
         else:
             log(f"reference {ref.label}: reused from {cache}")
         if kept is not None and kept != weights:
-            from profilers.lut import atomic_write_bytes
             kept.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(kept, weights.read_bytes())
         store.append(rec)
@@ -192,7 +191,6 @@ def run_references(names, data, deploy, budget: RetrainBudget, device: str, *, l
     if progress:
         progress(len(names), len(names), "")
     if use_cache:
-        from profilers.lut import atomic_write_text
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cache, json.dumps(store, default=float))
     return out

@@ -35,8 +35,8 @@ from typing import Any
 
 import torch
 
-from nasbench.errors import UserError
-from nasbench.files import atomic_torch_save, new_run_dir, now_iso, write_json
+from nasbench.errors import UserError, ensure_writable, read_state
+from nasbench.files import atomic_torch_save, exclusive, new_run_dir, now_iso, write_json
 from nasbench.progress import Logger, Progress
 from nasbench.run.model import REFERENCES_DIR
 from nasbench.run.result import SearchResult
@@ -106,7 +106,6 @@ def load_run(resume, config=None):
     cfg = get_searcher(str(d.get("method"))).config_class.from_dict(d)
     ckpt = None
     if (run_dir / "checkpoint.pt").is_file():
-        from nasbench.errors import read_state
         ckpt = read_state(run_dir / "checkpoint.pt",
                           lambda p: torch.load(p, weights_only=False), "checkpoint",
                           "it cannot be resumed: start the run again (its config.json "
@@ -152,7 +151,6 @@ def _search(config, resume, quiet, lut, expect_method, _interrupt_after_steps
         run_dir = None
     cfg.validate()
     if run_dir is None:                            # before any work: a writable --out
-        from nasbench.errors import ensure_writable
         ensure_writable(cfg.out, "--out", folder=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -180,7 +178,6 @@ def _search(config, resume, quiet, lut, expect_method, _interrupt_after_steps
                                               "provenance": lut_obj.provenance})
     import contextlib
 
-    from nasbench.files import exclusive
     # two writers of one run: the second fails (torchrun's other ranks write nothing)
     with (exclusive(run_dir, "run directory") if distributed.is_main()
           else contextlib.nullcontext()):

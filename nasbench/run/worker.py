@@ -18,6 +18,7 @@ from pathlib import Path
 
 from nasbench.errors import UserError
 from nasbench.progress import Logger, Progress
+from nasbench.registry import searcher_config, searcher_kind
 from nasbench.searchers.storage import (
     ATTR_CONFIG,
     default_url,
@@ -30,7 +31,6 @@ from nasbench.searchers.storage import (
 def _trial_config(d: dict, where: str):
     """Returns the multi-trial config of a stored config dict; raises UserError when it
     is another kind of run."""
-    from nasbench.registry import searcher_config, searcher_kind
     method = str(d.get("method"))
     cls = searcher_config(method)
     if searcher_kind(method) != "multi-trial":

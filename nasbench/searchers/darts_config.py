@@ -48,7 +48,7 @@ from nasbench.config import (  # noqa: F401 - re-exported
 )
 from nasbench.errors import UserError
 from nasbench.options import option
-from nasbench.registry import declare_searcher
+from nasbench.registry import SPACES, declare_searcher
 
 ORDERS = ("first", "second")
 PRESETS = ("quick", "paper")
@@ -92,7 +92,6 @@ class SupernetConfig(RunConfig):
         network size), restricted to this config's fields."""
         from dataclasses import fields
 
-        from nasbench.registry import SPACES
         from nasbench.spaces import get_space
         if space not in SPACES:
             return {}                           # validate() names the spaces it takes

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import torch
 
-from nasbench.errors import UserError
+from nasbench.errors import UserError, read_state
 from nasbench.searchers.evaluate import register_evaluator, run_cost
+from profilers.lut import atomic_write_text
 
 CACHE_FOLDER = "train-eval"
 
@@ -102,7 +103,6 @@ class TrainEvaluator:
         return self.folder / f"{key}.json"
 
     def _read(self, key: str) -> dict | None:
-        from nasbench.errors import read_state
         path = self._path(key)
         if not path.is_file():
             return None
@@ -116,7 +116,6 @@ class TrainEvaluator:
                           "delete it and the candidate is trained again")
 
     def _write(self, key: str, rec: dict) -> None:
-        from profilers.lut import atomic_write_text
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self._path(key), json.dumps(rec, indent=1) + "\n")
 

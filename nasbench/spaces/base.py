@@ -167,7 +167,6 @@ class SearchSpace:
         meaning), for DARTS (``partial_k`` 1) or PC-DARTS; the classes, input channels
         and size default to the deploy network's. Raises UserError where the space has
         none."""
-        from nasbench.errors import UserError
         raise UserError(f"the {self.name} space has no DARTS supernet (use darts or nb201)")
 
     @classmethod
