@@ -138,7 +138,8 @@ def open_storage(url: str, heartbeat_s: int = 10, grace_s: int = 60):
                             f"install it (pip install {e.name})") from None
         except SQLAlchemyError as e:
             why = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-            if attempt < 2 and ("already exists" in why or "duplicate key" in why):
+            if attempt < 2 and ("already exists" in why or "duplicate key" in why
+                                or "UNIQUE constraint failed" in why):
                 time.sleep(0.5)                 # another process created the tables
                 continue
             raise UserError(f"cannot open the study storage {show_url(url)}: {why}") \
