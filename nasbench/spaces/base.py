@@ -127,7 +127,16 @@ class SearchSpace:
     candidate_ops: ClassVar[tuple[str, ...]] = ()
     arch_type: ClassVar[type] = object
 
+    #: what every deploy config holds (the LUT keys and the data depend on them)
+    DEPLOY_FIELDS: ClassVar[tuple[str, ...]] = ("batches", "dtype", "input_size",
+                                                 "in_channels", "num_classes", "describe")
+
     def __init__(self, deploy):
+        missing = [f for f in self.DEPLOY_FIELDS if not hasattr(deploy, f)]
+        if missing:
+            raise UserError(f"the {self.name or type(self).__name__} space's deploy config "
+                            f"{type(deploy).__name__} lacks {', '.join(missing)} (a deploy "
+                            f"config holds {', '.join(self.DEPLOY_FIELDS)})")
         self.deploy = deploy
 
     # ---- topology (subclasses) ----------------------------------------------------------
