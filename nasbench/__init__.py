@@ -5,7 +5,7 @@ so ``nasbench --help`` and tools that only read files never import torch or optu
 
 from __future__ import annotations
 
-import importlib
+from nasbench.registry import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -35,10 +35,4 @@ _PUBLIC = {
 __all__ = [*_PUBLIC, "__version__"]
 
 
-def __getattr__(name: str):
-    """Returns the public ``name``, importing its module on first use."""
-    if name in _PUBLIC:
-        value = getattr(importlib.import_module(_PUBLIC[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'nasbench' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _PUBLIC)

@@ -201,20 +201,27 @@ class RunConfig(DictConfig):
                 base[k] = v
         cfg = cls(**base)
         cfg.validate()
-        check_config(cfg)          # the declared ranges and names, after the own checks
         return cfg
 
     # ---- checks -------------------------------------------------------------------------
 
     def check_finite(self) -> None:
         """Raises UserError (one line) naming the first numeric setting that is NaN or
-        infinite: one check for every float field, whatever its searcher (the declared
-        ranges and names: :func:`nasbench.options.check_config`, after validate())."""
+        infinite: one check for every float field, whatever its searcher."""
         check_finite(self)
 
     def validate(self) -> None:
-        """Raises UserError (one line) for an out-of-range or unknown setting."""
+        """Raises UserError (one line) for an out-of-range or unknown setting: a
+        non-finite number, then the config's own checks (:meth:`check`: what one
+        setting's declaration cannot say, e.g. a relation between two), then every
+        declared range, choice and list of names (:func:`nasbench.options.check_config`)."""
         self.check_finite()
+        self.check()
+        check_config(self)
+
+    def check(self) -> None:
+        """Raises UserError (one line) for what the declarations cannot say (subclasses
+        extend it; the declared ranges are checked after it, by :meth:`validate`)."""
         if self.METHODS and self.method not in self.METHODS:
             raise UserError(f"method must be one of {', '.join(self.METHODS)}, "
                             f"got {self.method!r}")
@@ -222,12 +229,10 @@ class RunConfig(DictConfig):
             raise UserError(f"dataset must be one of {', '.join(DATASETS)}, "
                             f"got {self.dataset!r}")
         metrics = parse_objective(self.objective)
-        for name in ("epochs", "batch_size", "deploy_batch", "train_batch_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("warmup_epochs", "train_epochs", "cutout"):
-            if getattr(self, name) < 0:
-                raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.train_batch_size < 1:
+            raise UserError(f"train_batch_size must be positive, got {self.train_batch_size}")
+        if self.cutout < 0:
+            raise UserError(f"cutout must be >= 0, got {self.cutout}")
         if self.input_size is not None and self.input_size < 8:
             raise UserError(f"input size must be at least 8 pixels, got {self.input_size}")
         if self.train_input_size is not None and self.train_input_size < 8:

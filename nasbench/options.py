@@ -131,9 +131,12 @@ def check_number(name: str, value: float, *, min: float | None = None,
     if isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"{name} must be a finite number, got {value}")
     if gt is not None and not value > gt:
-        raise UserError(f"{name} must be greater than {gt:g}, got {value}")
+        what = "positive" if gt == 0 else f"greater than {gt:g}"
+        raise UserError(f"{name} must be {what}, got {value}")
     if min is not None and value < min:
-        raise UserError(f"{name} must be at least {min:g}, got {value}")
+        what = ("positive (at least 1)" if min == 1 and isinstance(value, int) else
+                ">= 0" if min == 0 else f"at least {min:g}")
+        raise UserError(f"{name} must be {what}, got {value}")
     if max is not None and value > max:
         raise UserError(f"{name} must be at most {max:g}, got {value}")
     return value
@@ -177,15 +180,12 @@ def check_finite(cfg) -> None:
 
 def check_config(cfg) -> None:
     """Raises UserError (one line) for the first declared option of ``cfg`` (a config
-    dataclass) whose value breaks its declaration, and for any non-finite float."""
+    dataclass) whose value breaks its declaration (non-finite values: :func:`check_finite`,
+    which :meth:`nasbench.config.RunConfig.validate` runs first)."""
     for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
         o = opt_of(type(cfg), f.name)
         if o is not None:
-            check_value(flag_of(f, o), v, o)
-        for x in (v if isinstance(v, (tuple, list)) else (v,)):
-            if isinstance(x, float) and not math.isfinite(x):
-                raise UserError(f"{flag_of(f)} must be a finite number, got {x}")
+            check_value(flag_of(f, o), getattr(cfg, f.name), o)
 
 
 # --------------------------------------------------------------------------------------

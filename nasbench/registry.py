@@ -118,12 +118,12 @@ class Registry:
                 for f in sorted(Path(folder).glob("*.py")):
                     module = f"{self.package}.{f.stem}"
                     for node in ast.walk(ast.parse(f.read_text())):
-                        if not (isinstance(node, ast.Call) and getattr(
-                                node.func, "id", getattr(node.func, "attr", None))
-                                in self.calls):
+                        if not isinstance(node, ast.Call) or getattr(
+                                node.func, "id", getattr(node.func, "attr", None)) \
+                                not in self.calls:
                             continue
-                        rank = 0 if node.func.__dict__.get("id", "").startswith(
-                            "declare") else 1
+                        call = getattr(node.func, "id", getattr(node.func, "attr", ""))
+                        rank = 0 if call.startswith("declare") else 1
                         for a in node.args:
                             if isinstance(a, ast.Constant) and isinstance(a.value, str):
                                 if a.value not in found or rank < found[a.value][0]:
@@ -227,3 +227,18 @@ def searcher_config(method: str) -> type:
 def searcher_kind(method: str) -> str:
     """Returns the family of ``method``: "one-shot" or "multi-trial"."""
     return getattr(searcher_config(method), "KIND", "one-shot")
+
+
+def lazy_exports(package: str, public: dict[str, str]):
+    """Returns a module ``__getattr__`` (PEP 562) for ``package`` that imports each name
+    of ``public`` (name -> the module that defines it) on first use and keeps it, so a
+    package can offer its API without importing torch or optuna when it is imported."""
+    namespace = importlib.import_module(package).__dict__
+
+    def __getattr__(name: str):
+        if name in public:
+            value = getattr(importlib.import_module(public[name]), name)
+            namespace[name] = value
+            return value
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    return __getattr__

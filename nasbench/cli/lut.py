@@ -9,18 +9,15 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from nasbench.cli.app import (  # noqa: F401
+from nasbench.cli.app import (
     BenchmarkDir,
     JsonOut,
     Quiet,
-    _parse_batches,
     _parse_ratio,
-    app,
     err,
     lut_app,
     out,
 )
-from nasbench.cli.profile import _validate_tabular
 from nasbench.errors import UserError
 from nasbench.progress import progress_bar
 from profilers.lut import LUT, METRICS, LUTError, diff_luts
@@ -178,6 +175,38 @@ def _lut_identity(lut) -> dict:
 
 def _fmt(v):
     return "-" if v is None else f"{v:.4g}"
+
+
+def _validate_tabular(lut_file: Path, device: str, space: str, benchmark_dir: Path | None,
+                      dataset: str, out_file: Path | None, quiet: bool,
+                      json_out: bool) -> None:
+    """``lut validate --device hw-nas-bench:DEV``: the LUT's sums against the table."""
+    from nasbench.benchmarks import NB201Bench
+    from nasbench.benchmarks.hwnas import parse_tabular_device, validate_against_table
+    from nasbench.validate import write_json
+    dev = parse_tabular_device(device)
+    if space != "nb201":
+        raise UserError(f"{device} holds NAS-Bench-201 cells: use --space nb201")
+    try:
+        lut = LUT.load(lut_file)
+    except LUTError as e:
+        raise UserError(str(e)) from None
+    bench = NB201Bench(benchmark_dir)
+    res = {m: validate_against_table(lut, bench, dev, dataset, m)
+           for m in ("latency", "energy") if f"{dev}_{m}" in bench.hardware(dataset)
+           and (m == "latency" or any(e.get("energy_j") is not None
+                                      for e in lut.entries.values()))}
+    path = out_file or lut_file.with_name(lut_file.stem + f".validate-{dev}.json")
+    write_json(path, res)
+    if json_out:
+        print(json.dumps(res, indent=1, default=float))
+        return
+    for m, r in res.items():
+        out.print(f"{m} on {dev} ({dataset}): the LUT's sum is within 10 % of the table for "
+                  f"{r['within_10pct']:.0%} of {r['cells']} connected cells, MAPE "
+                  f"{r['mape_pct']:.1f} %, Spearman {r['spearman']:.3f} "
+                  f"({r['disconnected']} disconnected cells left out); wrote {path}",
+                  highlight=False)
 
 
 @lut_app.command("validate")

@@ -5,25 +5,10 @@ the whole click tree by :func:`harden`, so a new command gets it without a line.
 
 from __future__ import annotations
 
-import math
-
 import click
 
 from nasbench.options import base_type, check_names, check_number
 from nasbench.registry import SEARCHERS
-
-
-class FiniteFloat(click.types.FloatParamType):
-    """A float option that refuses NaN and infinities (one line, exit 2)."""
-
-    name = "float"
-
-    def convert(self, value, param, ctx):
-        v = super().convert(value, param, ctx)
-        if not math.isfinite(v):
-            self.fail(f"must be a finite number, got {value}", param, ctx)
-        return v
-
 
 #: (command path, option) -> the names it may list (None: any); a comma-separated list
 #: of names is declared here once and checked for duplicates and unknown names

@@ -7,7 +7,7 @@ The names below are loaded on first use (PEP 562)."""
 
 from __future__ import annotations
 
-import importlib
+from nasbench.registry import lazy_exports
 
 _PUBLIC = {
     "SEARCHERS": "nasbench.searchers.base", "Outcome": "nasbench.searchers.base",
@@ -34,9 +34,4 @@ _PUBLIC = {
 __all__ = list(_PUBLIC)
 
 
-def __getattr__(name: str):
-    if name in _PUBLIC:
-        value = getattr(importlib.import_module(_PUBLIC[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'nasbench.searchers' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _PUBLIC)

@@ -99,16 +99,15 @@ class SupernetConfig(RunConfig):
         return {k: v for k, v in get_space(space).supernet_settings(preset, method).items()
                 if k in names}
 
-    def validate(self) -> None:
+    def check(self) -> None:
         """Raises UserError (one line) for an out-of-range or unknown setting."""
-        super().validate()
+        super().check()
         if not self.supports_space(self.space):
             from nasbench.spaces.base import supernet_spaces
             raise UserError(f"--method {self.method} searches the spaces "
                             f"{', '.join(supernet_spaces())} (their supernets), not "
                             f"{self.space!r}")
-        for name in ("channels", "layers", "steps", "multiplier", "eval_channels",
-                     "eval_layers"):
+        for name in ("steps", "multiplier"):     # the sizes are declared options
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
         self.space_class().check_supernet(self.layers, self.eval_layers)
@@ -175,7 +174,7 @@ class DARTSConfig(SupernetConfig):
 
     method: str = "darts"                 # darts | pcdarts
     order: str = option("first", "first or second (unrolled, DARTS eq. 7-8) order "
-                        "architecture step.", choices=("first", "second"))
+                        "architecture step.", choices=ORDERS)
     partial_k: int = 4                    # PC-DARTS only
     arch_learning_rate: float = 1e-2
     arch_betas: tuple[float, float] = (0.5, 0.999)
@@ -206,18 +205,14 @@ class DARTSConfig(SupernetConfig):
 
     # ---- helpers ------------------------------------------------------------------------
 
-    def validate(self) -> None:
+    def check(self) -> None:
         """Raises UserError (one line) for an out-of-range or unknown setting."""
-        super().validate()
-        if self.order not in ORDERS:
-            raise UserError(f"order must be first or second, got {self.order!r}")
+        super().check()
         if self.partial_k < 1:
             raise UserError(f"partial_k must be positive, got {self.partial_k}")
         if self.method == "pcdarts" and self.channels % self.partial_k:
             raise UserError(f"PC-DARTS needs channels ({self.channels}) divisible by K "
                             f"({self.partial_k})")
-        if self.cost_weight is not None and self.cost_weight < 0:
-            raise UserError(f"--cost-weight must be >= 0, got {self.cost_weight}")
         if not self.arch_learning_rate > 0:
             raise UserError(f"arch_learning_rate must be positive, got "
                             f"{self.arch_learning_rate}")

@@ -71,7 +71,7 @@ class ENASConfig(SupernetConfig):
                     train_channels=None, train_layers=None, auxiliary_weight=0.4,
                     drop_path_prob=0.4, cutout=16, dataset="cifar10", references="")
 
-    def validate(self) -> None:
+    def check(self) -> None:
         """Raises UserError (one line) for an out-of-range or unknown setting."""
         if not self.supports_space(self.space):
             from nasbench.spaces.base import supernet_spaces
@@ -79,7 +79,7 @@ class ENASConfig(SupernetConfig):
                             f"(--space {' or '.join(supernet_spaces())}); the {self.space} "
                             f"space has none here (its own searchers sample single paths, "
                             f"e.g. --method proxyless --grad-estimator reinforce)")
-        super().validate()
+        super().check()
         checks = (("controller-hidden", self.controller_hidden >= 1, "a positive integer"),
                   ("controller-lr", self.controller_lr > 0, "positive"),
                   ("controller-temperature", self.controller_temperature > 0, "positive"),

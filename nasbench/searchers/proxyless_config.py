@@ -75,17 +75,17 @@ class ProxylessConfig(RunConfig):
     method: str = "proxyless"
     space: str = "proxyless"
     grad_estimator: str = option("binary", "binary (two-path binary gates) or "
-                                 "reinforce.", choices=("binary", "reinforce"))
+                                 "reinforce.", choices=ESTIMATORS)
     latency_loss: str = option("add#linear", "add#linear (CE + lambda (E[lat]-ref)/ref; "
                                "quick's) or mul#log (alpha x CE x (log E[lat] / log "
                                "ref)^beta; paper's). ref = --latency-target.",
-                               choices=("add#linear", "mul#log"))
+                               choices=LOSS_FORMS)
     loss_alpha: float = 0.2               # mul#log: alpha x CE x (log E / log ref)^beta
     loss_beta: float = 0.3
     loss_lambda: float = 0.1              # add#linear: CE + lambda x (E - ref) / ref
     # space (the searched network is the deploy network: no proxy)
     space_config: str = option("cifar", "cifar (32x32) or imagenet (the paper's "
-                               "layout).", choices=("cifar", "imagenet"))
+                               "layout).", choices=LAYOUT_NAMES)
     width_mult: float = option(1.0, "Width multiplier.", gt=0)
     input_size: int | None = None         # None: the layout's
     # search
@@ -149,28 +149,20 @@ class ProxylessConfig(RunConfig):
 
     # ---- helpers ------------------------------------------------------------------------
 
-    def validate(self) -> None:
+    def check(self) -> None:
         """Raises UserError (one line) for an out-of-range or unknown setting."""
         if self.method != "proxyless":
             raise UserError(f"ProxylessConfig is for method proxyless, got {self.method!r}")
-        super().validate()
-        if self.grad_estimator not in ESTIMATORS:
-            raise UserError(f"--grad-estimator must be binary or reinforce, got "
-                            f"{self.grad_estimator!r}")
-        if self.latency_loss not in LOSS_FORMS:
+        super().check()
+        if self.latency_loss not in LOSS_FORMS:      # before the declared choice: its words
             raise UserError(f"--latency-loss must be mul#log or add#linear, got "
                             f"{self.latency_loss!r}")
         if not self.supports_space(self.space):
             raise UserError(f"--method proxyless searches the proxyless space, not "
                             f"{self.space!r}")
-        if self.space_config not in LAYOUT_NAMES:
-            raise UserError(f"--space-config must be cifar or imagenet, got "
-                            f"{self.space_config!r}")
         for name in ("arch_update_every", "rl_samples"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
-        if not self.width_mult > 0:
-            raise UserError(f"--width-mult must be positive, got {self.width_mult}")
         for name in ("warmup_learning_rate", "learning_rate", "arch_learning_rate",
                      "loss_alpha"):
             if not getattr(self, name) > 0:

@@ -84,13 +84,7 @@ class SupernetEvaluator:
             raise UserError(f"--evaluate supernet trains single paths of a DARTS-style "
                             f"supernet (--space {' or '.join(supernet_spaces())}); the "
                             f"{cfg.space} space has none")
-        for name in ("supernet_channels", "supernet_epochs", "supernet_layers",
-                     "supernet_steps"):
-            v = getattr(cfg, name)
-            if v is not None and v < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be positive, got {v}")
-        if not cfg.supernet_lr > 0:
-            raise UserError(f"--supernet-lr must be positive, got {cfg.supernet_lr}")
+        # the sizes, budget and learning rate are declared options (trials_config.py)
         least = get_space(cfg.space).supernet_min_layers
         if cfg.supernet_layers is not None and cfg.supernet_layers < least:
             raise UserError(f"--supernet-layers must be at least {least} on the {cfg.space} "

@@ -47,7 +47,7 @@ class TrialConfig(RunConfig):
     heartbeat_s: int = 10                 # a trial in flight records a heartbeat this often
     grace_s: int = 60                     # one silent this long is failed and asked again
     # --evaluate supernet (SPOS, spos.py): the supernet's size and training budget
-    supernet_epochs: int = option(3, "Epochs of single-path training.", min=0,
+    supernet_epochs: int = option(3, "Epochs of single-path training.", min=1,
                                   group="--evaluate supernet")
     supernet_steps: int | None = option(20, "Cap on steps per epoch.", min=1,
                                         group="--evaluate supernet")
@@ -63,26 +63,19 @@ class TrialConfig(RunConfig):
                               "finalists (the Pareto set of the visited candidates by "
                               "accuracy and predicted latency; 0: none).", min=0)
 
-    def validate(self) -> None:
-        super().validate()
-        if self.measure_top < 0:
-            raise UserError(f"--measure-top must be >= 0, got {self.measure_top}")
+    def check(self) -> None:
+        super().check()
         if not 1 <= self.sample_size <= self.population:
             raise UserError(f"--sample-size must be in 1..population ({self.population}), "
                             f"got {self.sample_size}")
-        for name in ("trials", "trials_per_epoch"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be positive, got "
-                                f"{getattr(self, name)}")
+        if self.trials_per_epoch < 1:
+            raise UserError(f"trials_per_epoch must be positive, got {self.trials_per_epoch}")
         if not 1 <= self.heartbeat_s < self.grace_s:
             raise UserError(f"heartbeat_s ({self.heartbeat_s}) must be at least 1 and less "
                             f"than grace_s ({self.grace_s})")
         if self.storage:
             from nasbench.searchers.storage import check_url
             check_url(self.storage)
-        if self.evaluate not in EVALUATORS:
-            raise UserError(f"--evaluate must be one of {', '.join(EVALUATORS)}, got "
-                            f"{self.evaluate!r}")
         if self.evaluate == "table" and self.space != "nb201":
             raise UserError("--evaluate table reads NAS-Bench-201's accuracies: use "
                             "--space nb201 (and --benchmark-dir, or `nasbench data fetch "
@@ -129,11 +122,8 @@ class NSGA2Config(TrialConfig):
                             "one-decision mutation) or optuna (Optuna's uniform crossover "
                             "and resampling).", choices=VARIATIONS)
 
-    def validate(self) -> None:
-        super().validate()
-        if self.variation not in VARIATIONS:
-            raise UserError(f"--variation must be one of {', '.join(VARIATIONS)}, got "
-                            f"{self.variation!r}")
+    def check(self) -> None:
+        super().check()
         if self.population < 2:
             raise UserError(f"--population must be at least 2 for nsga2, got "
                             f"{self.population}")
@@ -188,14 +178,12 @@ class PNASConfig(TrialConfig):
         """Returns the beam whose search spends at most ``queries`` cells."""
         return {"beam": beam_for(space, queries)}
 
-    def validate(self) -> None:
-        super().validate()
+    def check(self) -> None:
+        super().check()
         from nasbench.predict.surrogate import KINDS
         from nasbench.spaces import get_space
         space = get_space(self.space)
         space(space.default_deploy()).blocks()    # no block structure: one line, now
-        if self.beam < 1:
-            raise UserError(f"--beam must be positive, got {self.beam}")
         if self.predictor_kind not in KINDS:
             raise UserError(f"--predictor-kind must be one of {', '.join(KINDS)}, got "
                             f"{self.predictor_kind!r}")

@@ -6,7 +6,7 @@ The names below are loaded on first use (PEP 562), so importing the package is c
 
 from __future__ import annotations
 
-import importlib
+from nasbench.registry import lazy_exports
 
 _PUBLIC = {**{n: "nasbench.spaces.base" for n in (
     "SPACES", "Arch", "SearchSpace", "Slot", "arch_id", "get_space", "lut_space",
@@ -17,9 +17,4 @@ _PUBLIC = {**{n: "nasbench.spaces.base" for n in (
 __all__ = list(_PUBLIC)
 
 
-def __getattr__(name: str):
-    if name in _PUBLIC:
-        value = getattr(importlib.import_module(_PUBLIC[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'nasbench.spaces' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _PUBLIC)
