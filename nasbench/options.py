@@ -125,6 +125,36 @@ def check_value(name: str, value: Any, o: Opt) -> Any:
     return value
 
 
+def setting(cls, text: str) -> tuple[str, Any] | None:
+    """Returns (field name, checked value) of ``FLAG=VALUE`` (``target-form=absolute``,
+    ``--warmup-epochs=1``) for config class ``cls``, None when ``cls`` declares no such
+    option; raises UserError (one line) for malformed text or a bad value."""
+    flag, sep, raw = str(text).partition("=")
+    if not sep or not flag.strip("- "):
+        raise UserError(f"--set {text!r}: write FLAG=VALUE, e.g. --set warmup-epochs=1")
+    flag = "--" + flag.strip().lstrip("-")
+    for f, o, t in declared(cls):
+        if flag_of(f, o) != flag:
+            continue
+        raw = raw.strip()
+        try:
+            if o.parse is not None:
+                value = o.parse(raw)
+            elif t is bool:
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(raw)
+                value = raw.lower() in ("true", "1", "yes")
+            else:
+                value = t(raw)
+        except (ValueError, TypeError):
+            raise UserError(f"--set {text!r}: {flag} takes a {t.__name__}, got {raw!r}"
+                            ) from None
+        if o.invert:
+            value = not value
+        return f.name, check_value(flag, value, o)
+    return None
+
+
 def check_number(name: str, value: float, *, min: float | None = None,
                  max: float | None = None, gt: float | None = None) -> float:
     """Returns ``value`` when it is finite and within the bounds; raises UserError."""

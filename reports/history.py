@@ -125,15 +125,20 @@ def _next_step(step: int) -> int:
 def curves_figure(runs: list[Run], colors: dict[str, str]) -> go.Figure | None:
     """Loss, accuracy and expected cost over epochs for every run, one colour per run.
 
-    Training is solid, validation dotted; the expected (LUT-predicted, differentiable)
-    cost is plotted against each run's target as a dashed line. None without history.
+    Training is solid, validation dotted; the cost term each epoch added to the loss is
+    dashed beside the losses (so a cost-driven choice shows as a large term, a collapse
+    as accuracy falling while it is small); the expected (LUT-predicted, differentiable)
+    cost of the mixture, and dotted with diamonds the derived cell's (what the target is
+    judged on), are plotted against each run's target as a dashed line. None without
+    history.
     """
     runs = [r for r in runs if r.history]
     if not runs:
         return None
     has_cost = any(isinstance(h.get("expected_cost"), dict) for r in runs for h in r.history)
     ncols = 3 if has_cost else 2
-    titles = ["Loss", "Accuracy (%)", "Expected cost (LUT-predicted) vs target"][:ncols]
+    titles = ["Loss (dashed: cost term)", "Accuracy (%)",
+              "Expected cost (LUT-predicted) vs target"][:ncols]
     fig = make_subplots(rows=1, cols=ncols, subplot_titles=titles, horizontal_spacing=0.08)
     for r in runs:
         c = colors.get(r.label, RUN_COLORS[0])
@@ -165,6 +170,30 @@ def curves_figure(runs: list[Run], colors: dict[str, str]) -> go.Figure | None:
                                hovertemplate=f"{esc(r.label)} expected {k}<br>epoch %{{x}}: "
                                f"%{{y:.4g}} {unit}<extra></extra>"),
                     row=1, col=3,
+                )  # fmt: skip
+            # what the derivation keeps: the cost the target is judged on (DARTS)
+            ys = [h.get("derived_latency") for h in r.history]
+            if any(y is not None for y in ys):
+                fig.add_trace(
+                    go.Scatter(x=ep, y=ys, mode="lines+markers",
+                               marker=dict(size=6, symbol="diamond"),
+                               line=dict(color=c, width=1.5, dash="dot"),
+                               legendgroup=r.label, showlegend=False,
+                               name=f"{r.label} derived cell latency",
+                               hovertemplate=f"{esc(r.label)} derived cell's latency<br>"
+                               "epoch %{x}: %{y:.4g} ms<extra></extra>"),
+                    row=1, col=3,
+                )  # fmt: skip
+            # the cost term itself (no unit): how hard the cost pulled at each epoch
+            ys = [h.get("penalty") for h in r.history]
+            if any(y for y in ys if y is not None):
+                fig.add_trace(
+                    go.Scatter(x=ep, y=ys, mode="lines", line=dict(color=c, width=1, dash="dash"),
+                               legendgroup=r.label, showlegend=False,
+                               name=f"{r.label} cost term",
+                               hovertemplate=f"{esc(r.label)} cost term (added to the "
+                               "loss)<br>epoch %{x}: %{y:.4g}<extra></extra>"),
+                    row=1, col=1,
                 )  # fmt: skip
             t = r.target
             if t is not None:

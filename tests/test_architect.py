@@ -98,7 +98,7 @@ def test_step_moves_alphas_and_adds_penalty_gradient():
     xt, yt = batch(1)
     xv, yv = batch(2)
 
-    def penalty(model):
+    def penalty(model, ce=0.0):
         return 10.0 * torch.softmax(model.alphas_normal, -1)[:, 4].sum(), {"expected_x": 1.0}
 
     arch = Architect(net, order="first", lr=0.1, penalty=penalty)

@@ -36,6 +36,8 @@ if TYPE_CHECKING:     # the spaces import torch: loaded when a cell is parsed, s
     from ..spaces.nb201_cells import NB201Arch  # `nasbench data` starts without it
 
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+#: classes of each data set (chance accuracy = 100 / classes %)
+CLASSES = {"cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}
 DEVICES = ("edgegpu", "raspi4", "edgetpu", "pixel3", "eyeriss", "fpga")
 #: device -> the metrics HW-NAS-Bench measured there (latency ms, energy mJ)
 DEVICE_METRICS = {"edgegpu": ("latency", "energy"), "raspi4": ("latency",),

@@ -88,6 +88,15 @@ class TabularDevice:
         en = row.get(f"{self.name}_energy_mj")
         return {"latency": lat, "energy": None if en is None else en * 1e-3}
 
+    def latency_of(self):
+        """Returns a function: cell -> the table's latency (ms; None where unmeasured),
+        built once from the table (fast: a dict lookup per cell)."""
+        hw = self.bench.hardware(self.dataset)
+        col = hw[f"{self.name}_latency"]
+        table = {a: (None if v != v else float(v)) for a, v in zip(hw["arch"], col,
+                                                                    strict=True)}
+        return lambda arch: table.get(arch.to_str())
+
     def measure(self, arch) -> dict:
         """Returns the cell's "measurement": the table's values, in the shape of the
         runner's device measurement (``latency_ms`` stats with one value, ``energy_j``,

@@ -13,7 +13,8 @@ import typer
 from nasbench.cli.app import BenchmarkDir, JsonOut, Quiet
 from nasbench.errors import UserError, ensure_writable
 from nasbench.progress import console
-from nasbench.registry import SEARCHERS
+from nasbench.options import setting
+from nasbench.registry import SEARCHERS, searcher_config
 
 
 def bench(
@@ -56,6 +57,11 @@ def bench(
     cost_weight: float | None = typer.Option(None, help="darts/pcdarts: weight of the "
                                                 "cost term (0: accuracy alone, as in the "
                                                 "NAS-Bench-201 paper)."),
+    settings: list[str] = typer.Option([], "--set", help="A method's own option as "
+                                       "FLAG=VALUE (repeatable), for every method given "
+                                       "that declares it, e.g. --set target-form=absolute "
+                                       "--set warmup-epochs=1 (see nasbench search "
+                                       "--method M --help)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default "
                                        "bench/<time>); rerun with the same --out to "
                                        "reuse finished seeds."),
@@ -92,8 +98,16 @@ def bench(
     from nasbench.searchers import get_searcher
     benchmark_dir = resolve_benchmark_dir(benchmark_dir)   # default: the fetched tables
     NB201Bench(benchmark_dir)                       # the folder exists (one line if not)
+    own: dict[str, dict] = {m: {} for m in methods}
     for m in methods:
         get_searcher(m)
+    for text in settings:                   # each applies to the methods declaring it
+        hits = [(m, setting(searcher_config(m), text)) for m in methods]
+        hits = [(m, kv) for m, kv in hits if kv is not None]
+        if not hits:
+            raise UserError(f"--set {text!r}: none of {', '.join(methods)} has that option")
+        for m, (k, v) in hits:
+            own[m][k] = v
     for d in devices:
         if is_tabular(d):
             from nasbench.benchmarks.hwnas import parse_tabular_device
@@ -113,8 +127,9 @@ def bench(
                              seeds=seeds, dataset=dataset, fidelity=fidelity, lut=lut, nats=nats,
                              space=space, data_dir=data_dir, epochs=epochs,
                              steps_per_epoch=steps_per_epoch, preset=preset,
-                             extra={} if cost_weight is None or m not in COST_WEIGHTED else
-                             {"cost_weight": cost_weight})
+                             extra={**own[m], **({} if cost_weight is None or
+                                                  m not in COST_WEIGHTED else
+                                                  {"cost_weight": cost_weight})})
             sub = out / f"{m}-{d.replace(':', '-')}"
             log(f"bench {m} on {d} ({seeds} seeds) -> {sub}")
             r = run_bench(spec, sub, quiet=quiet or json_out, log=log)

@@ -67,8 +67,11 @@ class Architect:
     ``fd_radius`` is the r of R = r / ||v|| in the finite-difference Hessian-vector
     product (0.01 in the DARTS paper; smaller values are more exact in float64).
 
-    ``penalty`` (optional) maps the model to ``(cost_penalty_tensor, info_dict)``; its
-    gradient is added to the accuracy gradient (the penalty depends on alpha only).
+    ``penalty`` (optional) maps the model and the step's validation cross-entropy
+    (float, nats) to ``(penalty_tensor, info_dict)``; its gradient is added to the
+    accuracy gradient (the penalty depends on alpha only), and the accuracy gradient is
+    first scaled by ``info["ce_factor"]`` when the info has one (a multiplicative cost
+    form, ``CE * factor``).
 
     ``reduce`` (optional; data-parallel runs: :func:`nasbench.distributed.
     average_grads`) maps the gradients of a batch slice and the slice's size to those
@@ -172,7 +175,10 @@ class Architect:
                                                       w_optimizer)
         info: dict = {"val_loss": val_loss, "val_correct": self._last_correct, "penalty": 0.0}
         if self.penalty is not None:
-            pen, extra = self.penalty(self.model)
+            pen, extra = self.penalty(self.model, val_loss)
+            factor = extra.pop("ce_factor", 1.0)
+            if factor != 1.0:               # a multiplicative cost form scales CE
+                grads = [g * factor for g in grads]
             if pen.requires_grad:
                 pg = torch.autograd.grad(pen, arch, allow_unused=True)
                 grads = [g if p is None else g + p for g, p in zip(grads, pg, strict=False)]

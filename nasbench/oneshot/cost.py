@@ -9,9 +9,10 @@ the proxy search network)::
 
 * ``fixed_m`` is the architecture-independent part (stem, each cell's two input
   preprocessing ops, head), so E[m] is comparable with a whole-network prediction.
-* ``p_{e,o}`` is softmax(alpha_e) over the non-``none`` ops: derivation never keeps
-  ``none`` (it is excluded from the DARTS rule), so its zero cost must not be a way to
-  lower E[m] without changing the derived network.
+* ``p_{e,o}`` is softmax(alpha_e) over the ops the derivation can keep: in the DARTS
+  space ``none`` is masked in both (the DARTS rule never keeps it, so its zero cost must
+  not lower E[m] without changing the derived network); on nb201 the derivation keeps
+  ``none`` (within a connected cell), so it is a candidate of E[m] at its own cost.
 * ``f_e`` is the expected number of times the edge survives derivation, which keeps 2
   inputs per node: 2/(number of inputs of the node) for DARTS, 2 * softmax(beta)_e over
   the node's inputs for PC-DARTS. With it E[m] at a one-hot architecture with uniform
@@ -26,8 +27,10 @@ Objectives (``acc`` plus any of ``latency``, ``energy``, ``memory``):
   under uniform alphas (and uniform betas). The ratio has no unit and is about 1, so a
   weight means the same on every device: weight 0.1 trades 0.1 nats of validation
   cross-entropy for a network 100 % more expensive than the average one.
-* target form (``latency_target_ms``): ``loss = CE + weight * max(0, E[lat]/target - 1)``
-  (only the excess is penalised; other metrics keep the penalty form).
+* target forms (``latency_target_ms``, :data:`TARGET_FORMS`): the hinge
+  ``CE + weight * max(0, E[lat]/target - 1)`` (only the excess), TuNAS's absolute
+  ``CE + weight * |E[lat]/target - 1|`` (undershoot costs too) or ProxylessNAS/FBNet's
+  multiplicative ``CE * (E[lat]/target)^weight``; other metrics keep the penalty form.
 * hard target: after derivation, :func:`repair_to_target` swaps ops of the derived
   network for cheaper ones until the LUT latency meets the target, or says it cannot.
 """
@@ -112,32 +115,97 @@ def genotype_lut_cost(lut, deploy: DeployConfig, genotype: Genotype, metric: str
     return lut_cost(DartsSpace(deploy), lut, genotype, metric, batch)
 
 
+#: the forms of the latency-target term (``target_form``; ``cost_weight`` is w / beta):
+#: ``hinge``    CE + w * max(0, E[lat]/T - 1)       (only the excess; the default before)
+#: ``absolute`` CE + w * |E[lat]/T - 1|             (TuNAS: undershooting costs too)
+#: ``multiplicative`` CE * (E[lat]/T)^w             (ProxylessNAS / FBNet: scales CE)
+TARGET_FORMS = ("hinge", "absolute", "multiplicative")
+
+
 class CostObjective:
     """The cost term added to the validation loss of the architecture step.
 
-    ``__call__(model)`` returns ``(penalty tensor, info)`` where info holds the expected
-    cost of every metric in LUT units (``expected_latency`` ms, ...)."""
+    Without a latency target every metric m adds ``weight * E[m] / ref_m`` (the penalty
+    form: a weight of 1 trades one nat of validation cross-entropy for a network twice
+    as expensive as the average one of the space). With a target T, latency's term is
+    the chosen ``form`` of :data:`TARGET_FORMS` in r = E[lat]/T: with ``hinge`` or
+    ``absolute`` a weight of 1 costs one nat per 100 % of T off the target; with
+    ``multiplicative`` the cross-entropy is multiplied by r^weight (a network 10 % over
+    the target at weight 0.6 raises CE by 6 %).
+
+    ``__call__(model, ce)`` returns ``(penalty tensor, info)``: the penalty is
+    differentiable in the architecture parameters; info holds the expected cost of every
+    metric in LUT units (``expected_latency`` ms, ...) and ``ce_factor``, the factor by
+    which the cross-entropy's own gradient is scaled (1 except for ``multiplicative``)."""
 
     def __init__(self, cost_model: CostModel, weight: float,
-                 latency_target_ms: float | None = None):
+                 latency_target_ms: float | None = None, form: str = "hinge"):
+        if form not in TARGET_FORMS:
+            raise ValueError(f"target form must be one of {', '.join(TARGET_FORMS)}, "
+                             f"not {form!r}")
         self.cm = cost_model
         self.weight = float(weight)
         self.latency_target_ms = latency_target_ms
+        self.form = form
 
-    def penalty(self, expected: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Returns the weighted, normalised cost penalty (no unit) of expected costs."""
+    def terms(self, expected: dict[str, torch.Tensor], ce: float = 0.0
+              ) -> tuple[torch.Tensor, float]:
+        """Returns (the weighted cost term (no unit, differentiable), the factor on the
+        cross-entropy ``ce`` (nats) of the step)."""
         total = torch.zeros((), dtype=torch.float64)
+        factor = 1.0
         for m, e in expected.items():
             if m == "latency" and self.latency_target_ms is not None:
-                total = total + torch.relu(e / self.latency_target_ms - 1.0)
+                r = e / self.latency_target_ms
+                if self.form == "multiplicative":
+                    f = r ** self.weight
+                    # CE * f = CE + CE * (f - 1): CE's gradient scaled by f, plus this
+                    total = total + float(ce) * (f - 1.0)
+                    factor *= float(f.detach())
+                elif self.form == "absolute":
+                    total = total + self.weight * torch.abs(r - 1.0)
+                else:
+                    total = total + self.weight * torch.relu(r - 1.0)
             else:
-                total = total + e / self.cm.reference[m]
-        return self.weight * total
+                total = total + self.weight * e / self.cm.reference[m]
+        return total, factor
 
-    def __call__(self, model) -> tuple[torch.Tensor, dict]:
+    def penalty(self, expected: dict[str, torch.Tensor], ce: float = 0.0) -> torch.Tensor:
+        """Returns the weighted, normalised cost term (no unit) of expected costs."""
+        return self.terms(expected, ce)[0]
+
+    def costs(self, model) -> tuple[dict[str, torch.Tensor], dict]:
+        """Returns (the costs the term is computed on, info). Without a target: the
+        expected costs of the mixture. With a latency target, latency is the cost of
+        the architecture the derivation keeps now (``model.genotype()``), with the
+        mixture's gradient (straight-through): the target is judged on what will be
+        deployed, so a mixture that sits at the target while its argmax is far below it
+        (or above) is not mistaken for a network that meets it. Info:
+        ``expected_<m>`` (the mixture's, LUT units) and ``derived_latency`` (ms)."""
         exp = self.cm.expected_of_model(model)
-        pen = self.penalty(exp).float()
-        return pen, {f"expected_{m}": float(v.detach()) for m, v in exp.items()}
+        info = {f"expected_{m}": float(v.detach()) for m, v in exp.items()}
+        if self.latency_target_ms is None or "latency" not in exp:
+            return exp, info
+        with torch.no_grad():
+            derived = self.cm.genotype_cost(model.genotype())["latency"]
+        soft = exp["latency"]
+        info["derived_latency"] = float(derived)
+        return {**exp, "latency": soft + (derived - soft.detach())}, info
+
+    def __call__(self, model, ce: float = 0.0) -> tuple[torch.Tensor, dict]:
+        costs, info = self.costs(model)
+        pen, factor = self.terms(costs, ce)
+        return pen.float(), {**info, "ce_factor": factor}
+
+
+def beta_regulariser(model) -> torch.Tensor:
+    """Returns beta-DARTS's regulariser of a supernet's architecture parameters (Ye et
+    al., CVPR 2022): the mean over slots of logsumexp(alpha) (no unit). Its gradient is
+    softmax(alpha): it lowers every alpha in proportion to its weight, so no op's logit
+    runs away (the parameter-free collapse), while the ranking inside an edge is left to
+    the data."""
+    a = model.slot_logits()
+    return torch.logsumexp(a, -1).mean()
 
 
 def repair_to_target(genotype: Genotype, cost_model: CostModel, target_ms: float,

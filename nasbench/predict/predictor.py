@@ -54,6 +54,10 @@ class Predictor:
         self.view = CalibratedLUT(lut, self.calibration) if self.calibration else lut
         self.metrics = list(metrics)
         self.table = CostTable.from_lut(space, self.view, self.metrics)
+        #: an architecture's measured latency (ms; None: unmeasured) where measuring is a
+        #: table lookup (HW-NAS-Bench's devices): the hard-target repair meets the target
+        #: by it, not by the LUT's fit of it
+        self.exact = None
 
     @classmethod
     def from_lut(cls, space, lut, metrics, device: str, path: Path | None = None
@@ -99,8 +103,10 @@ class Predictor:
 
     def repair(self, arch, target: float, scores: torch.Tensor, metric: str = "latency"
                ) -> RepairResult:
-        """Returns ``arch`` repaired toward a hard target (see CostTable.repair)."""
-        return self.table.repair(arch, target, scores, metric)
+        """Returns ``arch`` repaired toward a hard target (see CostTable.repair; by
+        :attr:`exact` where the device has it)."""
+        return self.table.repair(arch, target, scores, metric,
+                                 self.exact if metric == "latency" else None)
 
     # ---- whole-network prediction -------------------------------------------------------
 

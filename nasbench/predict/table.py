@@ -165,28 +165,92 @@ class CostTable:
         hi = t.masked_fill(~self.allowed, float("-inf")).max(1).values.sum()
         return self.fixed[metric] + float(lo), self.fixed[metric] + float(hi)
 
+    def _valid_with(self, arch, picks, i: int, o: int) -> bool:
+        """Returns whether ``arch`` with pick ``i`` set to candidate column ``o`` is a
+        valid network (:meth:`~nasbench.spaces.base.SearchSpace.valid`)."""
+        trial = list(picks)
+        trial[i] = (trial[i][0], self.candidates[o])
+        return self.space.valid(self.space.with_picks(arch, trial))
+
+    def _exact_costs(self, archs, exact) -> torch.Tensor:
+        """Returns ``exact(arch)`` for every architecture (inf where it has none),
+        computed once per ``exact`` function."""
+        cache = getattr(self, "_exact_cache", None)
+        if cache is None or cache[0] is not exact:
+            vals = [exact(a) for a in archs]
+            cache = (exact, torch.tensor([float("inf") if v is None or v != v else float(v)
+                                          for v in vals], dtype=torch.float64))
+            self._exact_cache = cache
+        return cache[1]
+
+    def _best_valid(self, picks, target: float, scores: torch.Tensor, metric: str, enum,
+                    exact=None):
+        """Returns (picks, cost, cheapest valid cost) of the valid architecture of an
+        enumerable space with the largest summed log-score whose cost meets ``target``
+        (ties: the fewest changed decisions); the cheapest valid one when none does."""
+        archs, cols, ok = enum
+        slots = torch.arange(cols.shape[1])
+        colmap = torch.tensor([self.column(op) for op in self.space.candidate_ops])
+        cols = colmap[cols]
+        cost = self.fixed[metric] + self.tables[metric][slots, cols].sum(1)
+        if exact is not None:
+            cost = self._exact_costs(archs, exact)
+        elif metric in self.extra:
+            cost = cost + torch.tensor([self.extra[metric].exact(self.space.picks(a))
+                                        for a in archs], dtype=torch.float64)
+        logs = torch.log(scores.clamp_min(1e-300))
+        # equal scores (no preference): keep as many of the derived decisions as possible
+        same = (cols == torch.tensor([self.column(op) for _, op in picks])).sum(1)
+        total = logs[slots, cols].sum(1) + 1e-9 * same
+        feasible = ok & (cost <= target)
+        lower = float(cost[ok].min())       # (inf: no valid architecture has a cost)
+        k = int(total.masked_fill(~feasible, float("-inf")).argmax()) if feasible.any() \
+            else int(cost.masked_fill(~ok, float("inf")).argmin())
+        return self.space.picks(archs[k]), float(cost[k]), lower
+
     def repair(self, arch, target: float, scores: torch.Tensor,
-               metric: str = "latency") -> RepairResult:
+               metric: str = "latency", exact=None) -> RepairResult:
         """Returns ``arch`` made to meet a hard ``metric`` target, if possible.
 
-        Greedy: while over target, take the pick with the highest table cost that has a
-        cheaper allowed candidate, and replace its op by the cheaper candidate with the
-        largest score (``scores`` [slots x candidates]: the searcher's architecture
-        weights or probabilities); slots stay. Stops when the target is met or no pick
-        can be made cheaper."""
+        An enumerable space (:meth:`~nasbench.spaces.base.SearchSpace.enumerate_picks`,
+        nb201) is repaired exactly: the valid architecture with the largest summed
+        log-score under the target. Otherwise greedy: while over target, take the pick
+        with the highest table cost that has a cheaper allowed candidate keeping the
+        architecture valid, and replace its op by the cheaper candidate with the largest
+        score (``scores`` [slots x candidates]: the searcher's architecture weights or
+        probabilities); slots stay. Stops when the target is met or no pick can be made
+        cheaper. An architecture that meets the target and is valid is kept as is.
+        ``exact`` (optional, enumerable spaces): a function giving an architecture's
+        measured cost (None when unmeasured) used instead of the table's sum, where the
+        device's measurement is a table lookup (HW-NAS-Bench)."""
         t = self.tables[metric]
         scores = scores.detach().double()
         picks = self.space.picks(arch)
-        before = cost = self.picks_cost(picks)[metric]
+        before = cost = self.picks_cost(picks)[metric] if exact is None else \
+            (exact(arch) if exact(arch) is not None else float("inf"))
         lower = self.fixed[metric] + sum(
             float(t[s][self.allowed[s]].min()) for s, _ in picks)
         swaps = []
-        while cost > target:
+        enum = self.space.enumerate_picks() if (cost > target or not self.space.valid(arch)) \
+            else None
+        if exact is not None and enum is None and cost > target:
+            exact = None                     # (not enumerable: the table's greedy repair)
+        if enum is not None:
+            picks, cost, lower = self._best_valid(picks, target, scores, metric, enum, exact)
+            for i, ((s, new), (_, old)) in enumerate(zip(picks, self.space.picks(arch),
+                                                        strict=True)):
+                if new != old:
+                    swaps.append({**self.space.swap_where(i, s), "from": old, "to": new,
+                                  "saved": float(t[s, self.column(old)] -
+                                                 t[s, self.column(new)]),
+                                  "cost_after": cost})
+        while cost > target and enum is None:
             best = None
             for i, (s, op) in enumerate(picks):
                 cur = float(t[s, self.column(op)])
                 cheaper = [o for o in range(len(self.candidates))
-                           if self.allowed[s, o] and float(t[s, o]) < cur]
+                           if self.allowed[s, o] and float(t[s, o]) < cur and
+                           self._valid_with(arch, picks, i, o)]
                 if cheaper and (best is None or cur > best[0]):
                     o = max(cheaper, key=lambda o, s=s: (float(scores[s, o]), -o))
                     best = (cur, i, o)
@@ -200,6 +264,16 @@ class CostTable:
                           "saved": cur - float(t[s, o]), "cost_after": cost})
         met = cost <= target
         u = UNITS[metric]
+        if enum is not None:
+            why = (f"missed the target ({before:.3f} {u} > {target:.3f} {u})"
+                   if before > target else "is not a valid network")
+            msg = (f"derived network {why}; the most likely valid network within the "
+                   f"target (of all {len(enum[0]):,}) changes {len(swaps)} decision(s): "
+                   f"{cost:.3f} {u}" if met else
+                   f"cannot meet the target {target:.3f} {u}: the cheapest valid network "
+                   f"costs {lower:.3f} {u}")
+            return RepairResult(self.space.with_picks(arch, picks), before, cost, target,
+                                met, swaps, lower, msg)
         if met and not swaps:
             msg = f"derived network meets the target: {before:.3f} {u} <= {target:.3f} {u}"
         elif met:

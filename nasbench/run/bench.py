@@ -10,10 +10,14 @@ device). Per seed:
   accuracy only, with a budget of distinct queries (repeats are free and counted);
 * a **one-shot** searcher (DARTS, PC-DARTS, ENAS) really trains its NAS-Bench-201
   supernet on real images through the runner (no retrain), and the bench looks up the
-  cell it derives.
+  cell it derives. Its found front is what the method itself ranked: ENAS's derivation
+  samples by their shared-weight accuracy; DARTS and PC-DARTS rank nothing else, so
+  their front is the derived cell alone.
 
-What a search returns is scored as a paper would (:mod:`.scores`): the chosen cell's
-test accuracy and cost, its regret under the target, and at four more targets across
+The truth holds the valid cells only (the space's ``valid``: on nb201, cells whose
+output depends on the input), and the hypervolume's reference accuracy is chance (10 %
+on CIFAR-10). What a search returns is scored as a paper would (:mod:`.scores`): the
+chosen cell's test accuracy and cost, its regret under the target, and at four more targets across
 the cost range (the best-by-validation cell the search found under each), the
 hypervolume gap and IGD of its found front (the cells it evaluated that are
 non-dominated by validation accuracy and cost, scored at their test accuracy), the
@@ -38,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasbench.benchmarks.nb201 import NB201Bench, check_dataset
+from nasbench.benchmarks.nb201 import CLASSES, NB201Bench, check_dataset
 from nasbench.benchmarks.scores import SENSES, Truth, score
 from nasbench.errors import UserError, warn_damaged
 from nasbench.registry import SEARCHERS, searcher_config, searcher_kind
@@ -143,7 +147,9 @@ def ground_truth(spec: BenchSpec, bench: NB201Bench) -> Ground:
         unit = {"latency": "ms", "energy": "J", "memory": "B"}[metric]
         name, source = lut.device_name, f"LUT {spec.lut}"
     test = bench.test_accuracy(spec.dataset)           # the best fidelity loaded
-    truth = Truth.of(ids, [float(test[i]) for i in ids], [cost[i] for i in ids])
+    truth = Truth.of(ids, [float(test[i]) for i in ids], [cost[i] for i in ids],
+                     valid=[space.valid(archs[i]) for i in ids],
+                     chance=100.0 / CLASSES[spec.dataset])
     val = bench.val_accuracy(spec.dataset, spec.fidelity)
     ev_val = {i: float(val[i]) for i in ids if not math.isnan(val[i])}
 
@@ -159,23 +165,29 @@ def ground_truth(spec: BenchSpec, bench: NB201Bench) -> Ground:
 # ---- scoring ------------------------------------------------------------------------------
 
 
-def signal_front(ground: Ground, found: list[int]) -> list[int]:
+def signal_front(ground: Ground, found: list[int], signal: dict | None = None) -> list[int]:
     """Returns the cells of ``found`` that are non-dominated by (search signal, cost):
-    the front a search would return, knowing only what it saw."""
+    the front a search would return, knowing only what it saw (``signal``: the
+    method's own accuracy per cell, e.g. ENAS's shared-weight accuracy; default the
+    table's validation accuracy a multi-trial search queried)."""
     from reports.pareto import non_dominated_mask
-    ok = [i for i in dict.fromkeys(found) if i in ground.truth and i in ground.val]
+    signal = ground.val if signal is None else signal
+    ok = [i for i in dict.fromkeys(found) if i in ground.truth and i in signal]
     if not ok:
         return []
-    pts = np.array([[ground.val[i], ground.truth.point(i)[1]] for i in ok])
+    pts = np.array([[signal[i], ground.truth.point(i)[1]] for i in ok])
     return [i for i, k in zip(ok, non_dominated_mask(pts, SENSES), strict=True) if k]
 
 
-def pick(ground: Ground, found: list[int], target: float | None) -> int | None:
-    """Returns the cell of ``found`` with the best search signal whose cost meets
-    ``target`` (None: any), or None."""
-    ok = [i for i in found if i in ground.truth and i in ground.val and
+def pick(ground: Ground, found: list[int], target: float | None,
+         signal: dict | None = None) -> int | None:
+    """Returns the cell of ``found`` with the best search signal (``signal``, default
+    the table's validation accuracy) whose cost meets ``target`` (None: any), or
+    None."""
+    signal = ground.val if signal is None else signal
+    ok = [i for i in found if i in ground.truth and i in signal and
           (target is None or ground.truth.point(i)[1] <= target)]
-    return max(ok, key=lambda i: ground.val[i]) if ok else None
+    return max(ok, key=lambda i: signal[i]) if ok else None
 
 
 def cell_record(ground: Ground, bench: NB201Bench, i: int) -> dict:
@@ -186,18 +198,24 @@ def cell_record(ground: Ground, bench: NB201Bench, i: int) -> dict:
 
 
 def score_run(ground: Ground, bench: NB201Bench, chosen: int, found: list[int],
-              target: float | None, targets: list[float]) -> dict:
-    """Returns the scores of one run (see the module doc)."""
-    front = signal_front(ground, found)
+              target: float | None, targets: list[float], signal: dict | None = None
+              ) -> dict:
+    """Returns the scores of one run (see the module doc); ``signal``: the method's own
+    accuracy of the cells it ranked (one-shot methods), else the table's validation
+    accuracy."""
+    front = signal_front(ground, found, signal)
     if chosen not in ground.truth:
         raise UserError(f"the chosen cell {chosen} has no cost in the table")
     s = score(ground.truth, chosen, front, target)
     regret_at = {}
     for t in targets:
-        p = pick(ground, found + [chosen], t)
+        p = pick(ground, found + [chosen], t, signal)
+        if p is None and signal is not None and ground.truth.point(chosen)[1] <= t:
+            p = chosen                # a one-shot method's own answer, whatever it ranked
         regret_at[f"{t:.6g}"] = (ground.truth.best_under(t) - ground.truth.point(p)[0]
                                  if p is not None else None)
     return {**cell_record(ground, bench, chosen), "val_accuracy": ground.val.get(chosen),
+            "valid": ground.truth.is_valid(chosen),
             **{k: s[k] for k in ("met", "regret", "hv", "hv_true", "hv_gap", "igd",
                                  "front_found")},
             "regret_at": regret_at,
@@ -229,7 +247,7 @@ def anytime(ground: Ground, found: list[int], points: int = 60) -> dict:
 def floor(ground: Ground, bench: NB201Bench, target: float | None,
           targets: list[float]) -> dict:
     """Returns the signal floor: the scores of querying every cell with the signal."""
-    every = [i for i in ground.truth.ids if i in ground.val]
+    every = [i for i in ground.truth.ids if i in ground.val and ground.truth.is_valid(i)]
     chosen = pick(ground, every, target)
     if chosen is None:
         return {"what": "no cell meets the target", "regret": None}
@@ -294,9 +312,15 @@ def _one_shot_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int
     res = run_search(cfg, quiet=quiet)
     if res.status != "complete":
         raise KeyboardInterrupt
-    visited = [bench.index(ground.space.arch_from_dict(v["arch"])) for v in res.visited]
-    return bench.index(res.genotype), visited, {"run_dir": str(res.run_dir),
-                                                "epochs": res.epochs_done}
+    # what the method itself ranked: cells it scored by its own accuracy (ENAS's
+    # derivation samples); a method that ranks nothing (DARTS) found its answer alone
+    signal = {}
+    for v in res.visited:
+        if v.get("accuracy") is not None:
+            signal[bench.index(ground.space.arch_from_dict(v["arch"]))] = float(v["accuracy"])
+    chosen = bench.index(res.genotype)
+    return chosen, [*signal, chosen], {"run_dir": str(res.run_dir),
+                                       "epochs": res.epochs_done, "signal": signal}
 
 
 def _stats(values) -> dict:
@@ -315,6 +339,8 @@ def aggregate(runs: list[dict], targets: list[float]) -> dict:
            ("accuracy", "val_accuracy", "cost", "regret", "hv_gap", "igd", "wall_s",
             "queries")}
     out["met_share"] = float(np.mean([bool(r["met"]) for r in runs])) if runs else None
+    out["valid_share"] = (float(np.mean([bool(r.get("valid", True)) for r in runs]))
+                          if runs else None)
     out["regret_at"] = {f"{t:.6g}": _stats(r["regret_at"].get(f"{t:.6g}") for r in runs)
                         for t in targets}
     return out
@@ -370,8 +396,9 @@ def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None
         else:
             chosen, visited, counters = _one_shot_seed(spec, ground, bench, seed, out,
                                                        quiet)
+        signal = None if multi else counters.pop("signal")
         r = {"seed": seed, **score_run(ground, bench, chosen, visited, spec.target,
-                                       targets),
+                                       targets, signal),
              "queries": counters.get("queries", len(set(visited))),
              "cache_hits": counters.get("cache_hits", 0), "wall_s": time.time() - ts,
              **{k: v for k, v in counters.items() if k not in ("queries", "cache_hits")}}
@@ -400,6 +427,9 @@ def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None
                    "reported": f"{bench.test_epochs}-epoch {spec.dataset} test accuracy "
                                f"(NAS-Bench-201)"},
         "reference_point": truth.reference.tolist(),
+        "truth": {"valid_cells": int(truth.valid.sum()), "cells": len(truth.ids),
+                  "reference": "chance accuracy; cells whose output ignores the input "
+                               "left out"},
         "true_front": sorted((cell_record(ground, bench, i) for i, k in
                               zip(truth.ids, truth.front, strict=True) if k),
                              key=lambda r: r["cost"]),

@@ -231,6 +231,8 @@ def build_context(cfg, *, quiet: bool = False) -> RunSetup:
         lut_obj, lut_path = resolve_lut(cfg, space, device, quiet=quiet)
     metrics = list(dict.fromkeys(["latency", *cfg.cost_metrics]))
     predictor = Predictor.from_lut(space, lut_obj, metrics, cfg.device, lut_path)
+    if is_tabular(cfg.device):                     # its measurement is a lookup
+        predictor.exact = device.latency_of()
 
     pending: list[str] = []                        # setup's lines, logged after the header
     cl = cfg.device == "cpu"                       # channels_last: faster convs on CPU

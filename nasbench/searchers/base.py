@@ -88,22 +88,28 @@ class Outcome:
     #: multi-trial evaluator's); given, the runner checks the target with it and does
     #: not repair (the searcher already filtered by it)
     cost: dict | None = None
+    #: the repair's preference [slots x candidates] (positive) when it is not the
+    #: logits' (e.g. DARTS-PT's exp(accuracy drop))
+    preference: torch.Tensor | None = None
 
     def scores(self) -> torch.Tensor | None:
-        """Returns the repair's preference per slot and candidate (probabilities times
-        slot weights; any per-slot monotone score works), None without logits."""
+        """Returns the repair's preference per slot and candidate (:attr:`preference`,
+        else probabilities times slot weights; any per-slot monotone score works), None
+        without logits."""
+        if self.preference is not None:
+            return self.preference.detach().double()
         if self.logits is None:
             return None
         p = torch.softmax(self.logits.detach().double(), -1)
         return p if self.weights is None else p * self.weights.detach().double().unsqueeze(1)
 
 
-def epoch_lr(optimizer, cfg, epoch: int) -> float:
+def epoch_lr(optimizer, cfg, epoch: int, total: int | None = None) -> float:
     """Sets ``optimizer``'s learning rate to the one-shot weights' cosine schedule at
-    ``epoch`` (``cfg.learning_rate`` down to ``cfg.learning_rate_min`` over
-    ``cfg.epochs``); returns it (per step)."""
+    ``epoch`` (``cfg.learning_rate`` down to ``cfg.learning_rate_min`` over ``total``
+    epochs, default ``cfg.epochs``); returns it (per step)."""
     from nasbench.train import cosine_lr
-    lr = cosine_lr(cfg.learning_rate, cfg.learning_rate_min, epoch, cfg.epochs)
+    lr = cosine_lr(cfg.learning_rate, cfg.learning_rate_min, epoch, total or cfg.epochs)
     for g in optimizer.param_groups:
         g["lr"] = lr
     return lr

@@ -8,11 +8,20 @@ PC-DARTS's betas), see :mod:`nasbench.oneshot.cost`. The result is the DARTS rul
 genotype; its slot logits are the alphas, its slot weights PC-DARTS's edge
 normalisation.
 
-history.json: one record per epoch: ``epoch``, ``lr``, ``train_loss``, ``train_acc`` and
-``val_acc`` in percent, ``val_loss`` (nats), ``arch_steps``, ``expected`` /
-``expected_cost`` ({"latency": ms, ...} under the epoch's final alphas), ``penalty``,
-``alphas`` ({"normal", "reduce"}: softmax weights [edges x ops]), ``primitives``,
-``ops``, ``genotype`` (the DARTS rule's), ``seconds``.
+Warm-up epochs (``warmup_epochs``) come before the search epochs and train the weights
+only, so that the first architecture steps compare ops that have learnt something.
+Anti-collapse remedies (``anti_collapse``): ``beta`` adds beta-DARTS's regulariser
+(:func:`~nasbench.oneshot.cost.beta_regulariser`) at a weight ramped linearly to
+``beta_weight`` over the search epochs; ``pt`` derives the cell from DARTS-PT's
+perturbation scores (:mod:`nasbench.oneshot.perturb`) instead of the alphas.
+
+history.json: one record per epoch: ``epoch``, ``phase`` ("warmup" | "search"),
+``lr``, ``beta_weight``, ``train_loss``, ``train_acc`` and ``val_acc`` in percent,
+``val_loss`` (nats), ``arch_steps``, ``expected`` / ``expected_cost`` ({"latency": ms,
+...} under the epoch's final alphas), ``derived_latency`` (ms: the derived cell's, with
+a latency target), ``penalty`` (the cost term), ``alphas`` ({"normal", "reduce"} or
+{"cell"}: softmax weights [edges x ops]), ``primitives``, ``ops``, ``genotype`` (the
+derivation's), ``seconds``.
 """
 
 from __future__ import annotations
@@ -22,9 +31,11 @@ import time
 import torch
 
 from nasbench import distributed
+from nasbench.data import TensorLoader
 from nasbench.files import deferred_interrupt
 from nasbench.oneshot.architect import Architect, weight_step
-from nasbench.oneshot.cost import CostModel, CostObjective
+from nasbench.oneshot.cost import CostModel, CostObjective, beta_regulariser
+from nasbench.oneshot.perturb import perturbation_scores
 from nasbench.searchers.base import (
     Outcome,
     SearchContext,
@@ -43,6 +54,7 @@ class DartsSearcher(Searcher):
 
     config_class = DARTSConfig
     stateful = ("model", "w_opt", "architect", "train_q", "val_q")
+    plain_state = ("step", "acc", "pt")
     #: runs data-parallel under torchrun (:mod:`nasbench.distributed`)
     data_parallel = True
 
@@ -61,14 +73,15 @@ class DartsSearcher(Searcher):
         self.w_opt = torch.optim.SGD(self.model.weights(), cfg.learning_rate,
                                      momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         self.objective = (CostObjective(self.cost_model, cfg.effective_cost_weight,
-                                        cfg.latency_target_ms) if ctx.metrics else None)
+                                        cfg.latency_target_ms, cfg.effective_target_form)
+                          if ctx.metrics else None)
+        self.reg_weight = 0.0               # beta-DARTS: ramped per epoch
         self.architect = Architect(self.model, lr=cfg.arch_learning_rate,
                                    betas=cfg.arch_betas, weight_decay=cfg.arch_weight_decay,
                                    order=cfg.order, momentum=cfg.momentum,
                                    network_weight_decay=cfg.weight_decay,
-                                   penalty=self.objective,
+                                   penalty=self.penalty,
                                    reduce=distributed.grad_reducer())
-        from nasbench.data import TensorLoader
         train_half, val_half = data.search_splits(cfg.train_portion, cfg.seed)
         b = cfg.batch_size
         n = min(-(-len(train_half) // b), -(-len(val_half) // b))
@@ -77,7 +90,25 @@ class DartsSearcher(Searcher):
                   channels_last=cl)
         self.train_q = TensorLoader(train_half, b, seed=cfg.seed + 1, **kw)
         self.val_q = TensorLoader(val_half, b, seed=cfg.seed + 2, **kw)
-        self.step, self.acc = 0, None
+        self.step, self.acc, self.pt = 0, None, None
+        self.pt_q = val_half if cfg.anti_collapse == "pt" else None
+
+    def penalty(self, model, ce: float) -> tuple[torch.Tensor, dict]:
+        """Returns the architecture step's extra loss: the cost objective's term plus,
+        with ``--anti-collapse beta``, beta-DARTS's regulariser at this epoch's weight."""
+        pen, info = (self.objective(model, ce) if self.objective else
+                     (torch.zeros(()), {}))
+        if self.reg_weight:
+            reg = beta_regulariser(model)
+            pen = pen + self.reg_weight * reg.to(pen.dtype)
+            info["beta_regulariser"] = float(reg.detach())
+        return pen, info
+
+    @property
+    def epochs(self) -> int:
+        """Returns the warm-up epochs (weights only) plus the search epochs."""
+        cfg = self.ctx.config
+        return cfg.warmup_epochs + cfg.epochs
 
     @property
     def steps_per_epoch(self) -> int:
@@ -85,7 +116,10 @@ class DartsSearcher(Searcher):
 
     def run_epoch(self, epoch: int, on_step) -> dict:
         cfg = self.ctx.config
-        lr = epoch_lr(self.w_opt, cfg, epoch)
+        lr = epoch_lr(self.w_opt, cfg, epoch, self.epochs)
+        search_epoch = epoch - cfg.warmup_epochs           # < 0: a warm-up epoch
+        if cfg.anti_collapse == "beta" and search_epoch >= 0:
+            self.reg_weight = cfg.beta_weight * (search_epoch + 1) / cfg.epochs
         acc = self.acc = self.acc or {"loss": 0.0, "correct": 0, "n": 0, "val_loss": 0.0,
                                       "val_correct": 0, "val_n": 0, "arch_steps": 0,
                                       "t0": time.time()}
@@ -96,7 +130,7 @@ class DartsSearcher(Searcher):
             x, y, xv, yv = distributed.shard(x, y, xv, yv)   # torchrun: this rank's slice
             # the alpha step and the weight step are one: an interrupt waits for both
             with deferred_interrupt():
-                if epoch >= cfg.warmup_epochs:
+                if search_epoch >= 0:
                     info = self.architect.step(x, y, xv, yv, lr, self.w_opt)
                     vl, vc, vn = distributed.global_sums(info["val_loss"] * yv.shape[0],
                                                          info.get("val_correct", 0),
@@ -120,16 +154,21 @@ class DartsSearcher(Searcher):
             if self.objective:
                 exp.update({m: float(v) for m, v in
                             self.cost_model.expected_of_model(model).items()})
-            pen = float(self.objective.penalty(
-                {m: torch.tensor(exp[m], dtype=torch.float64) for m in self.cost_model.metrics}
-            )) if self.objective else 0.0
-        return {"epoch": epoch, "lr": lr,
+            ce = acc["val_loss"] / acc["val_n"] if acc["val_n"] else 0.0
+            pen, derived = 0.0, None
+            if self.objective:
+                costs, info = self.objective.costs(model)
+                pen = float(self.objective.penalty(costs, ce))
+                derived = info.get("derived_latency")
+        warm = epoch < self.ctx.config.warmup_epochs
+        return {"epoch": epoch, "phase": "warmup" if warm else "search", "lr": lr,
+                "beta_weight": self.reg_weight,
                 "train_loss": acc["loss"] / max(acc["n"], 1),
                 "train_acc": 100.0 * acc["correct"] / max(acc["n"], 1),
                 "val_loss": acc["val_loss"] / acc["val_n"] if acc["val_n"] else None,
                 "val_acc": 100.0 * acc["val_correct"] / acc["val_n"] if acc["val_n"] else None,
                 "arch_steps": acc["arch_steps"], "expected": exp, "expected_cost": exp,
-                "penalty": pen, "seconds": time.time() - acc["t0"],
+                "derived_latency": derived, "penalty": pen, "seconds": time.time() - acc["t0"],
                 "alphas": {k: v.tolist() for k, v in w.items()},
                 "primitives": list(model.primitives), "ops": list(model.primitives),
                 "genotype": self.ctx.space.arch_to_dict(model.genotype())}
@@ -144,7 +183,21 @@ class DartsSearcher(Searcher):
                 f"{h['train_acc']:.1f} %{val}; {exp}; mean {kind} alphas {dist}")
 
     def result(self) -> Outcome:
-        m = self.model
+        m, cfg = self.model, self.ctx.config
         w = m.slot_weights()          # PC-DARTS's edge normalisation, as the cost sees it
-        return Outcome(m.genotype(), m.slot_logits().detach(),
-                       None if w is None else w.detach().double())
+        w = None if w is None else w.detach().double()
+        if cfg.anti_collapse != "pt":
+            return Outcome(m.genotype(), m.slot_logits().detach(), w)
+        if self.pt is None:           # once: a resume after it keeps its answer
+            d = self.ctx.data
+            q = TensorLoader(self.pt_q, cfg.batch_size, seed=cfg.seed + 3, mean=d.mean,
+                             std=d.std, augment=False, max_steps=cfg.pt_batches,
+                             channels_last=self.ctx.channels_last)
+            self.pt = perturbation_scores(m, list(q)).tolist()
+        drops = torch.tensor(self.pt, dtype=torch.float64)
+        arch = m.derive(drops)
+        self.ctx.log(f"DARTS-PT: {self.ctx.space.summary(arch)} (accuracy drop when an op "
+                     f"is removed, pp, per edge: "
+                     + "; ".join(" ".join(f"{x:+.1f}" for x in row) for row in self.pt) + ")")
+        return Outcome(arch, m.slot_logits().detach(), w, preference=torch.exp(drops),
+                       extra={"pt_scores": self.pt})

@@ -51,6 +51,11 @@ from nasbench.options import option
 from nasbench.registry import SPACES, declare_searcher
 
 ORDERS = ("first", "second")
+#: anti-collapse remedies (:mod:`nasbench.searchers.darts`)
+ANTI_COLLAPSE = ("none", "beta", "pt")
+#: the latency-target forms (:data:`nasbench.oneshot.cost.TARGET_FORMS`; kept here as
+#: names so that the CLI's help needs no torch)
+TARGET_FORMS = ("hinge", "absolute", "multiplicative")
 PRESETS = ("quick", "paper")
 
 
@@ -180,9 +185,25 @@ class DARTSConfig(SupernetConfig):
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = 1e-3
     # cost
-    cost_weight: float | None = option(None, "Weight of the normalised cost term "
-                                       "(default 0.1; 1.0 with a latency target).",
-                                       min=0)
+    cost_weight: float | None = option(None, "Weight of the cost term, or the exponent "
+                                       "beta of --target-form multiplicative (default "
+                                       "0.1; with a latency target: the form's, see "
+                                       "docs/search-darts.md).", min=0)
+    target_form: str | None = option(None, "How a latency target enters the loss: hinge "
+                                     "(the excess), absolute (TuNAS: |E/T - 1|) or "
+                                     "multiplicative (ProxylessNAS: CE x (E/T)^beta) "
+                                     "(default: absolute).", choices=TARGET_FORMS)
+    warmup_epochs: int = option(0, "Weight-only epochs before the search epochs (the "
+                                "alphas stay uniform).", min=0)
+    anti_collapse: str = option("none", "Remedy against the parameter-free collapse: "
+                                "none, beta (beta-DARTS's regulariser) or pt (DARTS-PT: "
+                                "ops chosen by how much removing them hurts; nb201).",
+                                choices=ANTI_COLLAPSE)
+    beta_weight: float = option(1.0, "--anti-collapse beta: the regulariser's final "
+                                "weight (ramped linearly from 0 over the search "
+                                "epochs).", min=0)
+    pt_batches: int = option(8, "--anti-collapse pt: validation batches each "
+                             "perturbation is scored on.", min=1)
 
     # ---- presets ------------------------------------------------------------------------
 
@@ -199,7 +220,8 @@ class DARTSConfig(SupernetConfig):
                     drop_path_prob=0.2, cutout=16, dataset="cifar10",
                     references="")  # 600-epoch retrains of references: opt in
         if method == "pcdarts":
-            base.update(partial_k=4, batch_size=256, learning_rate=0.1,
+            # the paper's 50 epochs: 15 of weights only, then 35 of search
+            base.update(partial_k=4, batch_size=256, learning_rate=0.1, epochs=35,
                         learning_rate_min=0.0, arch_learning_rate=6e-4, warmup_epochs=15)
         return base
 
@@ -216,14 +238,32 @@ class DARTSConfig(SupernetConfig):
         if not self.arch_learning_rate > 0:
             raise UserError(f"arch_learning_rate must be positive, got "
                             f"{self.arch_learning_rate}")
+        if self.target_form is not None and self.latency_target_ms is None:
+            raise UserError("--target-form shapes a latency target: give "
+                            "--latency-target too")
+        if self.warmup_epochs > self.epochs:
+            raise UserError(f"--warmup-epochs {self.warmup_epochs} is longer than the "
+                            f"search (--epochs {self.epochs}): warm-up epochs come before "
+                            f"the search epochs")
+        if self.anti_collapse == "pt" and not self.space_class().derives_from_scores:
+            raise UserError(f"--anti-collapse pt needs a space whose cells derive from "
+                            f"per-op scores (nb201), not {self.space!r}")
+
+    @property
+    def effective_target_form(self) -> str:
+        """Returns the latency-target form in use (the given one, else ``absolute``)."""
+        return self.target_form or "absolute"
 
     @property
     def effective_cost_weight(self) -> float:
-        """Returns the cost weight in use: the given one, else 1.0 with a latency target
-        (weight of the relative excess) and 0.1 for the penalty form."""
+        """Returns the cost weight in use: the given one, else with a latency target the
+        form's default (hinge and absolute 1.0: one nat per 100 % of the target;
+        multiplicative 0.6), and 0.1 for the penalty form without one."""
         if self.cost_weight is not None:
             return self.cost_weight
-        return 1.0 if self.latency_target_ms is not None else 0.1
+        if self.latency_target_ms is None:
+            return 0.1
+        return 0.6 if self.effective_target_form == "multiplicative" else 1.0
 
     @property
     def partial(self) -> int:

@@ -29,6 +29,7 @@ controller's most likely architecture, JSON) and its ``greedy_cost``, ``probabil
 
 from __future__ import annotations
 
+import random
 import time
 
 import torch
@@ -195,7 +196,11 @@ class ENASSearcher(Searcher):
         seen: dict[str, object] = {}
         for _ in range(cfg.derive_samples):
             arch, _, _ = self.sample(generator=gen)
-            seen.setdefault(space.arch_id(arch), arch)
+            if space.valid(arch):          # a cell whose output ignores its input: never
+                seen.setdefault(space.arch_id(arch), arch)
+        if not seen:                       # (every sample invalid: the controller's pick)
+            arch = space.sample_valid(random.Random(cfg.seed + 4))
+            seen[space.arch_id(arch)] = arch
         rows = []
         for arch in seen.values():
             a = self.model.path_accuracy(arch, self.derive_q)

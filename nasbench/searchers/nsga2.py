@@ -96,7 +96,7 @@ class SpaceMutation:
                                                         self._rng))
             if tuple(sorted(child.items())) not in seen:
                 return child
-        return self.space.encode(self.space.sample(self._rng))   # the neighbourhood is spent
+        return self.space.encode(self.space.sample_valid(self._rng))   # the neighbourhood is spent
 
     def _select(self, population, rank, crowd):
         """Returns the winner of a tournament of ``tournament`` survivors by Deb's

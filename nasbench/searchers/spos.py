@@ -134,7 +134,7 @@ class SupernetEvaluator:
                 for g in self.opt.param_groups:
                     g["lr"] = cosine_lr(self.lr, 0.0, self.trained, self.total)
                 x, y = next(iter(self.train_q))
-                arch = self.space.sample(self.sampler)
+                arch = self.space.sample_valid(self.sampler)
                 loss, _ = weight_step(self.model, self.opt, x, y, self.grad_clip, arch=arch)
                 self.train_loss.append(loss)
                 self.trained += 1

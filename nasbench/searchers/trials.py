@@ -3,7 +3,8 @@
 A multi-trial searcher is an Optuna study over the space's categorical encoding
 (``space.choices()``): each trial asks the sampler for one value per decision, decodes
 the architecture, filters it by the hard cost target (a candidate over the target by
-the cost function is never evaluated: the trial is pruned and costs no query), asks the
+the cost function is never evaluated: the trial is pruned and costs no query, as is an
+architecture the space says is not a valid network), asks the
 run's evaluator (:mod:`.evaluate`) for its accuracy and cost, and tells the study. A
 subclass only names its sampler (:meth:`TrialSearcher.sampler`) - Optuna's sampler
 protocol is the strategy hook.
@@ -252,6 +253,8 @@ class TrialSearcher(Searcher):
     def _judge(self, trial, arch) -> str:
         from optuna.trial import TrialState
         cfg, ev = self.ctx.config, self.ctx.evaluator
+        if not self.ctx.space.valid(arch):     # its output ignores its input: never
+            return self._close(trial, TrialState.PRUNED, "pruned", "not a valid network")
         cost = ev.cost(arch)
         if self._over_target(cost):            # never evaluated: costs no query
             return self._close(trial, TrialState.PRUNED, "pruned", "over the target")

@@ -126,6 +126,9 @@ class SearchSpace:
     name: ClassVar[str] = ""
     candidate_ops: ClassVar[tuple[str, ...]] = ()
     arch_type: ClassVar[type] = object
+    #: whether the supernet derives an architecture from any [slots x candidates]
+    #: scores (``supernet.derive(scores)``; DARTS-PT's perturbation scores need it)
+    derives_from_scores: ClassVar[bool] = False
 
     #: what every deploy config holds (the LUT keys and the data depend on them)
     DEPLOY_FIELDS: ClassVar[tuple[str, ...]] = ("batches", "dtype", "input_size",
@@ -190,6 +193,28 @@ class SearchSpace:
     def sample(self, rng: random.Random):
         """Returns a uniformly sampled architecture."""
         raise NotImplementedError
+
+    def valid(self, arch) -> bool:
+        """Returns whether ``arch`` is a usable network (nb201: its output depends on its
+        input). Every derivation, repair and sampler keeps to valid architectures; a
+        space whose every encoding is a network (darts, proxyless) keeps this default."""
+        return True
+
+    def sample_valid(self, rng: random.Random, tries: int = 1000):
+        """Returns a uniformly sampled valid architecture (rejection sampling: uniform
+        over the valid ones)."""
+        for _ in range(tries):
+            arch = self.sample(rng)
+            if self.valid(arch):
+                return arch
+        raise RuntimeError(f"no valid architecture of {self.name} in {tries} samples")
+
+    def enumerate_picks(self):
+        """Returns every architecture of an enumerable space as ``(archs, columns,
+        valid)``: the list, a LongTensor [archs x slots] of each pick's column in
+        :attr:`candidate_ops`, and a BoolTensor of :meth:`valid`; None for a space too
+        large to enumerate (the default). Exact constrained derivation uses it."""
+        return None
 
     def choices(self) -> dict[str, list]:
         """Returns the categorical decisions {name: options} of :meth:`encode`."""
@@ -360,14 +385,19 @@ class SearchSpace:
             seen.setdefault(inst.key, inst)
         return list(seen.values())
 
-    def mutate(self, arch, rng: random.Random):
-        """Returns ``arch`` with one decision changed to another of its options."""
-        values = self.encode(arch)
+    def mutate(self, arch, rng: random.Random, tries: int = 100):
+        """Returns ``arch`` with one decision changed to another of its options, the
+        result a valid architecture (:meth:`valid`; redrawn when not)."""
         opts = self.choices()
-        names = [k for k in values if len(opts[k]) > 1]
-        k = rng.choice(names)
-        values[k] = rng.choice([o for o in opts[k] if o != values[k]])
-        return self.decode(values)
+        for _ in range(tries):
+            values = self.encode(arch)
+            names = [k for k in values if len(opts[k]) > 1]
+            k = rng.choice(names)
+            values[k] = rng.choice([o for o in opts[k] if o != values[k]])
+            out = self.decode(values)
+            if self.valid(out):
+                return out
+        return out
 
     def features(self, arch) -> list[float]:
         """Returns the surrogate's input vector of ``arch`` (floats): by default the

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasbench.ops import OPS, PRIMITIVES
+from nasbench.ops import OPS, PRIMITIVES, FactorizedReduce
 from nasbench.spaces.darts_cells import cell_edges, cell_plan, num_edges
 
 
@@ -38,6 +38,34 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """Returns x with its channels interleaved across ``groups`` (ShuffleNet)."""
     b, c, h, w = x.shape
     return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+class _UnitStrideFactorizedReduce(FactorizedReduce):
+    """FactorizedReduce (same parameters, same maths) whose two 1x1 stride-2 convs run
+    as stride-1 convs on the subsampled input, ``x[::2, ::2]`` and ``x[1::2, 1::2]``.
+
+    Why: for a strided 1x1 conv on a channels_last input whose size is the output's
+    times the stride (even H, W here), oneDNN's AVX2 kernel (``jit_1x1:avx2``) computes
+    the weight gradient via a per-thread "reduce to unit stride" scratch copy of the
+    input that is sized for C channels but written with C rounded up to 8: with
+    C % 8 != 0 (PC-DARTS's C/K, e.g. 4) it writes past its buffer, a heap corruption
+    (SIGABRT) on one thread and wrong weight gradients or a hang on several. A 1x1
+    conv with stride 1 never takes that path."""
+
+    def forward(self, x):
+        x = self.relu(x)
+        out = torch.cat([F.conv2d(x[:, :, ::2, ::2], self.conv_1.weight, self.conv_1.bias),
+                         F.conv2d(x[:, :, 1::2, 1::2], self.conv_2.weight, self.conv_2.bias)],
+                        dim=1)
+        return self.bn(out)
+
+
+def _unit_stride(op: nn.Module) -> nn.Module:
+    """Returns ``op``, made a :class:`_UnitStrideFactorizedReduce` in place (same object,
+    parameters and state dict) if it is a FactorizedReduce."""
+    if type(op) is FactorizedReduce:
+        op.__class__ = _UnitStrideFactorizedReduce
+    return op
 
 
 def _relu_tail(module: nn.Module) -> nn.Module | None:
@@ -67,7 +95,7 @@ class MixedOp(nn.Module):
         for i, name in enumerate(primitives):
             if name == "none":
                 continue
-            op = OPS[name].build(c, c, stride, affine=False)
+            op = _unit_stride(OPS[name].build(c, c, stride, affine=False))
             if "pool" in name:
                 op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
             self._ops.append(op)
@@ -133,7 +161,8 @@ class SearchCell(nn.Module):
         super().__init__()
         self.reduction = reduction
         if reduction_prev:
-            self.preprocess0 = OPS["factorized_reduce"].build(c_pp, c, 2, affine=False)
+            self.preprocess0 = _unit_stride(
+                OPS["factorized_reduce"].build(c_pp, c, 2, affine=False))
         else:
             self.preprocess0 = OPS["relu_conv_bn_1x1"].build(c_pp, c, 1, affine=False)
         self.preprocess1 = OPS["relu_conv_bn_1x1"].build(c_p, c, 1, affine=False)

@@ -15,7 +15,10 @@ incoming edges ``op~i`` (from node i) between bars, nodes joined by ``+``::
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+
+import torch
 
 from nasbench.errors import UserError
 from nasbench.spaces.base import OpInstance
@@ -88,6 +91,37 @@ class NB201Arch:
             if op != "none" and i in reach:
                 reach.add(j)
         return NODES - 1 in reach
+
+
+_ENUMERATION: tuple | None = None
+
+
+def enumeration() -> tuple[list[NB201Arch], torch.Tensor, torch.Tensor]:
+    """Returns every cell (first edge varying slowest), the column of each edge's op in
+    :data:`NB201_OPS` (LongTensor [15625 x 6]) and the connected mask (BoolTensor): built
+    once per process, so a constrained derivation is a few tensor operations."""
+    global _ENUMERATION
+    if _ENUMERATION is None:
+        cols = list(itertools.product(range(len(NB201_OPS)), repeat=len(EDGES)))
+        archs = [NB201Arch(tuple(NB201_OPS[c] for c in row)) for row in cols]
+        _ENUMERATION = (archs, torch.tensor(cols, dtype=torch.long),
+                        torch.tensor([a.connected() for a in archs]))
+    return _ENUMERATION
+
+
+def best_cell(scores: torch.Tensor, cost: torch.Tensor | None = None,
+              budget: float | None = None) -> NB201Arch | None:
+    """Returns the connected cell with the largest sum of ``scores`` [6 edges x 5 ops]
+    (e.g. log-probabilities: the most likely connected cell), among those whose
+    ``cost`` [15625] (a cost per cell of :func:`enumeration`) is at most ``budget``
+    when both are given; None when no connected cell meets the budget."""
+    archs, cols, ok = enumeration()
+    total = scores.detach().double()[torch.arange(len(EDGES)), cols].sum(1)
+    if cost is not None and budget is not None:
+        ok = ok & (cost <= budget)
+    if not bool(ok.any()):
+        return None
+    return archs[int(total.masked_fill(~ok, float("-inf")).argmax())]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ zeros, as in the derived cell); see :mod:`.supernet`.
 
 Derivation follows the NAS-Bench-201 paper's DARTS: every edge keeps the argmax of its
 alphas over all five ops, ``none`` included (a node sums all its edges, so there is no
-top-2 rule).
+top-2 rule), with one constraint: the cell must be connected (its output depends on its
+input). When the argmax cell is not, the derivation is the connected cell with the
+largest summed log-probability (exact: the 15,625 cells are enumerated).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from nasbench.spaces.nb201_cells import (
     NODES,
     NB201Arch,
     NB201DeployConfig,
+    best_cell,
     fixed_instances,
     stage_plan,
 )
@@ -171,8 +174,14 @@ class NB201SearchNetwork(Supernet):
                              f"{len(arch.ops)}")
         return {"cell": [self.primitives.index(op) for op in arch.ops]}
 
+    def derive(self, scores: torch.Tensor) -> NB201Arch:
+        """Returns the connected cell with the largest summed ``scores`` [6 x 5] (e.g.
+        DARTS-PT's accuracy drops)."""
+        return best_cell(scores)
+
     def genotype(self) -> NB201Arch:
-        """Returns the derived cell: each edge's argmax op (``none`` included)."""
+        """Returns the derived cell: the most likely connected cell under the alphas
+        (each edge's argmax op, ``none`` included, when that cell is connected; else
+        the connected cell of the largest summed log-probability)."""
         with torch.no_grad():
-            idx = self.alphas.argmax(-1).tolist()
-        return NB201Arch(tuple(NB201_OPS[i] for i in idx))
+            return best_cell(F.log_softmax(self.alphas.double(), -1))
