@@ -74,10 +74,11 @@ def test_a_partial_cell_is_completed_so_its_last_block_is_the_output(space):
 
 
 def test_planned_queries_and_the_beam_for_a_budget(space):
-    assert planned_queries(space, 8) == 5 + 8 + 8
-    assert planned_queries(space, 3) == 5 + 3 + 3
-    assert planned_queries(space, 200) == 5 + 125 + 200
-    assert beam_for(space, 21) == 8 and beam_for(space, 22) == 8
+    # stage 1: the 4 valid one-block cells (node 1 = none would feed nothing)
+    assert planned_queries(space, 8) == 4 + 8 + 8
+    assert planned_queries(space, 3) == 4 + 3 + 3
+    assert planned_queries(space, 200) == 4 + 100 + 200
+    assert beam_for(space, 21) == 8 and beam_for(space, 22) == 9
     assert planned_queries(space, beam_for(space, 200)) <= 200 < \
         planned_queries(space, beam_for(space, 200) + 1)
 
@@ -123,8 +124,9 @@ def test_the_beam_keeps_the_best_parents_and_ranks_their_children(fake, space):
     trials = s.study.get_trials(deepcopy=False)
     stage = {k: [t for t in trials if t.system_attrs.get(ATTR_BLOCK) == k]
              for k in (1, 2, 3)}
-    assert [len(stage[k]) for k in (1, 2, 3)] == [5, 2, 2]
-    assert len(s.visited()) == planned_queries(space, 2) == 9
+    assert [len(stage[k]) for k in (1, 2, 3)] == [4, 2, 2]
+    # 4 valid one-block cells (node 1 = none feeds nothing), then 2 + 2
+    assert len(s.visited()) == planned_queries(space, 2) == 8
     acc1 = {t.system_attrs[ATTR_PARTIAL]["0->1"]: t.value for t in stage[1]}
     top2 = sorted(acc1, key=acc1.get, reverse=True)[:2]
     assert {t.system_attrs[ATTR_PARTIAL]["0->1"] for t in stage[2]} <= set(top2)
@@ -143,7 +145,7 @@ def test_pnas_finds_a_better_cell_than_random_within_the_hard_target(fake):
     b, spec, ground = _pnas(fake, 40)
     acc = b.accuracy["cifar10-test"]
     chosen, visited, counters = _trial_seed(spec, ground, b, 0, lambda *_: None)
-    assert counters["queries"] == len(visited) == planned_queries(ground.space, 17) <= 40
+    assert counters["queries"] == len(visited) == planned_queries(ground.space, 18) <= 40
     spec_r = BenchSpec(method="random", device="hw-nas-bench:edgegpu",
                        benchmark_dir=str(fake), queries=40)
     rnd = [acc[_trial_seed(spec_r, ground, b, s, lambda *_: None)[0]] for s in range(3)]
@@ -203,7 +205,7 @@ def test_pnas_interrupted_and_resumed_evaluates_what_an_uninterrupted_run_does(
                                  device="hw-nas-bench:edgegpu", dataset="synthetic",
                                  out=str(tmp_path / "runs"))
     full = run_search(cfg, quiet=True)
-    assert len(full.visited) == planned_queries(NB201Space(NB201DeployConfig()), 4) == 13
+    assert len(full.visited) == planned_queries(NB201Space(NB201DeployConfig()), 4) == 12
     cut = run_search(cfg.replace(out=str(tmp_path / "cut")), quiet=True,
                      _interrupt_after_steps=7)
     assert cut.status == "interrupted"

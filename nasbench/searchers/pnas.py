@@ -138,7 +138,8 @@ class PNASSampler(BaseSampler):
             return self._plans[b]
         if b == 1:
             kids = expansions(self.space, {})
-            self._plans[1] = [k for k in kids if not self._over(k)]
+            self._plans[1] = [k for k in kids if not self._over(k)
+                              and self.space.valid(self.space.complete(k))]
             return self._plans[1]
         prev = [t for t in staged if t.system_attrs[ATTR_BLOCK] == b - 1]
         # only the earlier stages count (fit, parents, duplicates): a resumed run plans
@@ -159,7 +160,8 @@ class PNASSampler(BaseSampler):
         for p in parents:
             for k in expansions(self.space, p):
                 arch = self.space.complete(k)
-                if self._over(k, arch) or _key(self.space.arch_to_dict(arch)) in seen:
+                if self._over(k, arch) or not self.space.valid(arch) or \
+                        _key(self.space.arch_to_dict(arch)) in seen:
                     continue
                 seen.add(_key(self.space.arch_to_dict(arch)))
                 kids.append(k)

@@ -131,13 +131,18 @@ class NSGA2Config(TrialConfig):
 
 def planned_queries(space, beam: int) -> int:
     """Returns the most cells a PNAS search with ``beam`` evaluates on ``space`` (all
-    1-block cells, then at most ``beam`` per later stage)."""
+    valid 1-block cells, then at most ``beam`` per later stage)."""
+    import itertools
     opts, blocks = space.choices(), space.blocks()
     sizes = [1]
-    for blk in blocks:
-        n = 1
-        for name in blk:
-            n *= len(opts[name])
+    for b, blk in enumerate(blocks):
+        if b == 0:              # the first stage: every valid cell of one block
+            n = sum(1 for combo in itertools.product(*(opts[name] for name in blk))
+                    if space.valid(space.complete(dict(zip(blk, combo, strict=True)))))
+        else:
+            n = 1
+            for name in blk:
+                n *= len(opts[name])
         sizes.append(n)
     total, kept = 0, 1
     for i, n in enumerate(sizes[1:]):
