@@ -211,9 +211,10 @@ def test_presets_resolve():
     assert (p.epochs, p.batch_size, p.learning_rate, p.arch_learning_rate) == \
         (50, 64, 0.025, 3e-4)
     assert (p.train_epochs, p.eval_channels, p.eval_layers) == (600, 36, 20)
-    pc = DARTSConfig.from_preset("paper", "pcdarts", epochs=3)
+    # (warm-up epochs come before the search epochs, and may not outlast them)
+    pc = DARTSConfig.from_preset("paper", "pcdarts", epochs=20)
     assert (pc.partial_k, pc.batch_size, pc.learning_rate, pc.arch_learning_rate,
-            pc.warmup_epochs, pc.epochs) == (4, 256, 0.1, 6e-4, 15, 3)
+            pc.warmup_epochs, pc.epochs) == (4, 256, 0.1, 6e-4, 15, 20)
     assert DARTSConfig.from_dict(pc.to_dict()) == pc
 
 
