@@ -171,30 +171,22 @@ def curves_figure(runs: list[Run], colors: dict[str, str]) -> go.Figure | None:
                                f"%{{y:.4g}} {unit}<extra></extra>"),
                     row=1, col=3,
                 )  # fmt: skip
-            # what the derivation keeps: the cost the target is judged on (DARTS)
-            ys = [h.get("derived_latency") for h in r.history]
-            if any(y is not None for y in ys):
-                fig.add_trace(
-                    go.Scatter(x=ep, y=ys, mode="lines+markers",
-                               marker=dict(size=6, symbol="diamond"),
-                               line=dict(color=c, width=1.5, dash="dot"),
-                               legendgroup=r.label, showlegend=False,
-                               name=f"{r.label} derived cell latency",
-                               hovertemplate=f"{esc(r.label)} derived cell's latency<br>"
-                               "epoch %{x}: %{y:.4g} ms<extra></extra>"),
-                    row=1, col=3,
-                )  # fmt: skip
-            # the cost term itself (no unit): how hard the cost pulled at each epoch
-            ys = [h.get("penalty") for h in r.history]
-            if any(y for y in ys if y is not None):
-                fig.add_trace(
-                    go.Scatter(x=ep, y=ys, mode="lines", line=dict(color=c, width=1, dash="dash"),
-                               legendgroup=r.label, showlegend=False,
-                               name=f"{r.label} cost term",
-                               hovertemplate=f"{esc(r.label)} cost term (added to the "
-                               "loss)<br>epoch %{x}: %{y:.4g}<extra></extra>"),
-                    row=1, col=1,
-                )  # fmt: skip
+            # what the derivation keeps (the cost the target is judged on, DARTS), and
+            # the cost term itself (no unit: how hard the cost pulled at each epoch)
+            for key, col, what, unit, style in (
+                ("derived_latency", 3, "derived cell's latency", " ms",
+                 dict(mode="lines+markers", marker=dict(size=6, symbol="diamond"),
+                      line=dict(color=c, width=1.5, dash="dot"))),
+                ("penalty", 1, "cost term (added to the loss)", "",
+                 dict(mode="lines", line=dict(color=c, width=1, dash="dash"))),
+            ):  # fmt: skip
+                ys = [h.get(key) for h in r.history]
+                if any(y for y in ys if y is not None):
+                    fig.add_trace(go.Scatter(
+                        x=ep, y=ys, legendgroup=r.label, showlegend=False,
+                        name=f"{r.label} {what}", **style,
+                        hovertemplate=f"{esc(r.label)} {what}<br>epoch %{{x}}: "
+                        f"%{{y:.4g}}{unit}<extra></extra>"), row=1, col=col)
             t = r.target
             if t is not None:
                 fig.add_hline(y=float(t["value"]), line=dict(color=c, dash="dash", width=1.5),

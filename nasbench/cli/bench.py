@@ -12,8 +12,8 @@ import typer
 
 from nasbench.cli.app import BenchmarkDir, JsonOut, Quiet
 from nasbench.errors import UserError, ensure_writable
-from nasbench.progress import console
 from nasbench.options import setting
+from nasbench.progress import console
 from nasbench.registry import SEARCHERS, searcher_config
 
 

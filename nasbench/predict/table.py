@@ -226,8 +226,9 @@ class CostTable:
         t = self.tables[metric]
         scores = scores.detach().double()
         picks = self.space.picks(arch)
+        measured = None if exact is None else exact(arch)
         before = cost = self.picks_cost(picks)[metric] if exact is None else \
-            (exact(arch) if exact(arch) is not None else float("inf"))
+            (float("inf") if measured is None else measured)
         lower = self.fixed[metric] + sum(
             float(t[s][self.allowed[s]].min()) for s, _ in picks)
         swaps = []

@@ -100,7 +100,7 @@ class NB201Space(SearchSpace):
 
     def all_archs(self) -> list[NB201Arch]:
         """Returns all 15,625 cells (first edge varying slowest)."""
-        return [NB201Arch(ops) for ops in itertools.product(NB201_OPS, repeat=len(EDGES))]
+        return list(enumeration()[0])
 
     def choices(self) -> dict[str, list]:
         return {f"{i}->{j}": list(NB201_OPS) for i, j in EDGES}
