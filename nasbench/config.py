@@ -17,7 +17,7 @@ from nasbench.errors import UserError
 from nasbench.options import check_config, check_finite, option
 from nasbench.registry import SEARCHERS, SPACES, searcher_config
 
-DATASETS = ("cifar10", "digits", "synthetic")
+DATASETS = ("cifar10", "digits", "synthetic", "folder")
 COST_METRICS = ("latency", "energy", "memory")
 
 
@@ -99,9 +99,12 @@ class RunConfig(DictConfig):
                                invert=True)
     # data
     dataset: str = option("digits", "cifar10, digits (default; offline; cifar10 with "
-                          "--data-dir or --preset paper) or synthetic.", choices=DATASETS)
+                          "--data-dir or --preset paper), synthetic, or folder (your "
+                          "images: --data-dir holds one folder per class).",
+                          choices=DATASETS)
     data_dir: str | None = option(None, "Folder with cifar-10-batches-py (or that folder "
-                                  "itself).")
+                                  "itself); --dataset folder: a folder of class folders "
+                                  "(or train/ and test/ folders of them).")
     download: bool = option(False, "Download CIFAR-10 if the folder has none.")
     train_portion: float = option(0.5, "search: the share of the training split the "
                                   "weights train on (the rest: validation).", gt=0,

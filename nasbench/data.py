@@ -8,6 +8,9 @@
   resized bilinearly to the deploy input size and repeated to 3 channels; a fixed split
   of 1497 train / 300 test images.
 * ``synthetic``: random class-dependent patterns, for speed tests only.
+* ``folder``: the user's own images, a folder of class folders (torchvision's
+  ImageFolder), with ``train/`` and ``test/`` folders or a fixed stratified split
+  (:func:`load_folder`).
 
 Augmentation belongs to the data set (``Dataset.augment``): for CIFAR-10 the DARTS
 code's random crop with zero padding (4 px at 32x32, input/8 in general), horizontal
@@ -194,16 +197,95 @@ def load_synthetic(input_size: int = 32, n_train: int = 512, n_test: int = 128,
                    "synthetic (random patterns)", augment="crop+flip+cutout")
 
 
+#: the image suffixes a folder data set reads (PIL's common formats)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                  ".ppm", ".pgm")
+#: the share of a folder data set held out as its test split when it has no test folder
+FOLDER_TEST_PORTION = 0.2
+
+
+def _image_folder(root: Path, input_size: int, classes: list[str] | None = None):
+    """Returns (uint8 images [N, 3, s, s], labels, class names) of a folder of class
+    folders, read with torchvision's ImageFolder and resized to ``input_size``."""
+    from torchvision import datasets, transforms
+    tf = transforms.Compose([transforms.Resize((input_size, input_size)),
+                             transforms.PILToTensor()])
+    try:
+        ds = datasets.ImageFolder(str(root), transform=tf,
+                                  loader=lambda p: datasets.folder.default_loader(p)
+                                  .convert("RGB"),
+                                  is_valid_file=lambda p: p.lower().endswith(IMAGE_SUFFIXES))
+    except (FileNotFoundError, OSError) as e:
+        raise UserError(f"--data-dir {root}: {e}") from None
+    if classes is not None and ds.classes != classes:
+        raise UserError(f"{root}: its class folders ({', '.join(ds.classes)}) differ from "
+                        f"the training folder's ({', '.join(classes)})")
+    xs, ys = [], []
+    for i in range(len(ds)):
+        try:
+            x, y = ds[i]
+        except Exception as e:  # noqa: BLE001 - a broken image: one line naming it
+            raise UserError(f"cannot read image {ds.samples[i][0]}: "
+                            f"{e.__class__.__name__}: {e}") from None
+        xs.append(x)
+        ys.append(y)
+    return torch.stack(xs), torch.tensor(ys, dtype=torch.int64), ds.classes
+
+
+def load_folder(data_dir: str | Path | None, input_size: int = 32) -> Dataset:
+    """Returns a user's images: a folder of class folders (torchvision's ImageFolder:
+    ``DIR/<class>/<image>``), or one with ``train/`` and ``test/`` (or ``val/``)
+    folders of class folders. Images are read as RGB and resized to ``input_size``
+    (bilinear); without a test folder, a stratified :data:`FOLDER_TEST_PORTION` of each
+    class (seeded, fixed) is the test split. Normalised by the training split's
+    statistics."""
+    if not data_dir:
+        raise UserError("--dataset folder reads your images: give --data-dir DIR (a "
+                        "folder of class folders)")
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise UserError(f"--data-dir {root} is not a folder of class folders")
+    test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
+    if (root / "train").is_dir() and test_dir is not None:
+        x, y, classes = _image_folder(root / "train", input_size)
+        xt, yt, _ = _image_folder(test_dir, input_size, classes)
+        train, test = Split(x, y), Split(xt, yt)
+        how = f"{root / 'train'} / {test_dir}"
+    else:
+        x, y, classes = _image_folder(root, input_size)
+        g = torch.Generator().manual_seed(0)
+        test_idx = []
+        for c in range(len(classes)):
+            idx = torch.nonzero(y == c).flatten()
+            idx = idx[torch.randperm(len(idx), generator=g)]
+            test_idx.append(idx[:int(round(FOLDER_TEST_PORTION * len(idx)))])
+        mask = torch.zeros(len(y), dtype=torch.bool)
+        mask[torch.cat(test_idx)] = True
+        train, test = Split(x[~mask], y[~mask]), Split(x[mask], y[mask])
+        how = f"{root} ({100 * FOLDER_TEST_PORTION:.0f} % of each class held out as test)"
+    if len(classes) < 2 or len(train) < 2 or len(test) < 1:
+        raise UserError(f"--data-dir {root}: {len(classes)} class folder(s), "
+                        f"{len(train)} training and {len(test)} test images; a data set "
+                        f"needs 2 classes or more and images in both splits")
+    mean, std = _stats(train.images)
+    return Dataset("folder", train, test, len(classes), 3, input_size, mean, std,
+                   f"image folder {how}, {len(classes)} classes, resized to "
+                   f"{input_size}x{input_size}")
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False,
                  input_size: int = 32) -> Dataset:
-    """Returns the named data set (cifar10, digits or synthetic) at ``input_size``."""
+    """Returns the named data set (cifar10, digits, synthetic or folder) at
+    ``input_size``."""
     if name == "cifar10":
         return load_cifar10(data_dir, download, input_size)
+    if name == "folder":
+        return load_folder(data_dir, input_size)
     if name == "digits":
         return load_digits(input_size)
     if name == "synthetic":
         return load_synthetic(input_size)
-    raise UserError(f"unknown dataset {name!r} (use cifar10, digits or synthetic)")
+    raise UserError(f"unknown dataset {name!r} (use cifar10, digits, synthetic or folder)")
 
 
 class TensorLoader:

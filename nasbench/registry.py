@@ -207,6 +207,8 @@ SEARCHERS = Registry("searcher", "nasbench.searchers", "--method", "nasbench.sea
                      ("declare_searcher", "register_searcher"))
 EVALUATORS = Registry("evaluator", "nasbench.evaluators", "--evaluate", "nasbench.searchers",
                       ("register_evaluator",))
+PROXIES = Registry("zero-cost proxy", "nasbench.proxies", "--proxy", "nasbench.proxies",
+                   ("register_proxy",))
 
 
 def declare_searcher(*names: str, config: type, impl: str, summary: str) -> None:

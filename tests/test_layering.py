@@ -23,7 +23,7 @@ LAYERS = [
     ["nasbench.searchers"],
     ["nasbench.oneshot"],
     ["nasbench.benchmarks", "nasbench.validate", "nasbench.device_report"],
-    ["nasbench.luts", "nasbench.candidates", "nasbench.train"],
+    ["nasbench.luts", "nasbench.candidates", "nasbench.train", "nasbench.proxies"],
     ["nasbench.predict", "nasbench.config", "nasbench.distributed"],
     ["nasbench.zoo", "nasbench.spaces"],
     ["nasbench.data", "nasbench.genotypes", "nasbench.ops", "nasbench.seeding", "nasbench.files"],

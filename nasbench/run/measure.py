@@ -164,12 +164,22 @@ def finalists(visited: list[dict], k: int) -> list[dict]:
     return front
 
 
+def score_text(value: float, kind: str) -> str:
+    """Returns a search signal in words: "accuracy 91.20 %" or, for a zero-cost score
+    (``kind`` "zero-cost"), "zero-cost score 63.1 (0-100)"."""
+    if kind == "zero-cost":
+        return f"zero-cost score {value:.1f} (0-100)"
+    return f"accuracy {value:.2f} %"
+
+
 def measure_finalists(visited: list[dict], k: int, space, deploy, device, predictor, log,
-                      lut=None, known: dict | None = None, signal: str = "") -> list[dict]:
+                      lut=None, known: dict | None = None, signal: str = "",
+                      kind: str = "validation") -> list[dict]:
     """Measures the :func:`finalists` of a multi-trial search on the device (as the
     runner measures its derived network: :func:`measure_arch`) and returns their
     candidate records (role "finalist"): the search's accuracy (%, ``accuracy_kind``
-    "validation": the evaluator's signal, ``signal`` in words), the predicted (LUT)
+    ``kind``: "validation", or "zero-cost" for a 0-100 proxy score; the evaluator's
+    signal, ``signal`` in words), the predicted (LUT)
     and measured latency (ms), ``latency_source`` ("measured", or "table" for a
     HW-NAS-Bench device: its values are read, not measured), the visit's ``query``.
     ``known``: {architecture id: measurement} already taken (the derived network's)."""
@@ -186,14 +196,14 @@ def measure_finalists(visited: list[dict], k: int, space, deploy, device, predic
         if aid in known:
             m = known[aid]
         else:
-            log(f"finalist {i}: {space.summary(arch)}: accuracy {v['accuracy']:.2f} %, "
+            log(f"finalist {i}: {space.summary(arch)}: {score_text(v['accuracy'], kind)}, "
                 f"predicted {v['cost']['latency']:.3f} ms")
             m = measure_arch(arch, deploy, device, log, lut, net=net)
         c = candidate(f"finalist {i}", "finalist", arch=arch, space=space.name,
                       predicted=predictor.predict(arch), measured=m,
                       params=sum(p.numel() for p in net.parameters()),
                       macs=conv_linear_macs(net, shape))
-        c.update({"accuracy": float(v["accuracy"]), "accuracy_kind": "validation",
+        c.update({"accuracy": float(v["accuracy"]), "accuracy_kind": kind,
                   "accuracy_signal": signal, "query": v.get("query"),
                   "search_cost": v["cost"],
                   "latency_source": "table" if table else "measured"})

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from nasbench.candidates import arch_dict, candidate
+from nasbench.run.measure import score_text
 from nasbench.spaces.base import Arch
 
 RESULT_SCHEMA = 1
@@ -172,8 +173,9 @@ def summary_lines(r: SearchResult) -> list[str]:
     for f in r.finalists:
         lat = f["latency_ms"]
         got = (lat["measured"] or {}).get("median")
-        lines.append(f"  {f['name']} ({f['genotype_summary']}): accuracy {f['accuracy']:.2f} "
-                     f"% ({f['accuracy_kind']}); latency predicted "
+        lines.append(f"  {f['name']} ({f['genotype_summary']}): "
+                     f"{score_text(f['accuracy'], f['accuracy_kind'])} "
+                     f"({f['accuracy_kind']}); latency predicted "
                      + (f"{lat['predicted']:.3f}" if lat["predicted"] is not None else "n/a")
                      + f" ms, {'table' if f['latency_source'] == 'table' else 'measured'} "
                      + (f"{got:.3f} ms" if got is not None else "n/a"))

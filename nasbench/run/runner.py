@@ -425,7 +425,8 @@ def _run(cfg, run_dir, ckpt, searcher, ctx, space, deploy, data, device, lut_obj
             result.finalists = measure_finalists(
                 searcher.visited(), cfg.measure_top, space, deploy, device, predictor, log,
                 lut_obj, known={space.arch_id(arch): result.measured},
-                signal=getattr(ev, "signal", ""))
+                signal=getattr(ev, "signal", ""),
+                kind=getattr(ev, "accuracy_kind", "validation"))
         if cfg.reference_list:
             from nasbench.run.references import reference_candidates
             result.references = reference_candidates(

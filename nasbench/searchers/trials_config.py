@@ -11,6 +11,7 @@ from typing import ClassVar
 from nasbench.config import RunConfig
 from nasbench.errors import UserError
 from nasbench.options import option
+from nasbench.proxies import DEFAULT_BATCH, DEFAULT_PROXY, proxy_names
 from nasbench.registry import EVALUATORS, declare_searcher
 
 
@@ -30,11 +31,23 @@ class TrialConfig(RunConfig):
     trials_per_epoch: int = 25
     evaluate: str = option("table", "The evaluator: table (NAS-Bench-201's accuracy; "
                            "--space nb201 --benchmark-dir), supernet (SPOS: a single-path "
-                           "supernet trained on the data) or train (each candidate "
-                           "trained with the --train-epochs budget; any space).",
+                           "supernet trained on the data), train (each candidate "
+                           "trained with the --train-epochs budget; any space) or zc "
+                           "(zero-cost proxies on the data at initialisation; any "
+                           "space, no training).",
                            choices=lambda: EVALUATORS.names())
     fidelity: int = option(12, "--evaluate table: the accuracy the search sees, 12 or "
                            "200 epochs (CIFAR-10).", group="--evaluate table")
+    # --evaluate zc (zc_eval.py): the proxy score and its minibatch
+    proxy: str = option(DEFAULT_PROXY, "A proxy (" + ", ".join(proxy_names()) + ") or "
+                        "an aggregate of them joined by '+'.", group="--evaluate zc")
+    zc_batch: int = option(DEFAULT_BATCH, "Training images in the proxies' minibatch.",
+                           min=2, group="--evaluate zc")
+    zc_seed: int = option(0, "Seed of the networks' initialisation, the minibatch and "
+                          "the reference cells (not the search's: the cache serves "
+                          "every seed).", group="--evaluate zc")
+    zc_reference: int = option(50, "Valid cells the 0-100 score is standardised on "
+                               "(50: their median).", min=2, group="--evaluate zc")
     population: int = option(50, "evolution, nsga2: the population.", min=1)
     sample_size: int = option(10, "evolution, nsga2: the tournament size.", min=1)
     soft_exponent: float = -0.07          # soft target: acc x (lat/target)^w (MnasNet)
