@@ -41,3 +41,31 @@ def separable(a: dict, b: dict) -> bool | None:
         return None
     (alo, ahi), (blo, bhi) = a["ci_pct"], b["ci_pct"]
     return ahi < blo or bhi < alo
+
+
+def rank_correlation(x, y, boot: int = 1000, seed: int = 0) -> dict:
+    """Returns Spearman's rho and Kendall's tau (tau-b) between two equally long
+    sequences, each with a bootstrap 95 % interval over the pairs (``boot`` resamples
+    with replacement, seeded; resamples where a statistic is undefined are skipped):
+    {"spearman", "spearman_ci95": [lo, hi], "kendall", "kendall_ci95", "n"}. Values
+    are None where undefined (fewer than 3 pairs, or a constant sequence)."""
+    import numpy as np
+    from scipy.stats import kendalltau, spearmanr
+    a, b = np.asarray(x, float), np.asarray(y, float)
+    out = {"spearman": None, "spearman_ci95": [None, None], "kendall": None,
+           "kendall_ci95": [None, None], "n": int(len(a))}
+    if len(a) < 3 or len(a) != len(b):
+        return out
+
+    def both(i):
+        s, k = spearmanr(a[i], b[i])[0], kendalltau(a[i], b[i])[0]
+        return (float(s) if np.isfinite(s) else None, float(k) if np.isfinite(k) else None)
+
+    out["spearman"], out["kendall"] = both(np.arange(len(a)))
+    rng = np.random.default_rng(seed)
+    draws = [both(rng.integers(0, len(a), len(a))) for _ in range(boot)]
+    for j, name in enumerate(("spearman", "kendall")):
+        v = [d[j] for d in draws if d[j] is not None]
+        if v:
+            out[f"{name}_ci95"] = [float(q) for q in np.percentile(v, [2.5, 97.5])]
+    return out

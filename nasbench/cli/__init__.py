@@ -15,6 +15,7 @@ from nasbench.cli.bench import bench as _bench
 from nasbench.cli.data import data_app as _data_app
 from nasbench.cli.model import eval_cmd as _eval
 from nasbench.cli.model import export_cmd as _export
+from nasbench.cli.proxy import proxy as _proxy
 from nasbench.cli.report import report as _report
 from nasbench.cli.search import SearchCommand
 from nasbench.cli.surrogate import surrogate_app as _surrogate_app
@@ -28,6 +29,7 @@ app.command("arch")(_arch)
 app.command("bench")(_bench)
 app.command("eval")(_eval)
 app.command("export")(_export)
+app.command("proxy")(_proxy)
 app.command("worker")(_worker)
 app.add_typer(_surrogate_app, name="surrogate")
 app.add_typer(_surrogate_app, name="predictor", hidden=True)   # the old name, kept

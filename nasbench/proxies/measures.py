@@ -58,16 +58,19 @@ WEIGHTED = (nn.Conv2d, nn.Linear)
 JACOB_K = 1e-5
 
 
-def register_proxy(name: str, *, log_scale: bool = False, passes: tuple[str, ...] = ()):
+def register_proxy(name: str, *, log_scale: bool = False, passes: tuple[str, ...] = (),
+                   version: int = 1):
     """Decorator that registers ``fn(probe) -> float`` as the proxy ``name``.
     ``log_scale``: its values are positive and multiplicative (a count, a product of
     weights), so an aggregate compares their logarithms. ``passes``: the
     :class:`Probe` passes it reads that a scorer should run first (so that a shared
     pass runs once, e.g. ``"jacobian"``, whose forward also gives the activations).
-    Returns ``fn``."""
+    ``version``: raise it when the definition changes, so cached scores of the old
+    one are computed again. Returns ``fn``."""
 
     def decorate(fn: Callable):
         fn.proxy_name, fn.log_scale, fn.passes = name, log_scale, passes
+        fn.version = version
         PROXIES.add((name,), fn)
         return fn
 

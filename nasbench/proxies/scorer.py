@@ -40,6 +40,7 @@ import torch
 from nasbench.errors import UserError, read_state
 from nasbench.proxies import DEFAULT_BATCH
 from nasbench.proxies.measures import Probe, get_proxy
+from nasbench.registry import PROXIES
 from profilers.lut import atomic_write_text
 
 CACHE_FOLDER = "proxies"
@@ -129,7 +130,9 @@ class ProxyScorer:
         self.ident = {"space": space.describe(), "data": data.describe(), "batch": batch,
                       "seed": seed, "torch": torch.__version__,
                       "device": self.device.type}
-        self.computed = self.cache_hits = 0     # networks run / answered from the cache
+        # networks run, cells answered from the cache, degenerate cells (not run when
+        # the space can tell)
+        self.computed = self.cache_hits = self.degenerate = 0
         self.seconds = 0.0                      # spent running networks
 
     def key(self, arch) -> str:
@@ -148,7 +151,10 @@ class ProxyScorer:
 
         def reader(p):
             rec = json.loads(Path(p).read_text())
-            return {k: float(v) for k, v in rec["scores"].items()}
+            versions = rec.get("versions", {})
+            # a score of another definition of its proxy is computed again
+            return {k: float(v) for k, v in rec["scores"].items()
+                    if k in PROXIES and versions.get(k) == get_proxy(k).version}
 
         return read_state(path, reader, "proxy cache entry",
                           "delete it and the cell is scored again") or {}
@@ -156,7 +162,8 @@ class ProxyScorer:
     def _write(self, key: str, arch, scores: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         rec = {"arch": self.space.arch_to_dict(arch), "arch_id": self.space.arch_id(arch),
-               "settings": self.ident, "scores": scores}
+               "settings": self.ident, "scores": scores,
+               "versions": {k: get_proxy(k).version for k in scores}}
         atomic_write_text(self._path(key), json.dumps(rec, indent=1) + "\n")
 
     def build(self, arch) -> Callable[[], torch.nn.Module]:
@@ -171,6 +178,7 @@ class ProxyScorer:
     def compute(self, arch, names: list[str]) -> dict:
         """Returns {proxy: score} of ``arch``, computed now (uncached)."""
         if not self.space.valid(arch):
+            self.degenerate += 1
             return dict.fromkeys(names, WORST)
         t0 = time.perf_counter()
         probe = Probe(self.build(arch), self.images, self.labels)
@@ -178,6 +186,7 @@ class ProxyScorer:
             for attr in get_proxy(n).passes:
                 getattr(probe, attr)
         if probe.ignores_input:
+            self.degenerate += 1
             out = dict.fromkeys(names, WORST)
         else:
             out = {n: float(get_proxy(n)(probe)) for n in names}
