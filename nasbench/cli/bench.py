@@ -41,15 +41,19 @@ def bench(
                                 "(the tables' data set)."),
     fidelity: int = typer.Option(12, help="What multi-trial searches see: 12-epoch "
                                  "validation accuracy, or 200 (CIFAR-10)."),
+    evaluate: str = typer.Option("table", help="What multi-trial searches see: table "
+                                 "(NAS-Bench-201's validation accuracy) or zc (zero-cost "
+                                 "proxies on the --data-dir images; --set proxy=NAME, "
+                                 "zc-batch=N...)."),
     lut: str | None = typer.Option(None, help="Your nb201 LUT: costs of your device "
                                       "instead of HW-NAS-Bench's."),
     nats: str | None = typer.Option(None, help="A NATS-Bench topology archive "
                                        "(NATS-tss-v1_0-3ffb9-simple; needs nasbench[nats]): "
                                        "200-epoch accuracies (reported test, and "
                                        "--fidelity 200 on every data set)."),
-    data_dir: str | None = typer.Option(None, help="one-shot (darts, pcdarts, enas): "
-                                           "CIFAR-10 images (cifar-10-batches-py "
-                                           "folder)."),
+    data_dir: str | None = typer.Option(None, help="one-shot (darts, pcdarts, enas) and "
+                                           "--evaluate zc: CIFAR-10 images "
+                                           "(cifar-10-batches-py folder)."),
     epochs: int | None = typer.Option(None, help="one-shot methods: search epochs."),
     steps_per_epoch: int | None = typer.Option(None, help="one-shot methods: cap on steps "
                                                   "per epoch (0: whole split)."),
@@ -93,6 +97,11 @@ def bench(
     # every check before any output: a refused command leaves no folder behind
     if seeds < 1 or queries < 1:
         raise UserError("--seeds and --queries must be positive")
+    if evaluate not in ("table", "zc"):
+        raise UserError(f"--evaluate for bench: table or zc, got {evaluate!r}")
+    if evaluate == "zc" and not data_dir:
+        raise UserError("--evaluate zc scores the cells on real images: give --data-dir "
+                        "(CIFAR-10, e.g. ../shared/data/cifar10-mini)")
     from nasbench.benchmarks.nb201 import NB201Bench, resolve_benchmark_dir
     from nasbench.benchmarks.tabular import is_tabular
     from nasbench.searchers import get_searcher
@@ -124,7 +133,8 @@ def bench(
         for m in methods:
             spec = BenchSpec(method=m, device=d, benchmark_dir=str(benchmark_dir),
                              objective=objective, target=target, queries=queries,
-                             seeds=seeds, dataset=dataset, fidelity=fidelity, lut=lut, nats=nats,
+                             seeds=seeds, dataset=dataset, fidelity=fidelity,
+                             evaluate=evaluate, lut=lut, nats=nats,
                              space=space, data_dir=data_dir, epochs=epochs,
                              steps_per_epoch=steps_per_epoch, preset=preset,
                              extra={**own[m], **({} if cost_weight is None or

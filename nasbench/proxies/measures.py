@@ -95,8 +95,8 @@ class Probe:
         # channels-last halves a CPU forward (measured on nb201); it serves the passes
         # without weight gradients only: oneDNN's strided 1x1 weight gradient is wrong
         # on channels-last for widths not a multiple of 8 (test_pcdarts_single_thread)
-        self.channels_last = (images.device.type == "cpu" if channels_last is None
-                              else channels_last)
+        self.channels_last = (images.device.type == "cpu" and images.dim() == 4
+                              if channels_last is None else channels_last)
 
     def _format(self, channels_last: bool) -> torch.memory_format:
         fmt = torch.channels_last if channels_last else torch.contiguous_format

@@ -67,10 +67,13 @@ class BenchSpec:
     seeds: int = 3
     dataset: str = "cifar10"
     fidelity: int = 12
+    # multi-trial searchers: what they see (table: the validation accuracy; zc:
+    # zero-cost proxies computed on the images of data_dir)
+    evaluate: str = "table"
     lut: str | None = None
     nats: str | None = None           # NATS-Bench topology archive: 200-epoch tables
     space: str = "nb201"
-    # one-shot searchers: the images and the search budget
+    # one-shot searchers and --evaluate zc: the images; one-shot: the search budget
     data_dir: str | None = None
     epochs: int | None = None
     steps_per_epoch: int | None = None
@@ -223,9 +226,11 @@ def score_run(ground: Ground, bench: NB201Bench, chosen: int, found: list[int],
                                   key=lambda r: r["cost"])}
 
 
-def anytime(ground: Ground, found: list[int], points: int = 60) -> dict:
+def anytime(ground: Ground, found: list[int], points: int = 60,
+            signal: dict | None = None) -> dict:
     """Returns the hypervolume gap (and best true accuracy of the signal's front) after
-    each of about ``points`` query counts, log-spaced."""
+    each of about ``points`` query counts, log-spaced (``signal``: as for
+    :func:`signal_front`)."""
     from reports.pareto import hypervolume
     truth = ground.truth
     hv_true = hypervolume(truth.points[truth.front], truth.reference, SENSES)
@@ -234,7 +239,7 @@ def anytime(ground: Ground, found: list[int], points: int = 60) -> dict:
         if n else []
     q, gap, best = [], [], []
     for k in ks:
-        f = signal_front(ground, found[:k])
+        f = signal_front(ground, found[:k], signal)
         if not f:
             continue
         pts = np.array([truth.point(i) for i in f])
@@ -259,9 +264,10 @@ def floor(ground: Ground, bench: NB201Bench, target: float | None,
 
 
 def _trial_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int,
-                log) -> tuple[int, list[int], dict]:
-    """Runs a multi-trial searcher on the table; returns (chosen, visited in query
-    order, counters)."""
+                log, zc=None) -> tuple[int, list[int], dict]:
+    """Runs a multi-trial searcher on the table (or, with ``zc``, the zero-cost
+    evaluator's (scorer, aggregate) shared by the seeds); returns (chosen, visited in
+    query order, counters; with zc, "signal": {index: score})."""
     from nasbench.searchers import SearchContext, get_searcher
     from nasbench.searchers.evaluate import TableEvaluator
     from nasbench.seeding import seed_everything
@@ -269,10 +275,18 @@ def _trial_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int,
     kw = dict(space="nb201", trials=spec.queries, trials_per_epoch=max(1, spec.queries),
               seed=seed, objective="acc+latency",
               latency_target_ms=spec.target if ground.metric == "latency" else None,
-              benchmark_dir=spec.benchmark_dir, fidelity=spec.fidelity)
+              benchmark_dir=spec.benchmark_dir, fidelity=spec.fidelity,
+              evaluate=spec.evaluate)
     kw.update(cls.config_class.budget_values(ground.space, spec.queries))
     cfg = cls.config_class.from_preset("quick", spec.method, **{**kw, **spec.extra})
-    ev = TableEvaluator(bench, spec.dataset, ground.cost_of, spec.fidelity)
+    if zc is None:
+        ev = TableEvaluator(bench, spec.dataset, ground.cost_of, spec.fidelity)
+    else:
+        from nasbench.searchers.zc_eval import ZeroCostEvaluator
+        scorer, agg = zc
+        ev = ZeroCostEvaluator(scorer, cfg.proxy, ground.cost_of,
+                               reference=cfg.zc_reference, log=log)
+        ev.aggregate = agg                    # the scale every seed shares
     seed_everything(seed)
     s = cls()
     s.setup(SearchContext(config=cfg, space=ground.space, predictor=None, data=None,
@@ -281,10 +295,39 @@ def _trial_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int,
     for e in range(s.epochs):
         s.run_epoch(e, lambda *_: None)
     out = s.result()
-    visited = [bench.index(s.ctx.space.arch_from_dict(v["arch"])) for v in s.visited()]
+    records = s.visited()
+    visited = [bench.index(s.ctx.space.arch_from_dict(v["arch"])) for v in records]
     n = s.counts()                           # the study's tallies (the truth)
-    return bench.index(out.arch), visited, {"queries": n["queries"],
-                                            "cache_hits": n["cache_hits"]}
+    counters = {"queries": n["queries"], "cache_hits": n["cache_hits"]}
+    if zc is not None:                       # what the search saw: its own scores
+        counters["signal"] = {i: float(v["accuracy"]) for i, v in
+                              zip(visited, records, strict=True)}
+        counters["zc_computed"] = ev.computed
+    return bench.index(out.arch), visited, counters
+
+
+def zero_cost_setup(spec: BenchSpec, ground: Ground, log) -> tuple:
+    """Returns (scorer, aggregate) of a bench with ``--evaluate zc``: the proxies on
+    ``spec.data_dir``'s CIFAR-10 training images, the NAS-Bench-201 network at 32x32,
+    the 0-100 scale fitted once on the reference cells (every seed shares both, and the
+    on-disk cache); raises UserError without images."""
+    from nasbench.data import load_dataset
+    from nasbench.proxies.scorer import ProxyScorer
+    from nasbench.searchers.zc_eval import ZeroCostEvaluator
+    if not spec.data_dir:
+        raise UserError("--evaluate zc scores the cells on real images: give --data-dir "
+                        "(CIFAR-10, e.g. ../shared/data/cifar10-mini)")
+    if spec.dataset != "cifar10":
+        raise UserError("--evaluate zc computes the proxies on CIFAR-10 images: use "
+                        "--dataset cifar10")
+    cfg = searcher_config(spec.method).from_preset(
+        "quick", spec.method, **{"space": "nb201", "evaluate": "zc", **spec.extra})
+    data = load_dataset("cifar10", spec.data_dir, False, 32)
+    scorer = ProxyScorer(ground.space, data, batch=cfg.zc_batch, seed=cfg.zc_seed)
+    ev = ZeroCostEvaluator(scorer, cfg.proxy, ground.cost_of, reference=cfg.zc_reference,
+                           log=log)
+    ev.prepare()
+    return scorer, ev.aggregate
 
 
 def _one_shot_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int,
@@ -365,6 +408,11 @@ def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None
     if spec.target is not None and not (math.isfinite(spec.target) and spec.target > 0):
         raise UserError(f"--target must be a positive number, got {spec.target}")
     multi = searcher_kind(spec.method) == "multi-trial"
+    if spec.evaluate not in ("table", "zc"):
+        raise UserError(f"--evaluate for bench: table or zc, got {spec.evaluate!r}")
+    if spec.evaluate == "zc" and not multi:
+        raise UserError(f"--evaluate zc serves the multi-trial methods, not "
+                        f"{spec.method!r} (a one-shot method trains its supernet)")
     if not multi and not on_nb201(spec.method):
         one_shot = [m for m in SEARCHERS.names()
                     if searcher_kind(m) == "one-shot" and on_nb201(m)]
@@ -377,6 +425,7 @@ def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None
     costs = ground.truth.points[:, 1]
     targets = [float(np.quantile(costs, q)) for q in (0.1, 0.25, 0.5, 0.75)]
     seeds_dir = out / "seeds"
+    zc = zero_cost_setup(spec, ground, log) if spec.evaluate == "zc" else None
     runs = []
     key = spec.key()
     for seed in range(spec.seeds):
@@ -392,18 +441,18 @@ def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None
                 warn_damaged(f, "bench seed file", "the seed is run again", e)
         ts = time.time()
         if multi:
-            chosen, visited, counters = _trial_seed(spec, ground, bench, seed, log)
+            chosen, visited, counters = _trial_seed(spec, ground, bench, seed, log, zc)
         else:
             chosen, visited, counters = _one_shot_seed(spec, ground, bench, seed, out,
                                                        quiet)
-        signal = None if multi else counters.pop("signal")
+        signal = counters.pop("signal", None)
         r = {"seed": seed, **score_run(ground, bench, chosen, visited, spec.target,
                                        targets, signal),
              "queries": counters.get("queries", len(set(visited))),
              "cache_hits": counters.get("cache_hits", 0), "wall_s": time.time() - ts,
              **{k: v for k, v in counters.items() if k not in ("queries", "cache_hits")}}
         if multi:
-            r["anytime"] = anytime(ground, visited)
+            r["anytime"] = anytime(ground, visited, signal=signal)
         runs.append(r)
         write_json(f, {"key": key, "run": r})
         log(f"seed {seed}: {r['arch']} test {r['accuracy']:.2f} %, {ground.metric} "
@@ -421,8 +470,7 @@ def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None
         {"epochs": runs[0].get("epochs") if runs else spec.epochs,
          "steps_per_epoch": spec.steps_per_epoch, "preset": spec.preset},
         "seeds": list(range(spec.seeds)),
-        "signal": {"search": f"{spec.fidelity}-epoch {spec.dataset} validation accuracy "
-                             f"(NAS-Bench-201)" if multi else
+        "signal": {"search": _signal_text(spec, zc) if multi else
                              "the supernet's own training on the images given",
                    "reported": f"{bench.test_epochs}-epoch {spec.dataset} test accuracy "
                                f"(NAS-Bench-201)"},
@@ -435,9 +483,20 @@ def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None
                              key=lambda r: r["cost"]),
         "cost_range": [float(costs.min()), float(costs.max())],
         "targets": targets, "runs": runs, "aggregate": aggregate(runs, targets),
-        "floor": floor(ground, bench, spec.target, targets),
+        "floor": floor(ground, bench, spec.target, targets) | (
+            {"what": "every cell queried with the table's validation accuracy (the "
+                     "zero-cost signal of every cell is not computed)"} if zc else {}),
         "settings": asdict(spec), "wall_s": time.time() - t0,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_json(out / "bench.json", result)
     return result
+
+
+def _signal_text(spec: BenchSpec, zc) -> str:
+    """Returns what a multi-trial search of ``spec`` sees, in words."""
+    if zc is None:
+        return f"{spec.fidelity}-epoch {spec.dataset} validation accuracy (NAS-Bench-201)"
+    scorer, agg = zc
+    return (f"zero-cost score {'+'.join(agg.members)} on {scorer.batch} CIFAR-10 "
+            f"training images of {spec.data_dir} at initialisation (0-100)")
