@@ -73,6 +73,42 @@ def _source(run: Path | None, benchmark_dir: Path | None, dataset: str, fidelity
     return run_set(run) if run is not None else table_set(benchmark_dir, dataset, fidelity)
 
 
+def proxy_features(space, archs, acc, path: Path, columns: str | None):
+    """Returns (architectures, accuracies, extra [cells x columns], column names) of
+    the valid cells of a `nasbench proxy --out` CSV, its proxy columns as features (the
+    logarithm of the log-scale proxies: counts and products of weights); raises
+    UserError for a file that is not one."""
+    import pandas as pd
+
+    from nasbench.proxies import proxy_names
+    from nasbench.proxies.scorer import Aggregate
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as e:
+        raise UserError(f"--proxies {path}: not a readable CSV ({e})") from None
+    if "arch" not in df.columns or "valid" not in df.columns:
+        raise UserError(f"--proxies {path}: not a `nasbench proxy --out` file (no arch "
+                        f"and valid columns)")
+    known = [c for c in df.columns if c in proxy_names()]
+    names = known if columns is None else [c.strip() for c in columns.split(",")
+                                           if c.strip()]
+    missing = [c for c in names if c not in known]
+    if missing or not names:
+        raise UserError(f"--proxy-columns: {', '.join(missing) or 'none given'} not among "
+                        f"the file's proxies ({', '.join(known)})")
+    by_key = {space.arch_id(a): (a, y) for a, y in zip(archs, acc, strict=True)}
+    out_a, out_y, out_e = [], [], []
+    for _, row in df[df["valid"] == 1].iterrows():
+        a = space.parse_arch(row["arch"])
+        hit = by_key.get(space.arch_id(a))
+        if hit is None:
+            raise UserError(f"--proxies {path}: {row['arch']} is not a cell of the table")
+        out_a.append(hit[0])
+        out_y.append(hit[1])
+        out_e.append([Aggregate.transform(c, float(row[c])) for c in names])
+    return out_a, out_y, out_e, tuple(names)
+
+
 @surrogate_app.command("study")
 def study(
     benchmark_dir: BenchmarkDir = None,
@@ -85,11 +121,18 @@ def study(
                              "or forest."),
     members: int = typer.Option(5, help="MLPs in the ensemble."),
     seed: int = typer.Option(0, help="Seed of the samples and fits."),
+    proxies: Path | None = typer.Option(None, help="A `nasbench proxy --out` CSV: study "
+                                        "its valid cells, with their proxy scores as "
+                                        "features beside the space's."),
+    proxy_columns: str | None = typer.Option(None, help="With --proxies: the "
+                                                "comma-separated columns to use (default: "
+                                                "every single proxy in the file)."),
     out: Path | None = typer.Option(None, help="Also write the rows as JSON here."),
     json_out: JsonOut = False,
 ):
     """Rank correlation of the predictor on NAS-Bench-201, as predictor papers measure
-    it: fit on N random cells, Kendall's tau and Spearman's rho on all the others."""
+    it: fit on N random cells, Kendall's tau and Spearman's rho on all the others, and
+    on the distinct others (no twin of a training cell)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -99,11 +142,18 @@ def study(
     if out is not None:
         ensure_writable(out, "--out")
     space, archs, acc = table_set(benchmark_dir, dataset, fidelity)
+    extra, names = None, ()
+    if proxies is not None:
+        archs, acc, extra, names = proxy_features(space, archs, acc, proxies,
+                                                  proxy_columns)
     err = Console(stderr=True)
     rows = rank_study(space, archs, acc, _sizes(sizes), repeats, seed, kind, members,
-                      progress=None if json_out else lambda t: err.print(t))
+                      progress=None if json_out else lambda t: err.print(t),
+                      extra=extra, extra_names=names)
     doc = {"space": "nb201", "dataset": dataset, "signal": f"{fidelity}-epoch validation "
-           f"accuracy", "kind": kind, "members": members, "seed": seed, "rows": rows}
+           f"accuracy", "kind": kind, "members": members, "seed": seed,
+           "cells": int(sum(a == a for a in acc)), "features": ["space", *names],
+           "proxies": str(proxies) if proxies else None, "rows": rows}
     if out is not None:
         from nasbench.files import write_json
         write_json(out, doc)
@@ -113,12 +163,16 @@ def study(
         return
     t = Table(title=f"accuracy predictor ({kind}) on NAS-Bench-201 {dataset}, "
                     f"{fidelity}-epoch validation accuracy")
-    for c in ("train cells", "test cells", "Kendall tau", "Spearman", "fit s"):
+    for c in ("train cells", "test cells", "Kendall tau", "Spearman", "distinct test",
+              "Kendall tau distinct", "fit s"):
         t.add_column(c, justify="right")
     for r in rows:
         t.add_row(str(r["n_train"]), str(r["n_test"]),
                   f"{r['kendall_tau']:.3f} ± {r['kendall_tau_std']:.3f}",
-                  f"{r['spearman']:.3f} ± {r['spearman_std']:.3f}", f"{r['fit_seconds']:.1f}")
+                  f"{r['spearman']:.3f} ± {r['spearman_std']:.3f}",
+                  f"{r['n_test_distinct']:.0f}",
+                  f"{r['kendall_tau_distinct']:.3f} ± {r['kendall_tau_distinct_std']:.3f}",
+                  f"{r['fit_seconds']:.1f}")
     Console().print(t)
 
 

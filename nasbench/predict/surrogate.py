@@ -12,13 +12,19 @@ paths), built from scikit-learn regressors:
 * ``ensemble`` (the default): the MLPs, a random forest and a gradient-boosted tree
   model together - it ranked best on NAS-Bench-201 (see the README's predictor table).
 
+Extra features (``extra_names``, an ``extra`` array per call) join the space's: e.g.
+zero-cost proxy scores, computed by the caller (a space never imports evaluators; the
+prediction layer only combines the columns it is given).
+
 Targets are standardised per fit; predictions come back in the units they were given
 (accuracy, %). The uncertainty is the spread (standard deviation) of the members'
 predictions, in the same units.
 
 :func:`rank_study` measures a predictor as NAS predictor papers do: trained on ``n``
 architectures sampled at random, Kendall's tau and Spearman's rho on all the rest,
-repeated.
+repeated; and again on the *distinct* test cells: one per structural feature vector,
+none sharing its vector with a training cell (on nb201 many cells compute the same
+network: a twin of a training cell in the test set flatters the predictor).
 """
 
 from __future__ import annotations
@@ -58,33 +64,46 @@ class AccuracyPredictor:
     ``space`` is a bound :class:`~nasbench.spaces.base.SearchSpace`; ``kind`` one of
     :data:`KINDS`; ``members`` the number of MLPs; ``seed`` makes the fit repeatable."""
 
-    def __init__(self, space, kind: str = "ensemble", members: int = 5, seed: int = 0):
+    def __init__(self, space, kind: str = "ensemble", members: int = 5, seed: int = 0,
+                 extra_names: tuple[str, ...] = ()):
         if kind not in KINDS:
             raise UserError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if members < 1:
             raise UserError(f"--members must be positive, got {members}")
         self.space, self.kind, self.members, self.seed = space, kind, members, seed
+        #: the names of the extra feature columns every call must give (e.g. proxies)
+        self.extra_names = tuple(extra_names)
         self.models: list = []
         self.mean = self.scale = 0.0
         self.n_train = 0
         #: the stable ids of the architectures of the last fit (held apart in eval)
         self.trained_on: list[str] = []
 
-    def featurize(self, archs) -> np.ndarray:
-        """Returns the feature matrix [architectures x features] of ``archs``."""
-        return np.asarray([self.space.features(a) for a in archs], dtype=np.float64)
+    def featurize(self, archs, extra=None) -> np.ndarray:
+        """Returns the feature matrix [architectures x features] of ``archs``: the
+        space's features, then the ``extra`` columns [architectures x extra_names]."""
+        x = np.asarray([self.space.features(a) for a in archs], dtype=np.float64)
+        if not self.extra_names:
+            return x
+        e = np.asarray(extra, dtype=np.float64) if extra is not None else None
+        if e is None or e.shape != (len(archs), len(self.extra_names)):
+            raise UserError(f"the predictor reads {', '.join(self.extra_names)} beside "
+                            f"the space's features: give those {len(self.extra_names)} "
+                            f"column(s) for every architecture")
+        return np.hstack([x, e])
 
-    def fit(self, archs, accuracy) -> AccuracyPredictor:
-        """Fits the ensemble on ``archs`` and their accuracies (%); returns self. Needs
-        at least 2 architectures with finite accuracies (others are dropped)."""
+    def fit(self, archs, accuracy, extra=None) -> AccuracyPredictor:
+        """Fits the ensemble on ``archs`` (and their ``extra`` columns) and their
+        accuracies (%); returns self. Needs at least 2 architectures with finite
+        accuracies (others are dropped)."""
         y = np.asarray(accuracy, dtype=np.float64)
         keep = np.isfinite(y)
+        x = self.featurize(archs, extra)[keep]
         archs = [a for a, k in zip(archs, keep, strict=True) if k]
         y = y[keep]
         if len(y) < 2:
             raise UserError(f"the predictor needs at least 2 evaluated architectures, got "
                             f"{len(y)}")
-        x = self.featurize(archs)
         self.mean, self.scale = float(y.mean()), float(y.std()) or 1.0
         t = (y - self.mean) / self.scale
         import warnings
@@ -99,12 +118,12 @@ class AccuracyPredictor:
         self.trained_on = [self.space.arch_id(a) for a in archs]
         return self
 
-    def predict(self, archs) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, archs, extra=None) -> tuple[np.ndarray, np.ndarray]:
         """Returns (mean, std) per architecture, in the fitted accuracy's units (%): the
         ensemble's mean prediction and its members' spread (the uncertainty)."""
         if not self.models:
             raise UserError("the predictor is not fitted")
-        x = self.featurize(archs)
+        x = self.featurize(archs, extra)
         p = np.stack([m.predict(x) for m in self.models]) * self.scale + self.mean
         return p.mean(0), p.std(0)
 
@@ -114,7 +133,7 @@ class AccuracyPredictor:
                  "deploy": self.space.deploy, "kind": self.kind, "members": self.members,
                  "seed": self.seed, "models": self.models, "mean": self.mean,
                  "scale": self.scale, "n_train": self.n_train,
-                 "trained_on": self.trained_on}
+                 "trained_on": self.trained_on, "extra_names": list(self.extra_names)}
         atomic_write_bytes(Path(path), pickle.dumps(state))
 
     @classmethod
@@ -131,7 +150,8 @@ class AccuracyPredictor:
                 "nasbench-accuracy-predictor/1":
             raise UserError(f"predictor file {p} is not a nasbench accuracy predictor")
         space = get_space(state["space"])(state["deploy"])
-        out = cls(space, state["kind"], state["members"], state["seed"])
+        out = cls(space, state["kind"], state["members"], state["seed"],
+                  tuple(state.get("extra_names", ())))
         out.models, out.mean, out.scale = state["models"], state["mean"], state["scale"]
         out.n_train, out.trained_on = state["n_train"], list(state.get("trained_on", []))
         return out
@@ -145,39 +165,75 @@ def rank_scores(pred, truth) -> dict:
             "spearman": float(spearmanr(pred, truth)[0])}
 
 
+def distinct_test(features: np.ndarray, train: np.ndarray, test: np.ndarray
+                  ) -> np.ndarray:
+    """Returns the entries of ``test`` (row indices of ``features``) that keep one cell
+    per distinct feature vector and none whose vector a ``train`` row has."""
+    seen = {features[i].tobytes() for i in train}
+    out = []
+    for i in test:
+        key = features[i].tobytes()
+        if key not in seen:
+            seen.add(key)
+            out.append(i)
+    return np.asarray(out, dtype=int)
+
+
 def rank_study(space, archs, accuracy, sizes=(50, 100, 200, 500), repeats: int = 3,
                seed: int = 0, kind: str = "ensemble", members: int = 5,
-               progress=None) -> list[dict]:
+               progress=None, extra=None, extra_names: tuple[str, ...] = ()) -> list[dict]:
     """Returns one row per training size: the predictor fitted on ``n`` architectures
-    sampled at random from ``archs`` and scored on all the others (Kendall's tau,
-    Spearman's rho: mean, standard deviation and each repeat), with the fit's seconds.
+    sampled at random from ``archs`` (with the ``extra`` columns named ``extra_names``,
+    e.g. proxy scores) and scored on all the others (Kendall's tau, Spearman's rho: mean,
+    standard deviation and each repeat) and on the distinct others
+    (:func:`distinct_test`, the ``*_distinct`` keys), with the fit's seconds.
     ``progress(text)`` is called after each fit."""
     y = np.asarray(accuracy, dtype=np.float64)
     keep = np.flatnonzero(np.isfinite(y))
     if len(keep) < 3:
         raise UserError("the rank study needs at least 3 architectures with accuracies")
+    e = None if extra is None else np.asarray(extra, dtype=np.float64)
+    structural = np.asarray([space.features(a) for a in archs], dtype=np.float64)
     rng = np.random.default_rng(seed)
     rows = []
     for n in sizes:
         if not 2 <= n < len(keep):
             raise UserError(f"training size {n} must be in 2..{len(keep) - 1} (the "
                             f"architectures with an accuracy, minus one to score on)")
-        taus, rhos, secs = [], [], []
+        got: dict[str, list] = {k: [] for k in ("tau", "rho", "tau_d", "rho_d", "n_d")}
+        secs = []
         for r in range(repeats):
             idx = rng.permutation(keep)
             tr, te = idx[:n], idx[n:]
             t0 = time.perf_counter()
-            model = AccuracyPredictor(space, kind, members, seed=seed * 100 + r)
-            model.fit([archs[i] for i in tr], y[tr])
+            model = AccuracyPredictor(space, kind, members, seed=seed * 100 + r,
+                                      extra_names=extra_names)
+            model.fit([archs[i] for i in tr], y[tr], None if e is None else e[tr])
             secs.append(time.perf_counter() - t0)
-            s = rank_scores(model.predict([archs[i] for i in te])[0], y[te])
-            taus.append(s["kendall_tau"])
-            rhos.append(s["spearman"])
+            pred = model.predict([archs[i] for i in te], None if e is None else e[te])[0]
+            s = rank_scores(pred, y[te])
+            got["tau"].append(s["kendall_tau"])
+            got["rho"].append(s["spearman"])
+            d = distinct_test(structural, tr, te)
+            pos = {int(i): k for k, i in enumerate(te)}
+            sd = rank_scores(pred[[pos[int(i)] for i in d]], y[d]) if len(d) > 2 else \
+                {"kendall_tau": float("nan"), "spearman": float("nan")}
+            got["tau_d"].append(sd["kendall_tau"])
+            got["rho_d"].append(sd["spearman"])
+            got["n_d"].append(len(d))
             if progress:
-                progress(f"n={n} repeat {r + 1}/{repeats}: tau {taus[-1]:.3f}")
+                progress(f"n={n} repeat {r + 1}/{repeats}: tau {got['tau'][-1]:.3f}, "
+                         f"distinct {got['tau_d'][-1]:.3f}")
         rows.append({"n_train": n, "n_test": len(keep) - n, "repeats": repeats,
-                     "kendall_tau": float(np.mean(taus)), "kendall_tau_std": float(
-                         np.std(taus)), "spearman": float(np.mean(rhos)),
-                     "spearman_std": float(np.std(rhos)), "kendall_taus": taus,
+                     "kendall_tau": float(np.mean(got["tau"])),
+                     "kendall_tau_std": float(np.std(got["tau"])),
+                     "spearman": float(np.mean(got["rho"])),
+                     "spearman_std": float(np.std(got["rho"])),
+                     "kendall_taus": got["tau"],
+                     "n_test_distinct": float(np.mean(got["n_d"])),
+                     "kendall_tau_distinct": float(np.mean(got["tau_d"])),
+                     "kendall_tau_distinct_std": float(np.std(got["tau_d"])),
+                     "spearman_distinct": float(np.mean(got["rho_d"])),
+                     "extra": list(extra_names),
                      "fit_seconds": float(np.mean(secs))})
     return rows
