@@ -92,3 +92,11 @@ def candidate(name: str, role: str, *, arch: Any = None, space: str | None = Non
                          "method": measured.get("memory_method") if measured else None},
         "params": p, "macs": m,
     }  # fmt: skip
+
+
+def score_text(value: float, kind: str) -> str:
+    """Returns a search signal in words: "accuracy 91.20 %" or, for a zero-cost score
+    (``kind`` "zero-cost"), "zero-cost score 63.1 (0-100)"."""
+    if kind == "zero-cost":
+        return f"zero-cost score {value:.1f} (0-100)"
+    return f"accuracy {value:.2f} %"

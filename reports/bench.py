@@ -71,9 +71,15 @@ def _target_text(b: dict[str, Any]) -> str:
     return "" if math.isnan(t) else f"{bench_metric(b)} ≤ {fmt_or_dash(t, bench_unit(b))}"
 
 
+def _method_text(b: dict[str, Any]) -> str:
+    """Returns the method of a bench, with what it saw when not the table (``zc``)."""
+    ev = (b.get("settings") or {}).get("evaluate") or "table"
+    return str(b["method"]) if ev == "table" else f"{b['method']} ({ev})"
+
+
 def _row_label(b: dict[str, Any]) -> str:
     t = _target_text(b)
-    return f"{b['method']} · {t}" if t else str(b["method"])
+    return f"{_method_text(b)} · {t}" if t else _method_text(b)
 
 
 # --------------------------------------------------------------------------- tables
@@ -147,6 +153,7 @@ def _summary_table(benches, labels, colkeys, colors) -> dict[str, Any]:
         fl = b.get("floor") or {}
         if fl:
             flabel = "signal floor" + (f" · {_target_text(b)}" if _target_text(b) else "")
+            # a floor is the table signal's: one per target, whatever the search saw
             frow = floors.setdefault(flabel, {"label": flabel, "color": FLOOR_COLOR,
                                               "floor": True, "what": fl.get("what") or "",
                                               "cells": {}})

@@ -94,8 +94,9 @@ def score_cells(scorer: ProxyScorer, cells: list, cols: list[str],
     space, rows, t0 = scorer.space, [], time.perf_counter()
     for i, a in enumerate(cells, 1):
         s = scorer.scores(a, single)
+        # degenerate: every score is the worst (one proxy's overflow is only its own)
         rows.append({"arch": space.summary(a), "_arch": a,
-                     "valid": not any(is_worst(v) for v in s.values()), **s})
+                     "valid": not all(is_worst(v) for v in s.values()), **s})
         if on_cell is not None:
             on_cell(i, i / max(time.perf_counter() - t0, 1e-9))
     for c in cols:
@@ -123,7 +124,9 @@ def truths(bench, dataset: str = "cifar10") -> dict:
 def correlate(rows: list[dict], cols: list[str], bench, dataset: str = "cifar10",
               boot: int = 1000, seed: int = 0) -> dict:
     """Returns {column: {fidelity: rank_correlation}} over the valid rows that the
-    fidelity's table has (see :func:`nasbench.stats.rank_correlation`)."""
+    fidelity's table has and whose column is a score (not the worst: a proxy that did
+    not compute for a cell leaves that cell out of its own column only; see
+    :func:`nasbench.stats.rank_correlation`)."""
     import math
     out: dict = {c: {} for c in cols}
     ok = [r for r in rows if r["valid"]]
@@ -131,6 +134,7 @@ def correlate(rows: list[dict], cols: list[str], bench, dataset: str = "cifar10"
         pairs = [(r, float(series.at[bench.index(r["_arch"])])) for r in ok]
         pairs = [(r, t) for r, t in pairs if not math.isnan(t)]
         for c in cols:
-            out[c][name] = rank_correlation([r[c] for r, _ in pairs], [t for _, t in pairs],
+            have = [(r[c], t) for r, t in pairs if not is_worst(r[c])]
+            out[c][name] = rank_correlation([v for v, _ in have], [t for _, t in have],
                                             boot=boot, seed=seed)
     return out

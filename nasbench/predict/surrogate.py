@@ -23,8 +23,8 @@ predictions, in the same units.
 :func:`rank_study` measures a predictor as NAS predictor papers do: trained on ``n``
 architectures sampled at random, Kendall's tau and Spearman's rho on all the rest,
 repeated; and again on the *distinct* test cells: one per structural feature vector,
-none sharing its vector with a training cell (on nb201 many cells compute the same
-network: a twin of a training cell in the test set flatters the predictor).
+none sharing its vector with a training cell (on nb201 many cells share their features:
+a twin of a training cell in the test set flatters the predictor).
 """
 
 from __future__ import annotations
@@ -168,7 +168,9 @@ def rank_scores(pred, truth) -> dict:
 def distinct_test(features: np.ndarray, train: np.ndarray, test: np.ndarray
                   ) -> np.ndarray:
     """Returns the entries of ``test`` (row indices of ``features``) that keep one cell
-    per distinct feature vector and none whose vector a ``train`` row has."""
+    per distinct feature vector and none whose vector a ``train`` row has. (Cells that
+    compute the same function under a relabelling of nodes can still have different
+    vectors: this removes exact twins of the features, not every isomorphic cell.)"""
     seen = {features[i].tobytes() for i in train}
     out = []
     for i in test:
@@ -231,9 +233,10 @@ def rank_study(space, archs, accuracy, sizes=(50, 100, 200, 500), repeats: int =
                      "spearman_std": float(np.std(got["rho"])),
                      "kendall_taus": got["tau"],
                      "n_test_distinct": float(np.mean(got["n_d"])),
-                     "kendall_tau_distinct": float(np.mean(got["tau_d"])),
-                     "kendall_tau_distinct_std": float(np.std(got["tau_d"])),
-                     "spearman_distinct": float(np.mean(got["rho_d"])),
+                     "kendall_tau_distinct_std": float(np.nanstd(got["tau_d"])),
+                     "kendall_tau_distinct": float(np.nanmean(got["tau_d"])),
+                     "spearman_distinct": float(np.nanmean(got["rho_d"])),
+                     "spearman_distinct_std": float(np.nanstd(got["rho_d"])),
                      "extra": list(extra_names),
                      "fit_seconds": float(np.mean(secs))})
     return rows

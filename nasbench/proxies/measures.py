@@ -137,18 +137,16 @@ class Probe:
         fmt = self._format(self.channels_last)
         x = self.images.clone(memory_format=fmt).requires_grad_(jacobian)
         try:
-            self.net.zero_grad(set_to_none=True)
             with torch.set_grad_enabled(jacobian):
                 out = self.net(x)
-                if jacobian:
-                    out.sum().backward()
+                # the input gradient only: no weight gradient is computed
+                grad = torch.autograd.grad(out.sum(), x)[0] if jacobian else None
         finally:
             for h in hooks:
                 h.remove()
         res = {"kernel": kernel, "output": out.detach()}
         if jacobian:
-            res["jacobian"] = x.grad.detach().reshape(b, -1).to(torch.float64)
-            self.net.zero_grad(set_to_none=True)
+            res["jacobian"] = grad.detach().reshape(b, -1).to(torch.float64)
         self.__dict__.setdefault("activations", res)     # one pass serves both
         return res
 
@@ -189,8 +187,8 @@ def logdet(kernel: torch.Tensor) -> float:
     if sign > 0 and torch.isfinite(value):
         return float(value)
     jitter = 1e-6 * float(kernel.diagonal().mean().clamp_min(1.0))
-    sign, value = torch.linalg.slogdet(kernel + jitter * torch.eye(len(kernel),
-                                                                   dtype=kernel.dtype))
+    sign, value = torch.linalg.slogdet(kernel + jitter * torch.eye(
+        len(kernel), dtype=kernel.dtype, device=kernel.device))
     return float(value)
 
 
@@ -231,7 +229,10 @@ def grad_norm(probe: Probe) -> float:
 @register_proxy("zico")
 def zico(probe: Probe) -> float:
     """Returns ZiCo: sum over conv/linear weights of log(sum E|g| / std(g)), over the
-    minibatch's two halves (elements whose gradient does not vary are left out)."""
+    minibatch's two halves (elements whose gradient does not vary are left out). The
+    paper's formula on each half's own gradient; the authors' code accumulates the
+    second half's gradient onto the first (no zero_grad between them), so its values
+    differ from ours."""
     total = 0.0
     for g1, g2 in probe.split_grads:
         g = torch.stack([g1, g2]).double()
@@ -256,7 +257,8 @@ def synflow(probe: Probe) -> float:
             if p.is_floating_point():
                 p.abs_()
     net.zero_grad(set_to_none=True)
-    x = torch.ones((1, *probe.images.shape[1:]), dtype=torch.float64)
+    x = torch.ones((1, *probe.images.shape[1:]), dtype=torch.float64,
+                   device=probe.images.device)
     net(x).sum().backward()
     return float(sum((w.detach() * w.grad).abs().sum() for w in probe.weights(net)
                      if w.grad is not None))

@@ -10,16 +10,17 @@ the space's network, the data set, the batch size, the seed, the torch version a
 device type), so every run, seed and worker shares them; a later request for another
 proxy of the same cell adds to its file.
 
-An architecture the space calls invalid (nb201: the output ignores the input), or whose
-input Jacobian is zero on the minibatch, is **degenerate**: every proxy scores it
+An architecture the space calls invalid (nb201: the output ignores the input), or that
+gives the same logits for every image of the minibatch, is **degenerate**: every proxy scores it
 :data:`WORST`, the lowest finite float64, and no network is run for it when the space
 can tell.
 
 An **aggregate** (``--proxy jacob_cov+naswot+params``) combines proxies without any
 accuracy data: each proxy's value (its logarithm for the ``log_scale`` ones) becomes a
 robust z-score against a reference sample (median, and the interquartile range / 1.349
-as the scale), the z-scores are averaged, and the mean is mapped to 0-100 through the
-normal CDF (:class:`Aggregate`). 0 is the worst possible; 50 is the reference's
+as the scale), clipped to +-6 (jacob_cov's tail reaches z of -1000: one member must not
+swamp the others), the z-scores are averaged, and the mean is mapped to 0-100 through
+the normal CDF (:class:`Aggregate`). 0 is the worst possible; 50 is the reference's
 median. The reference is the scored sample itself in ``nasbench proxy``, and a seeded
 sample of the space's valid cells for the ``zc`` evaluator.
 """
@@ -37,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nasbench.errors import UserError, read_state
+from nasbench.errors import UserError, warn_damaged
 from nasbench.proxies import DEFAULT_BATCH
 from nasbench.proxies.measures import Probe, get_proxy
 from nasbench.registry import PROXIES
@@ -46,6 +47,8 @@ from profilers.lut import atomic_write_text
 CACHE_FOLDER = "proxies"
 #: the score of a degenerate network (its output ignores the input), for every proxy
 WORST = float(np.finfo(np.float64).min)
+#: each member's z-score is clipped to +-Z_CLIP in an aggregate
+Z_CLIP = 6.0
 
 
 def is_worst(value: float) -> bool:
@@ -92,8 +95,8 @@ class Aggregate:
         """Returns the aggregate score (0-100; 0 for a degenerate network)."""
         if any(is_worst(scores[m]) for m in self.members):
             return 0.0
-        z = np.mean([(self.transform(m, scores[m]) - self.centre[m]) / self.scale[m]
-                     for m in self.members])
+        z = np.mean([np.clip((self.transform(m, scores[m]) - self.centre[m])
+                             / self.scale[m], -Z_CLIP, Z_CLIP) for m in self.members])
         return float(50.0 * math.erfc(-z / math.sqrt(2.0)))
 
     def to_dict(self) -> dict:
@@ -149,15 +152,16 @@ class ProxyScorer:
         if not path.is_file():
             return {}
 
-        def reader(p):
-            rec = json.loads(Path(p).read_text())
+        try:
+            rec = json.loads(path.read_text())
             versions = rec.get("versions", {})
             # a score of another definition of its proxy is computed again
             return {k: float(v) for k, v in rec["scores"].items()
                     if k in PROXIES and versions.get(k) == get_proxy(k).version}
-
-        return read_state(path, reader, "proxy cache entry",
-                          "delete it and the cell is scored again") or {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            # a lost cache entry costs a second of scoring: warn and rebuild it
+            warn_damaged(path, "proxy cache entry", "the cell is scored again", e)
+            return {}
 
     def _write(self, key: str, arch, scores: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

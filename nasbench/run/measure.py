@@ -164,14 +164,6 @@ def finalists(visited: list[dict], k: int) -> list[dict]:
     return front
 
 
-def score_text(value: float, kind: str) -> str:
-    """Returns a search signal in words: "accuracy 91.20 %" or, for a zero-cost score
-    (``kind`` "zero-cost"), "zero-cost score 63.1 (0-100)"."""
-    if kind == "zero-cost":
-        return f"zero-cost score {value:.1f} (0-100)"
-    return f"accuracy {value:.2f} %"
-
-
 def measure_finalists(visited: list[dict], k: int, space, deploy, device, predictor, log,
                       lut=None, known: dict | None = None, signal: str = "",
                       kind: str = "validation") -> list[dict]:
@@ -184,7 +176,7 @@ def measure_finalists(visited: list[dict], k: int, space, deploy, device, predic
     HW-NAS-Bench device: its values are read, not measured), the visit's ``query``.
     ``known``: {architecture id: measurement} already taken (the derived network's)."""
     from nasbench.benchmarks.tabular import TabularDevice
-    from nasbench.candidates import candidate
+    from nasbench.candidates import candidate, score_text
     known = known or {}
     shape = (deploy.batches[0], deploy.in_channels, deploy.input_size, deploy.input_size)
     table = isinstance(device, TabularDevice)

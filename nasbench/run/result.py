@@ -14,8 +14,7 @@ from pathlib import Path
 
 import torch
 
-from nasbench.candidates import arch_dict, candidate
-from nasbench.run.measure import score_text
+from nasbench.candidates import arch_dict, candidate, score_text
 from nasbench.spaces.base import Arch
 
 RESULT_SCHEMA = 1

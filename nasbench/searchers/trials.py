@@ -37,6 +37,7 @@ import time
 import warnings
 from pathlib import Path
 
+from nasbench.candidates import score_text
 from nasbench.errors import UserError
 from nasbench.searchers.base import Outcome, SearchContext, Searcher
 from nasbench.searchers.storage import (
@@ -333,7 +334,8 @@ class TrialSearcher(Searcher):
         def stepped(queries: int):
             self.step = min(queries, goal) - start
             best = self.best(self.visited(self._trials))     # no read: the last one's
-            on_step(self.step, f"best {best['accuracy']:.2f} %" if best else "")
+            kind = getattr(self.ctx.evaluator, "accuracy_kind", "validation")
+            on_step(self.step, f"best {score_text(best['accuracy'], kind)}" if best else "")
 
         self.advance(goal, stepped)
         return self.close_epoch(self.record(epoch, time.time() - acc["t0"]))

@@ -127,12 +127,15 @@ class ZeroCostEvaluator:
         return self.scorer.computed
 
     def state_dict(self) -> dict:
-        """Returns the run's answers and counters (resume; the scale is refitted from
-        the cached reference)."""
+        """Returns the run's answers, counters and 0-100 scale (resume: the scores
+        already told keep their scale, whatever the cache holds by then)."""
         return {"cache": dict(self.cache), "queries": self.queries,
-                "cache_hits": self.cache_hits}
+                "cache_hits": self.cache_hits,
+                "aggregate": self.aggregate.to_dict() if self.aggregate else None}
 
     def load_state_dict(self, state: dict) -> None:
         """Restores :meth:`state_dict`."""
         self.cache = dict(state["cache"])
         self.queries, self.cache_hits = state["queries"], state["cache_hits"]
+        if state.get("aggregate"):
+            self.aggregate = Aggregate(**state["aggregate"])
