@@ -169,7 +169,9 @@ def summary_line(r: dict) -> str:
 
     fl = r["floor"]
     flo = f"{fl['regret']:.2f} pp" if fl.get("regret") is not None else "n/a"
-    return (f"{r['method']} on {r['device']}: test accuracy {ms('accuracy')} %, regret "
+    v200 = (f" (200-epoch validation {ms('val_accuracy_200')} %)"
+            if a.get("val_accuracy_200", {}).get("mean") is not None else "")
+    return (f"{r['method']} on {r['device']}: test accuracy {ms('accuracy')} %{v200}, regret "
             f"{ms('regret')} pp, HV gap {ms('hv_gap', '{:.4f}')}, IGD "
             f"{ms('igd', '{:.4f}')}, target met {100 * (a['met_share'] or 0):.0f} %; "
             f"signal floor: regret {flo}, HV gap {fl.get('hv_gap', float('nan')):.4f}")
