@@ -5,8 +5,8 @@ neither reads nor writes the cache), for NASWOT alone, the default score
 (jacob_cov+naswot+params) and every proxy. ``benchmark.extra_info``: ``cells_per_s``,
 ``threads``. Goal (issue 27): NASWOT alone >= 2 cells/s here.
 
-Run: ``pytest tests/bench/test_bench_proxies.py --benchmark-enable`` (nothing else on
-the machine meanwhile).
+Run: ``pytest tests/bench/test_bench_proxies.py --benchmark-enable -m "slow or not slow"``
+(nothing else on the machine meanwhile; "all" is marked slow).
 """
 
 import random
@@ -29,7 +29,8 @@ def scorer(tmp_path_factory):
                        cache_dir=tmp_path_factory.mktemp("cache"))
 
 
-@pytest.mark.parametrize("proxy", ["naswot", DEFAULT_PROXY, "all"])
+@pytest.mark.parametrize("proxy", ["naswot", DEFAULT_PROXY,
+                                   pytest.param("all", marks=pytest.mark.slow)])
 def test_cells_per_second(benchmark, scorer, proxy):
     names = proxy_names() if proxy == "all" else parse_proxy(proxy)
     rng = random.Random(0)
