@@ -86,6 +86,10 @@ def proxy(
     cols = columns(proxy_text)
     if boot < 0:
         raise UserError(f"--boot must be >= 0, got {boot}")
+    if input_size < 8:
+        raise UserError(f"--input must be at least 8 pixels, got {input_size}")
+    if zc_batch < 2:
+        raise UserError(f"--zc-batch must be at least 2 images, got {zc_batch}")
     if threads is not None and threads < 1:
         raise UserError(f"--threads must be positive, got {threads}")
     if out is not None:
