@@ -91,9 +91,9 @@ def proxy_features(space, archs, acc, path: Path, columns: str | None):
                         f"and valid columns)")
     known = [c for c in df.columns if c in proxy_names()]
     names = known if columns is None else [c.strip() for c in columns.split(",")
-                                           if c.strip()]
+                                           if c.strip() and c.strip() != "none"]
     missing = [c for c in names if c not in known]
-    if missing or not names:
+    if missing or (not names and columns != "none"):
         raise UserError(f"--proxy-columns: {', '.join(missing) or 'none given'} not among "
                         f"the file's proxies ({', '.join(known)})")
     by_key = {space.arch_id(a): (a, y) for a, y in zip(archs, acc, strict=True)}
@@ -126,7 +126,8 @@ def study(
                                         "features beside the space's."),
     proxy_columns: str | None = typer.Option(None, help="With --proxies: the "
                                                 "comma-separated columns to use (default: "
-                                                "every single proxy in the file)."),
+                                                "every single proxy in the file; none: "
+                                                "the file's cells, space features only)."),
     out: Path | None = typer.Option(None, help="Also write the rows as JSON here."),
     json_out: JsonOut = False,
 ):
