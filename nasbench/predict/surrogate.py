@@ -73,6 +73,8 @@ class AccuracyPredictor:
         self.space, self.kind, self.members, self.seed = space, kind, members, seed
         #: the names of the extra feature columns every call must give (e.g. proxies)
         self.extra_names = tuple(extra_names)
+        #: the extra columns' robust standardisation (median, IQR / 1.349), fitted
+        self.extra_centre = self.extra_scale = None
         self.models: list = []
         self.mean = self.scale = 0.0
         self.n_train = 0
@@ -90,7 +92,15 @@ class AccuracyPredictor:
             raise UserError(f"the predictor reads {', '.join(self.extra_names)} beside "
                             f"the space's features: give those {len(self.extra_names)} "
                             f"column(s) for every architecture")
-        return np.hstack([x, e])
+        if self.extra_centre is None:               # fitting: the training columns' scale
+            q1, med, q3 = np.percentile(e, [25, 50, 75], axis=0)
+            scale = (q3 - q1) / 1.349
+            self.extra_centre = med
+            self.extra_scale = np.where(scale > 0, scale, 1.0)
+        # robust z-scores, clipped: an MLP must not see a proxy's far tail (jacob_cov's
+        # reaches z of -1000) as a thousand times a one-hot feature
+        z = np.clip((e - self.extra_centre) / self.extra_scale, -6.0, 6.0)
+        return np.hstack([x, z])
 
     def fit(self, archs, accuracy, extra=None) -> AccuracyPredictor:
         """Fits the ensemble on ``archs`` (and their ``extra`` columns) and their
@@ -98,7 +108,10 @@ class AccuracyPredictor:
         accuracies (others are dropped)."""
         y = np.asarray(accuracy, dtype=np.float64)
         keep = np.isfinite(y)
-        x = self.featurize(archs, extra)[keep]
+        self.extra_centre = self.extra_scale = None     # refitted on these columns
+        if self.extra_names and extra is not None:
+            extra = np.asarray(extra, dtype=np.float64)[keep]
+        x = self.featurize([a for a, k in zip(archs, keep, strict=True) if k], extra)
         archs = [a for a, k in zip(archs, keep, strict=True) if k]
         y = y[keep]
         if len(y) < 2:
@@ -133,7 +146,8 @@ class AccuracyPredictor:
                  "deploy": self.space.deploy, "kind": self.kind, "members": self.members,
                  "seed": self.seed, "models": self.models, "mean": self.mean,
                  "scale": self.scale, "n_train": self.n_train,
-                 "trained_on": self.trained_on, "extra_names": list(self.extra_names)}
+                 "trained_on": self.trained_on, "extra_names": list(self.extra_names),
+                 "extra_centre": self.extra_centre, "extra_scale": self.extra_scale}
         atomic_write_bytes(Path(path), pickle.dumps(state))
 
     @classmethod
@@ -154,6 +168,8 @@ class AccuracyPredictor:
                   tuple(state.get("extra_names", ())))
         out.models, out.mean, out.scale = state["models"], state["mean"], state["scale"]
         out.n_train, out.trained_on = state["n_train"], list(state.get("trained_on", []))
+        out.extra_centre = state.get("extra_centre")
+        out.extra_scale = state.get("extra_scale")
         return out
 
 
