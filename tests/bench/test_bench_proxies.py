@@ -41,5 +41,6 @@ def test_cells_per_second(benchmark, scorer, proxy):
             scorer.compute(a, names)
 
     benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
-    benchmark.extra_info.update(cells_per_s=CELLS / benchmark.stats["mean"],
-                                threads=torch.get_num_threads(), proxy=proxy)
+    if benchmark.stats:                  # None under --benchmark-disable (a smoke run)
+        benchmark.extra_info.update(cells_per_s=CELLS / benchmark.stats["mean"],
+                                    threads=torch.get_num_threads(), proxy=proxy)
