@@ -69,3 +69,16 @@ def rank_correlation(x, y, boot: int = 1000, seed: int = 0) -> dict:
         if v:
             out[f"{name}_ci95"] = [float(q) for q in np.percentile(v, [2.5, 97.5])]
     return out
+
+
+def robust_scale(values, axis: int = 0):
+    """Returns (centre, scale) of ``values`` along ``axis``: the median, and the
+    interquartile range / 1.349 (the standard deviation of a normal sample, robust to
+    tails), falling back to the standard deviation, then 1, where that is 0."""
+    import numpy as np
+    v = np.asarray(values, dtype=np.float64)
+    q1, med, q3 = np.percentile(v, [25, 50, 75], axis=axis)
+    scale = (q3 - q1) / 1.349
+    std = v.std(axis=axis)
+    scale = np.where(scale > 0, scale, np.where(std > 0, std, 1.0))
+    return med, scale

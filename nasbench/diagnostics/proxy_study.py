@@ -53,14 +53,7 @@ def sample_cells(space, n: int, seed: int, pool: list | None = None) -> list:
     rng = random.Random(seed)
     if pool is not None:
         return rng.sample(pool, n)
-    seen, out = set(), []
-    while len(out) < n:
-        a = space.sample(rng)
-        k = space.arch_id(a)
-        if k not in seen:
-            seen.add(k)
-            out.append(a)
-    return out
+    return space.sample_distinct(rng, n)
 
 
 def table_pool(bench, dataset: str = "cifar10") -> list:

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from nasbench.errors import UserError, read_state
+from nasbench.stats import robust_scale
 from profilers.lut import atomic_write_bytes
 
 KINDS = ("ensemble", "mlp", "forest")
@@ -93,10 +94,7 @@ class AccuracyPredictor:
                             f"the space's features: give those {len(self.extra_names)} "
                             f"column(s) for every architecture")
         if self.extra_centre is None:               # fitting: the training columns' scale
-            q1, med, q3 = np.percentile(e, [25, 50, 75], axis=0)
-            scale = (q3 - q1) / 1.349
-            self.extra_centre = med
-            self.extra_scale = np.where(scale > 0, scale, 1.0)
+            self.extra_centre, self.extra_scale = robust_scale(e)
         # robust z-scores, clipped: an MLP must not see a proxy's far tail (jacob_cov's
         # reaches z of -1000) as a thousand times a one-hot feature
         z = np.clip((e - self.extra_centre) / self.extra_scale, -6.0, 6.0)

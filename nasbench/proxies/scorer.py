@@ -42,6 +42,7 @@ from nasbench.errors import UserError, warn_damaged
 from nasbench.proxies import DEFAULT_BATCH
 from nasbench.proxies.measures import Probe, get_proxy
 from nasbench.registry import PROXIES
+from nasbench.stats import robust_scale
 from profilers.lut import atomic_write_text
 
 CACHE_FOLDER = "proxies"
@@ -83,11 +84,7 @@ class Aggregate:
                             "working networks")
         centre, scale = {}, {}
         for m in members:
-            v = np.array([cls.transform(m, r[m]) for r in rows])
-            q1, med, q3 = np.percentile(v, [25, 50, 75])
-            s = (q3 - q1) / 1.349
-            if not s > 0:
-                s = float(v.std()) or 1.0
+            med, s = robust_scale([cls.transform(m, r[m]) for r in rows])
             centre[m], scale[m] = float(med), float(s)
         return cls(members, centre, scale)
 
@@ -207,7 +204,7 @@ class ProxyScorer:
         have = self._read(key)
         todo = [n for n in names if n not in have]
         if todo:
-            have = {**self._read(key), **self.compute(arch, todo)}
+            have = {**have, **self.compute(arch, todo)}
             self._write(key, arch, have)
         else:
             self.cache_hits += 1

@@ -28,21 +28,6 @@ from nasbench.proxies.scorer import Aggregate, ProxyScorer
 from nasbench.searchers.evaluate import register_evaluator, run_cost
 
 
-def reference_cells(space, n: int, seed: int) -> list:
-    """Returns ``n`` distinct valid cells of ``space`` sampled with ``seed`` (fewer when
-    the space has fewer)."""
-    rng, seen, out = random.Random(seed), set(), []
-    for _ in range(50 * n):
-        a = space.sample_valid(rng)
-        k = space.arch_id(a)
-        if k not in seen:
-            seen.add(k)
-            out.append(a)
-            if len(out) == n:
-                break
-    return out
-
-
 @register_evaluator("zc")
 class ZeroCostEvaluator:
     """Scores each candidate with zero-cost proxies (see the module doc):
@@ -92,7 +77,8 @@ class ZeroCostEvaluator:
         0-100 scale on them; idempotent."""
         if self.aggregate is not None:
             return
-        cells = reference_cells(self.scorer.space, self.reference_n, self.scorer.seed)
+        cells = self.scorer.space.sample_distinct(random.Random(self.scorer.seed),
+                                                  self.reference_n, valid=True)
         before = self.scorer.computed
         rows = []
         for i, a in enumerate(cells, 1):

@@ -209,6 +209,22 @@ class SearchSpace:
                 return arch
         raise RuntimeError(f"no valid architecture of {self.name} in {tries} samples")
 
+    def sample_distinct(self, rng: random.Random, n: int, valid: bool = False) -> list:
+        """Returns up to ``n`` distinct architectures (by id) drawn with ``rng``: uniform
+        samples, or valid ones (:meth:`sample_valid`) with ``valid``; fewer when 50 x n
+        draws do not find n (a small space)."""
+        draw = self.sample_valid if valid else self.sample
+        seen, out = set(), []
+        for _ in range(50 * n):
+            a = draw(rng)
+            k = self.arch_id(a)
+            if k not in seen:
+                seen.add(k)
+                out.append(a)
+                if len(out) == n:
+                    break
+        return out
+
     def enumerate_picks(self):
         """Returns every architecture of an enumerable space as ``(archs, columns,
         valid)``: the list, a LongTensor [archs x slots] of each pick's column in
