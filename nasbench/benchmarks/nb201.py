@@ -115,6 +115,7 @@ class NB201Bench:
         self._acc200: pd.DataFrame | None = None
         self._hw: dict[str, pd.DataFrame] = {}
         self._by_arch: dict[str, int] | None = None
+        self._archs: dict[int, str] | None = None
         self._pickle: dict | None = None
         self._nb201_order: bool | None = None
         if check:
@@ -285,9 +286,11 @@ class NB201Bench:
         from ..spaces.nb201_cells import NB201Arch
         if isinstance(key, int) or str(key).strip().isdigit():
             i = int(key)
-            if i not in self.accuracy.index:
+            if self._archs is None:            # a pandas lookup per call is ~0.1 ms
+                self._archs = {int(j): a for j, a in self.accuracy["arch"].items()}
+            if i not in self._archs:
                 raise UserError(f"no NAS-Bench-201 cell with index {i} (0-15624)")
-            return NB201Arch.from_str(self.accuracy.at[i, "arch"])
+            return NB201Arch.from_str(self._archs[i])
         try:
             return NB201Arch.from_str(str(key))
         except ValueError as e:

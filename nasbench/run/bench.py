@@ -33,6 +33,7 @@ report's).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -129,7 +130,7 @@ def ground_truth(spec: BenchSpec, bench: NB201Bench) -> Ground:
         if metric not in dev.metrics:
             raise UserError(f"HW-NAS-Bench has no {metric} for {dev.name} (it has "
                             f"{', '.join(dev.metrics)})")
-        col = bench.hardware(spec.dataset)[f"{dev.name}_{metric}"]
+        col = bench.hardware(spec.dataset)[f"{dev.name}_{metric}"].to_dict()
         cost = {i: float(col[i]) for i in ids}
         unit = "ms" if metric == "latency" else "mJ"
         name, source = dev.long_name, f"HW-NAS-Bench v1.0 table ({spec.dataset})"
@@ -152,14 +153,15 @@ def ground_truth(spec: BenchSpec, bench: NB201Bench) -> Ground:
         cost = {i: float(pred.cost(archs[i])[metric]) for i in ids}
         unit = {"latency": "ms", "energy": "J", "memory": "B"}[metric]
         name, source = lut.device_name, f"LUT {spec.lut}"
-    test = bench.test_accuracy(spec.dataset)           # the best fidelity loaded
+    # plain dicts: a pandas lookup per cell costs ~10 us, 15,625 of them per device
+    test = bench.test_accuracy(spec.dataset).to_dict()   # the best fidelity loaded
     truth = Truth.of(ids, [float(test[i]) for i in ids], [cost[i] for i in ids],
                      valid=[space.valid(archs[i]) for i in ids],
                      chance=100.0 / CLASSES[spec.dataset])
-    val = bench.val_accuracy(spec.dataset, spec.fidelity)
+    val = bench.val_accuracy(spec.dataset, spec.fidelity).to_dict()
     ev_val = {i: float(val[i]) for i in ids if not math.isnan(val[i])}
     try:
-        v200 = bench.val_accuracy(spec.dataset, 200)
+        v200 = bench.val_accuracy(spec.dataset, 200).to_dict()
         val200 = {i: float(v200[i]) for i in ids if not math.isnan(v200[i])}
     except UserError:                      # no 200-epoch table for this data set
         val200 = {}
@@ -408,6 +410,13 @@ def on_nb201(method: str) -> bool:
     return searcher_config(method).supports_space("nb201")
 
 
+@functools.lru_cache(maxsize=2)
+def open_tables(folder: str | None, nats: str | None) -> NB201Bench:
+    """Returns the tables of ``folder`` (and a NATS-Bench archive), read once per
+    process: the benches of several methods and devices share them."""
+    return NB201Bench(folder, nats)
+
+
 def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None) -> dict:
     """Runs one bench (``spec.seeds`` seeds, reusing finished ones in ``out``); writes
     ``out/bench.json`` and returns its content."""
@@ -432,7 +441,7 @@ def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None
         raise UserError(f"nasbench bench runs multi-trial methods and "
                         f"{', '.join(one_shot)} on nb201, not {spec.method!r}")
     t0 = time.time()
-    bench = NB201Bench(spec.benchmark_dir, spec.nats)
+    bench = open_tables(spec.benchmark_dir, spec.nats)
     ground = ground_truth(spec, bench)
     out = Path(out)
     costs = ground.truth.points[:, 1]

@@ -25,13 +25,16 @@ class RegularizedEvolutionSampler(BaseSampler):
     """Optuna's sampler protocol around aging evolution on a space's encoding.
 
     ``space`` gives ``choices()`` (the categorical decisions), ``decode``/``encode`` and
-    ``mutate``; single-objective studies only (the first objective is the fitness)."""
+    ``mutate``; single-objective studies only (the first objective is the fitness).
+    ``ledger`` (a :class:`~.ledger.Ledger` the loop keeps): the population is read from
+    it in O(1) instead of from the study's trials."""
 
     def __init__(self, space, population: int = 50, sample_size: int = 10,
-                 seed: int | None = None):
+                 seed: int | None = None, ledger=None):
         if population < 1 or not 1 <= sample_size <= population:
             raise ValueError("need 1 <= sample_size <= population")
         self.space, self.population, self.sample_size = space, population, sample_size
+        self.ledger = ledger
         self._rng = random.Random(seed)
         self._random = RandomSampler(seed=seed)
         self._dists = {k: CategoricalDistribution(v) for k, v in space.choices().items()}
@@ -45,6 +48,8 @@ class RegularizedEvolutionSampler(BaseSampler):
 
     def members(self, study) -> list:
         """Returns the living population: the last ``population`` completed trials."""
+        if self.ledger is not None:
+            return self.ledger.evaluated[-self.population:]
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         return sorted(done, key=lambda t: t.datetime_complete or t.datetime_start
                       )[-self.population:]
@@ -75,4 +80,4 @@ class EvolutionSearcher(TrialSearcher):
     def sampler(self, seed: int):
         cfg = self.ctx.config
         return RegularizedEvolutionSampler(self.ctx.space, cfg.population, cfg.sample_size,
-                                           seed=seed)
+                                           seed=seed, ledger=self.ledger)

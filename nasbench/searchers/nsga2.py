@@ -83,18 +83,22 @@ class SpaceMutation:
     """NSGA-II's child generation by the space's mutation (see the module doc): an
     Optuna ``child_generation_strategy``; returns the child's parameters."""
 
-    def __init__(self, space, tournament: int = 2, seed: int | None = None):
-        self.space, self.tournament = space, tournament
+    def __init__(self, space, tournament: int = 2, seed: int | None = None, ledger=None):
+        self.space, self.tournament, self.ledger = space, tournament, ledger
         self._rng = random.Random(seed)
 
     def __call__(self, study, search_space, parent_population) -> dict:
-        seen = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)}
+        if self.ledger is not None:            # the loop's: O(1) per child
+            seen = self.ledger.known
+        else:
+            keys = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)}
+            seen = lambda p: tuple(sorted(p.items())) in keys    # noqa: E731
         scores = rank_and_crowding(parent_population, study.directions)
         for _ in range(RETRIES):
             parent = self._select(parent_population, *scores)
             child = self.space.encode(self.space.mutate(self.space.decode(parent.params),
                                                         self._rng))
-            if tuple(sorted(child.items())) not in seen:
+            if not seen(child):
                 return child
         return self.space.encode(self.space.sample_valid(self._rng))   # the neighbourhood is spent
 
@@ -128,4 +132,4 @@ class NSGA2Searcher(TrialSearcher):
             return optuna.samplers.NSGAIISampler(
                 population_size=cfg.population, seed=seed,
                 child_generation_strategy=SpaceMutation(self.ctx.space, cfg.sample_size,
-                                                        seed))
+                                                        seed, self.ledger))

@@ -219,6 +219,7 @@ class PNASSearcher(TrialSearcher):
     """PNAS (see the module doc)."""
 
     config_class = PNASConfig
+    fresh = False              # it proposes the cells of its plan, repeats included
 
     def sampler(self, seed):
         from nasbench.predict.surrogate import AccuracyPredictor

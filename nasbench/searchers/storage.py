@@ -171,12 +171,14 @@ def study_names(storage) -> list[str]:
     return [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
 
 
-def load_study(storage, name: str, url: str, sampler=None):
+def load_study(storage, name: str, url: str, sampler=None, pruner=None):
     """Returns the study ``name`` of ``storage`` (opened at ``url``, for messages) with
-    ``sampler``; raises UserError naming the studies there when there is none."""
+    ``sampler`` and ``pruner``; raises UserError naming the studies there when there is
+    none."""
     import optuna
     try:
-        return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler,
+                                 pruner=pruner)
     except KeyError:
         names = study_names(storage)
         shown = ", ".join(names[-5:]) or "none"

@@ -37,9 +37,13 @@ import time
 import warnings
 from pathlib import Path
 
+import optuna
+from optuna.trial import TrialState
+
 from nasbench.candidates import score_text
 from nasbench.errors import UserError
 from nasbench.searchers.base import Outcome, SearchContext, Searcher
+from nasbench.searchers.ledger import FreshSampler, Ledger, trial_kind
 from nasbench.searchers.storage import (
     ATTR_CONFIG,
     ATTR_RUN,
@@ -75,17 +79,29 @@ class TrialSearcher(Searcher):
     storage = None
     #: a worker's time limit (``time.time()`` seconds; None: none)
     deadline: float | None = None
+    #: whether a proposal of a cell the study knows is redrawn (:class:`FreshSampler`);
+    #: False for a strategy that plans its own cells (PNAS)
+    fresh = True
 
     def sampler(self, seed: int | None):
         """Returns the Optuna sampler (the strategy) for a run seeded ``seed`` (None: an
-        unseeded one, e.g. a worker's)."""
+        unseeded one, e.g. a worker's); :attr:`ledger` is there to read."""
         raise NotImplementedError
+
+    def _sampler(self, seed: int | None):
+        """Returns :meth:`sampler` with a fresh :attr:`ledger`, wrapped so that it never
+        proposes a cell the study knows (unless :attr:`fresh` is False)."""
+        self.ledger = Ledger()
+        inner = self.sampler(seed)
+        if not self.fresh:
+            return inner
+        return FreshSampler(inner, self.choices, self.ledger, seed=seed,
+                            tries=getattr(self, "tries", None) or 20)
 
     def setup(self, ctx: SearchContext) -> None:
         """Builds an in-memory study (:meth:`bind` or :meth:`join` moves it into a
         storage); opens ``--storage`` at once, so an unreachable database fails before
         the run directory exists."""
-        import optuna
         super().setup(ctx)
         if getattr(ctx, "evaluator", None) is None:
             raise UserError(f"--method {ctx.config.method} needs an evaluator "
@@ -99,7 +115,16 @@ class TrialSearcher(Searcher):
         if cfg.storage:
             self.storage = open_storage(cfg.storage, cfg.heartbeat_s, cfg.grace_s)
         self.study = optuna.create_study(directions=self.directions,
-                                         sampler=self.sampler(cfg.seed))
+                                         sampler=self._sampler(cfg.seed),
+                                         pruner=self._pruner())
+
+    def _pruner(self):
+        """Returns the study's pruner (``--pruner``; None: Optuna's default, which no
+        trial consults unless its evaluator trains)."""
+        if getattr(self.ctx.config, "pruner", "none") in ("", "none"):
+            return None
+        from nasbench.searchers.pruning import make_pruner
+        return make_pruner(self.ctx.config)
 
     @property
     def directions(self) -> list[str]:
@@ -113,7 +138,6 @@ class TrialSearcher(Searcher):
         ``study.db``) under the run directory's name, with the run's config, directory
         and budget as study attributes (what a worker needs to join); a resume finds the
         study there."""
-        import optuna
         cfg = self.ctx.config
         url = cfg.storage or default_url(run_dir)
         if self.storage is None:
@@ -121,8 +145,8 @@ class TrialSearcher(Searcher):
         name = Path(run_dir).name
         self.study = optuna.create_study(storage=self.storage, study_name=name,
                                          directions=self.directions,
-                                         sampler=self.study.sampler, load_if_exists=True)
-        self._n = None                         # tallies of the in-memory study
+                                         sampler=self.study.sampler,
+                                         pruner=self.study.pruner, load_if_exists=True)
         attrs = {ATTR_CONFIG: cfg.to_dict(), ATTR_RUN: str(Path(run_dir).resolve()),
                  ATTR_TRIALS: cfg.trials}
         for k, v in attrs.items():
@@ -136,8 +160,7 @@ class TrialSearcher(Searcher):
         """Joins the study ``name`` of the storage of ``--storage`` (a worker), with a
         sampler seeded ``seed``; raises UserError when there is no such study."""
         self.study = load_study(self.storage, name, self.ctx.config.storage,
-                                sampler=self.sampler(seed))
-        self._n = None
+                                sampler=self._sampler(seed), pruner=self._pruner())
 
     def finished(self) -> bool:
         """Returns True when the strategy has nothing more to propose before the budget
@@ -188,72 +211,69 @@ class TrialSearcher(Searcher):
 
     # ---- the loop ------------------------------------------------------------------------
 
-    def counts(self, trials=None) -> dict:
-        """Returns the study's tallies (every worker's): ``queries`` (trials evaluated),
-        ``cache_hits``, ``pruned`` (over the hard target), ``unmeasured``, ``failed``,
-        ``in_flight`` (claimed and being evaluated), ``asks`` (trials); ``trials``: the
-        study's trials when already read."""
-        out = dict.fromkeys(("queries", "cache_hits", "pruned", "unmeasured", "failed",
-                             "in_flight", "waiting"), 0)
-        trials = self.study.get_trials(deepcopy=False) if trials is None else trials
-        for t in trials:
-            out[_kind(t)] = out.get(_kind(t), 0) + 1
-        out["asks"] = len(trials)
-        return out
+    def sync(self) -> None:
+        """Reads the study's new and unfinished trials into :attr:`ledger` (every
+        worker's; O(1) amortised per trial)."""
+        self.ledger.sync(self.study.get_trials(deepcopy=False))
+
+    def counts(self) -> dict:
+        """Returns the study's tallies (every worker's), read now: ``queries`` (trials
+        evaluated), ``stopped`` (evaluated, then stopped early by the pruner),
+        ``cache_hits``, ``pruned`` (over the hard target, or invalid), ``unmeasured``,
+        ``failed``, ``in_flight`` (claimed and being evaluated), ``waiting``, ``asks``
+        (trials)."""
+        self.sync()
+        return {**self.ledger.counts, "asks": self.ledger.asks}
 
     def advance(self, goal: int, on_step) -> None:
         """Runs trials until the study holds ``goal`` evaluations (every worker's), the
-        ask limit or :attr:`deadline`; calls ``on_step(queries)`` after each evaluation
-        of this process. With the budget claimed by trials in flight elsewhere it waits
-        for them (a dead worker's is failed after the grace period and asked again).
-        The tallies are those of the last read of the study (each claim reads it)."""
-        cfg = self.ctx.config
-        self._n = self.counts()
+        ask limit or :attr:`deadline`; calls ``on_step(evaluations)`` after each
+        evaluation of this process. With the budget claimed by trials in flight
+        elsewhere it waits for them (a dead worker's is failed after the grace period
+        and asked again). The tallies are those of the last read of the study (each
+        claim reads it)."""
+        cfg, led = self.ctx.config, self.ledger
+        self.sync()
         while True:
-            n = self._n
-            if n["queries"] >= goal or (self.deadline and time.time() >= self.deadline):
+            if led.spent >= goal or (self.deadline and time.time() >= self.deadline):
                 return
             if self.finished():
                 return
-            if n["asks"] >= ASK_FACTOR * cfg.trials:
-                self.ctx.log(f"stopping early: {n['asks']} proposals gave only "
-                             f"{n['queries']} distinct cells within the target")
+            if led.asks >= ASK_FACTOR * cfg.trials:
+                self.ctx.log(f"stopping early: {led.asks} proposals gave only "
+                             f"{led.spent} distinct cells within the target")
                 return
-            if n["queries"] + n["in_flight"] >= cfg.trials:
+            if led.spent + led.counts["in_flight"] >= cfg.trials:
                 self._reap(force=True)
                 time.sleep(POLL_S)
-                self._n = self.counts()
+                self.sync()
                 continue
-            if self.trial() == "queries":
-                on_step(self._n["queries"])
+            if self.trial() in ("queries", "stopped"):
+                on_step(led.spent)
 
     def trial(self) -> str:
         """Runs one trial: ask, hard-target filter, claim, evaluate, tell; returns what
-        became of it, a key of :meth:`counts`: ``queries`` (evaluated), ``cache_hits``
-        (the study knew the cell), ``pruned``, ``unmeasured`` or ``failed`` (another
-        worker has the cell or the budget's last queries in flight; the table lacks the
-        cell). A trial cut by Ctrl-C is failed and put back in the study (asked again on
-        resume)."""
-        if getattr(self, "_n", None) is None:
-            self._n = self.counts()
+        became of it, a kind of :func:`~.ledger.trial_kind`: ``queries`` (evaluated),
+        ``stopped`` (evaluated, stopped early), ``cache_hits`` (the study knew the
+        cell), ``pruned``, ``unmeasured`` or ``failed`` (another worker has the cell or
+        the budget's last queries in flight; the table lacks the cell). A trial cut by
+        Ctrl-C is failed and put back in the study (asked again on resume)."""
         self._reap()
         trial, arch = self.ask()
         try:
             with heartbeat(self.storage, trial._trial_id):
-                outcome = self._judge(trial, arch)
+                frozen = self._judge(trial, arch)
         except KeyboardInterrupt:
             self._abandon(trial, retry=True)
             raise
         except BaseException:
             self._abandon(trial, retry=False)
             raise
-        self._n[outcome] += 1
-        self._n["asks"] += 1
-        return outcome
+        return self.ledger.observe(frozen)
 
-    def _judge(self, trial, arch) -> str:
-        from optuna.trial import TrialState
-        cfg, ev = self.ctx.config, self.ctx.evaluator
+    def _judge(self, trial, arch):
+        """Decides, claims, evaluates and tells one trial; returns it finished."""
+        cfg, ev, led = self.ctx.config, self.ctx.evaluator, self.ledger
         if not self.ctx.space.valid(arch):     # its output ignores its input: never
             return self._close(trial, TrialState.PRUNED, "pruned", "not a valid network")
         cost = ev.cost(arch)
@@ -264,46 +284,64 @@ class TrialSearcher(Searcher):
             return self._close(trial, TrialState.PRUNED, "pruned", "unmeasured")
         # claim, then read: of two processes claiming one cell (or the budget's last
         # query) at once, the later reader sees the other's claim and steps back
-        key = self.ctx.space.arch_to_dict(arch)
-        trial.set_user_attr("claim", {"arch": key, "worker": self.worker})
-        others = [t for t in self.study.get_trials(deepcopy=False)
-                  if t.number != trial.number]
-        self._trials, self._n = others, self.counts(others)
-        same = [t for t in others if (t.user_attrs.get("claim") or {}).get("arch") == key]
-        done = next((t for t in same if _kind(t) == "queries"), None)
+        trial.set_user_attr("claim", {"arch": self.ctx.space.arch_to_dict(arch),
+                                      "worker": self.worker})
+        self.sync()                            # our own trial is in flight now
+        done = led.evaluation(trial.params)
         if done is not None:                   # the study knows it: a cache hit, free
             trial.set_user_attr("cached_from", done.number)
-            return self._tell(trial, done.user_attrs["result"]["accuracy"], cost,
-                              "cache_hits")
-        if any(_kind(t) == "in_flight" for t in same):
+            return self._tell(trial, done.user_attrs["result"]["accuracy"], cost)
+        if led.claimed(trial.params, but=trial.number):
             return self._close(trial, TrialState.FAIL, "deferred", "being evaluated")
-        if self._n["queries"] + self._n["in_flight"] >= cfg.trials:
+        if led.spent + led.counts["in_flight"] - 1 >= cfg.trials:
             return self._close(trial, TrialState.FAIL, "deferred", "budget spent")
-        res = ev(arch)
+        report, last = self._reporter(trial)
+        try:
+            res = ev(arch) if report is None else ev(arch, report=report)
+        except optuna.TrialPruned:                # the pruner stopped its training
+            trial.set_user_attr("stopped", {"epoch": last.get("epoch")})
+            trial.set_user_attr("result", {"accuracy": last.get("accuracy"),
+                                           "cost": cost})
+            return self.study.tell(trial, state=TrialState.PRUNED)
         if res["accuracy"] is None:            # a cell the table lacks at this fidelity
             return self._close(trial, TrialState.FAIL, "deferred", "no accuracy")
         trial.set_user_attr("result", {"accuracy": res["accuracy"], "cost": res["cost"]})
-        return self._tell(trial, res["accuracy"], cost, "queries")
+        return self._tell(trial, res["accuracy"], cost)
 
-    def _tell(self, trial, accuracy: float, cost: dict, outcome: str) -> str:
+    def _reporter(self, trial):
+        """Returns (report, last): the evaluator's per-epoch hook when the study has a
+        pruner and the evaluator trains (else None), and the dict of what it last
+        reported (``epoch``, ``accuracy``)."""
+        last: dict = {}
+        if self._pruner_name() == "none" or not getattr(self.ctx.evaluator, "prunable",
+                                                        False):
+            return None, last
+        from nasbench.searchers.pruning import reporter
+        inner = reporter(trial)
+
+        def report(epoch: int, accuracy: float) -> None:
+            last.update(epoch=epoch, accuracy=accuracy)
+            inner(epoch, accuracy)
+
+        return report, last
+
+    def _pruner_name(self) -> str:
+        return getattr(self.ctx.config, "pruner", "none") or "none"
+
+    def _tell(self, trial, accuracy: float, cost: dict):
         if self.ctx.target_ms is not None and cost.get("latency") is not None:
             # Optuna's constraint (<= 0 feasible): NSGA-II ranks by it
             trial.set_constraint("latency", cost["latency"] - self.ctx.target_ms)
-        self._trials.append(self.study.tell(trial, self.values({"accuracy": accuracy},
-                                                               cost)))
-        return outcome
+        return self.study.tell(trial, self.values({"accuracy": accuracy}, cost))
 
-    def _close(self, trial, state, what: str, why: str) -> str:
+    def _close(self, trial, state, what: str, why: str):
         """Ends a trial unevaluated (``state``, user attribute ``what`` = ``why``);
-        returns its kind (see :func:`_kind`)."""
+        returns it finished."""
         trial.set_user_attr(what, why)
-        self.study.tell(trial, state=state)
-        return why if what == "pruned" and why == "unmeasured" else \
-            "pruned" if what == "pruned" else "failed"
+        return self.study.tell(trial, state=state)
 
     def _abandon(self, trial, retry: bool) -> None:
         """Fails a trial cut short (``retry``: puts its parameters back in the study)."""
-        from optuna.trial import TrialState
         with contextlib.suppress(Exception):
             self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             if retry:
@@ -312,7 +350,6 @@ class TrialSearcher(Searcher):
     def _reap(self, force: bool = False) -> None:
         """Fails the trials whose worker stopped beating (Optuna then asks them again);
         at most once per heartbeat interval unless ``force``."""
-        import optuna
         if self.storage is None:
             return
         now = time.time()
@@ -333,7 +370,7 @@ class TrialSearcher(Searcher):
 
         def stepped(queries: int):
             self.step = min(queries, goal) - start
-            best = self.best(self.visited(self._trials))     # no read: the last one's
+            best = self.best()                 # no read: the last claim's
             kind = getattr(self.ctx.evaluator, "accuracy_kind", "validation")
             on_step(self.step, f"best {score_text(best['accuracy'], kind)}" if best else "")
 
@@ -343,52 +380,75 @@ class TrialSearcher(Searcher):
     def record(self, epoch: int, seconds: float) -> dict:
         """Returns the history record of the study now (its tallies, every worker's, and
         the best choice so far) for epoch ``epoch``."""
-        trials = self.study.get_trials(deepcopy=False)
-        visited = self.visited(trials)
-        n, best = self.counts(trials), self.best(visited)
+        n = self.counts()
+        visited, best = self._records(), self.best()
         workers = {v["worker"] for v in visited}
-        return {"epoch": epoch, "queries": n["queries"], "cache_hits": n["cache_hits"],
-                "pruned": n["pruned"], "unmeasured": n["unmeasured"],
+        return {"epoch": epoch, "queries": n["queries"], "stopped": n["stopped"],
+                "cache_hits": n["cache_hits"], "pruned": n["pruned"],
+                "unmeasured": n["unmeasured"], "asks": n["asks"],
                 "workers": len(workers),
                 "best_accuracy": best["accuracy"] if best else None,
                 "best": best["arch"] if best else None, "seconds": seconds}
 
-    def visited(self, trials=None) -> list[dict]:
-        """Returns the study's evaluated trials (every worker's) in the order they
-        completed: ``arch``, ``query`` (1, 2, ...), ``epoch``, ``accuracy``, ``cost``,
-        ``value`` (what the study was told), ``trial`` (its number), ``worker``;
-        ``trials``: the study's trials when already read."""
+    def visited(self) -> list[dict]:
+        """Returns the study's evaluated trials (every worker's, read now) in the order
+        they completed: ``arch``, ``query`` (1, 2, ...), ``epoch``, ``accuracy``,
+        ``cost``, ``value`` (what the study was told), ``trial`` (its number),
+        ``worker``."""
         if not hasattr(self, "study"):
             return super().visited()
-        if trials is None:
-            trials = self.study.get_trials(deepcopy=False)
-        done = [t for t in trials if _kind(t) == "queries"]
-        done.sort(key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
+        self.sync()
+        return list(self._records())
+
+    def _records(self) -> list[dict]:
+        """Returns the visited records of the ledger's evaluated trials, extended with
+        the ones it gained since the last call (and the running best updated)."""
+        led = self.ledger
+        if getattr(self, "_recs_of", None) is not led or len(self._recs) > len(led.evaluated):
+            self._recs, self._best_rec, self._recs_of = [], None, led
         per = self.ctx.config.trials_per_epoch
-        return [{"arch": t.user_attrs["claim"]["arch"], "epoch": (q - 1) // per,
-                 "query": q, "accuracy": t.user_attrs["result"]["accuracy"],
-                 "cost": t.user_attrs["result"]["cost"],
-                 "value": t.values[0] if len(t.values) == 1 else list(t.values),
-                 "trial": t.number, "worker": t.user_attrs["claim"]["worker"]}
-                for q, t in enumerate(done, 1)]
+        for t in led.evaluated[len(self._recs):]:
+            q = len(self._recs) + 1
+            rec = {"arch": t.user_attrs["claim"]["arch"], "epoch": (q - 1) // per,
+                   "query": q, "accuracy": t.user_attrs["result"]["accuracy"],
+                   "cost": t.user_attrs["result"]["cost"],
+                   "value": t.values[0] if len(t.values) == 1 else list(t.values),
+                   "trial": t.number, "worker": t.user_attrs["claim"]["worker"]}
+            self._recs.append(rec)
+            rank = self._rank(rec)
+            if rank is not None and (self._best_rec is None
+                                     or rank > self._rank(self._best_rec)):
+                self._best_rec = rec
+        return self._recs
+
+    def _rank(self, v: dict) -> float | None:
+        """Returns what :meth:`best` maximises for a record (None: not eligible)."""
+        t = self.ctx.target_ms
+        if t is not None and not self.ctx.config.hard_target and not self.multi_objective:
+            return v["value"]
+        if t is None or (v["cost"].get("latency") or 0.0) <= t:
+            return v["accuracy"]
+        return None
 
     def best(self, visited: list[dict] | None = None) -> dict | None:
-        """Returns the choice so far among ``visited`` (default: :meth:`visited`): with a
-        soft target and one objective, the best value (accuracy x the MnasNet factor);
-        otherwise the best accuracy among the records that meet the target (None when
-        none does)."""
-        t = self.ctx.target_ms
-        visited = self.visited() if visited is None else visited
-        if t is not None and not self.ctx.config.hard_target and not self.multi_objective:
-            return max(visited, key=lambda v: v["value"], default=None)
-        ok = [v for v in visited if t is None or (v["cost"].get("latency") or 0.0) <= t]
-        return max(ok, key=lambda v: v["accuracy"], default=None)
+        """Returns the choice so far among ``visited`` (default: every evaluated trial
+        this process has read): with a soft target and one objective, the best value
+        (accuracy x the MnasNet factor); otherwise the best accuracy among the records
+        that meet the target (None when none does)."""
+        if visited is None:
+            self._records()
+            return self._best_rec
+        ranked = [(r, v) for v in visited if (r := self._rank(v)) is not None]
+        return max(ranked, key=lambda rv: rv[0], default=(None, None))[1]
 
     def epoch_line(self, h: dict) -> str:
         best = f"{h['best_accuracy']:.2f} %" if h["best_accuracy"] is not None else "none"
         workers = f", {h['workers']} workers" if h.get("workers", 1) > 1 else ""
-        return (f"trials {h['queries']}/{self.ctx.config.trials}: best accuracy {best}; "
-                f"{h['cache_hits']} cache hits, {h['pruned']} over the target{workers}")
+        stopped = h.get("stopped") or 0
+        early = f" ({stopped} stopped early)" if stopped else ""
+        return (f"trials {h['queries'] + stopped}/{self.ctx.config.trials}{early}: best "
+                f"accuracy {best}; {h['cache_hits']} cache hits, {h['pruned']} over the "
+                f"target{workers}")
 
     def state_dict(self) -> dict:
         """The study lives in its storage; the checkpoint keeps the sampler (its random
@@ -410,8 +470,13 @@ class TrialSearcher(Searcher):
                             "holds the settings)")
         if state.get("sampler") is not None:
             self.study.sampler = state["sampler"]
+        # the ledger the sampler reads (pickled with it), read again from the study
+        self.ledger = getattr(self.study.sampler, "ledger", None) or Ledger()
+        self.ledger.reset()
+        self.sync()
 
     def result(self) -> Outcome:
+        self.sync()
         best = self.best()
         if best is None:
             visited = self.visited()
@@ -424,20 +489,5 @@ class TrialSearcher(Searcher):
                        cost=best["cost"])
 
 
-def _kind(t) -> str:
-    """Returns what a trial of the study is: ``queries`` (evaluated: COMPLETE with a
-    result), ``cache_hits`` (COMPLETE, a copy of an evaluated one), ``pruned`` (over the
-    hard target), ``unmeasured`` (a cell the device's table lacks), ``in_flight``
-    (RUNNING and claimed), ``waiting`` (to be asked again), ``failed`` or ``asked``
-    (RUNNING, not yet claimed)."""
-    from optuna.trial import TrialState
-    a = t.user_attrs
-    if t.state == TrialState.COMPLETE:
-        return "cache_hits" if a.get("cached_from") is not None else "queries"
-    if t.state == TrialState.PRUNED:
-        return "unmeasured" if a.get("pruned") == "unmeasured" else "pruned"
-    if t.state == TrialState.RUNNING:
-        return "in_flight" if "claim" in a else "asked"
-    if t.state == TrialState.WAITING:
-        return "waiting"
-    return "failed"
+#: what a trial of the study is (kept here for the tests and tools that import it)
+_kind = trial_kind
