@@ -98,9 +98,15 @@ def retrain_parts(net: nn.Module, data, budget, channels_last: bool = False):
     tq = TensorLoader(data.train, budget.batch_size, mean=data.mean, std=data.std,
                       augment=data.augment, cutout=budget.cutout, seed=budget.seed + 3,
                       max_steps=budget.max_steps, channels_last=channels_last)
-    test_q = TensorLoader(data.test, 256, mean=data.mean, std=data.std, shuffle=False,
-                          channels_last=channels_last)
-    return net, opt, tq, test_q
+    return net, opt, tq, eval_loader(data, channels_last)
+
+
+def eval_loader(data, channels_last: bool = False):
+    """Returns the loader the retrain evaluates on: ``data.test`` in batches of 256,
+    unshuffled and unaugmented."""
+    from nasbench.data import TensorLoader
+    return TensorLoader(data.test, 256, mean=data.mean, std=data.std, shuffle=False,
+                        channels_last=channels_last)
 
 
 def retrain(cfg, data, space, arch, cl, state, prog, objs, interrupt_check, save_checkpoint,
@@ -155,12 +161,22 @@ def retrain(cfg, data, space, arch, cl, state, prog, objs, interrupt_check, save
     return net, test_q, tr_history
 
 
-def train_candidate(cfg, data, space, arch, channels_last: bool = False, log=None):
+def train_candidate(cfg, data, space, arch, channels_last: bool = False, log=None,
+                    on_epoch: Callable[[int, nn.Module], None] | None = None):
     """Trains ``arch`` as the runner retrains its derived network (:func:`retrain`: the
     same build, budget, schedule and seed), without progress bars or checkpoints, on
     ``data.train``; returns (network, loader of ``data.test``, history). The ``train``
     evaluator passes a data set whose "test" split is a held-out part of the training
-    split."""
+    split. ``on_epoch(epoch, network)``, when given, is called after each epoch (1-based)
+    with the network as trained so far; what it raises ends the training (to stop a
+    candidate early). It may evaluate the network (eval mode, no gradients): training
+    goes on as if it had not been called."""
     state = {"phase": "train", "train_epoch": 0, "train": None}
-    return retrain(cfg, data, space, arch, channels_last, state, Progress(True), {},
-                    lambda: None, lambda *_: None, log or (lambda *_: None))
+    objs: dict = {}
+
+    def epoch_done():                  # retrain's checkpoint hook: after every epoch
+        if on_epoch is not None:
+            on_epoch(state["train_epoch"], objs["net"])
+
+    return retrain(cfg, data, space, arch, channels_last, state, Progress(True), objs,
+                   lambda: None, epoch_done, log or (lambda *_: None))

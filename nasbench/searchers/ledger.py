@@ -141,6 +141,11 @@ class Ledger:
         """Returns whether a trial other than ``but`` has the cell in flight."""
         return bool(self._claims.get(params_key(params), set()) - {but})
 
+    def flying(self) -> list[dict]:
+        """Returns the parameters of the cells in flight (claimed, not evaluated)."""
+        return [json.loads(k) for k, nums in self._claims.items()
+                if nums and k not in self._done]
+
     def known(self, params: dict) -> bool:
         """Returns whether the cell was evaluated, closed (over the target, invalid,
         unmeasured) or is being evaluated: proposing it again teaches nothing."""
@@ -149,23 +154,35 @@ class Ledger:
 
 
 class FreshSampler(BaseSampler):
-    """An Optuna sampler around ``base`` that never proposes a cell ``ledger`` knows
-    (see the module doc): the base's proposal is redrawn up to ``tries`` times, then a
-    uniform draw over ``choices`` (the space's categorical decisions) that the ledger
-    does not know. Decisions the base leaves to independent sampling (random search,
-    TPE's start-up, NSGA-II's first generation) are drawn uniformly here, seeded by
-    ``seed``."""
+    """An Optuna sampler around ``base`` that never proposes a cell ``ledger`` knows,
+    nor one that ``admissible(params)`` refuses (not a valid network, over the hard
+    target: the loop would not evaluate it; see the module doc): the base's proposal is
+    redrawn up to ``tries`` times, then a uniform draw over ``choices`` (the space's
+    categorical decisions). Decisions the base leaves to independent sampling (random
+    search, TPE's start-up, NSGA-II's first generation) are drawn uniformly here, seeded
+    by ``seed``. When nothing fits, the last draw goes through (the loop then closes it
+    unevaluated)."""
 
     def __init__(self, base: BaseSampler, choices: dict, ledger: Ledger | None = None,
-                 seed: int | None = None, tries: int = TRIES):
+                 seed: int | None = None, tries: int = TRIES, admissible=None):
         self.base, self.ledger, self.tries = base, ledger, tries
+        self.admissible = admissible
         self._choices = {k: list(v) for k, v in choices.items()}
         self._dists = {k: CategoricalDistribution(v) for k, v in choices.items()}
         self._rng = random.Random(seed)
 
+    def __getstate__(self):
+        # checkpointed with the study: the predicate is the run's (re-bound on resume)
+        return {**self.__dict__, "admissible": None}
+
     def reseed_rng(self) -> None:
         self._rng.seed()
         self.base.reseed_rng()
+
+    def _fits(self, params: dict) -> bool:
+        if self.ledger is not None and self.ledger.known(params):
+            return False
+        return self.admissible is None or self.admissible(params)
 
     def infer_relative_search_space(self, study, trial):
         return dict(self._dists)
@@ -183,11 +200,11 @@ class FreshSampler(BaseSampler):
             if not got:                      # the base samples independently: uniform
                 break
             params = {**self._uniform(), **got}
-            if self.ledger is None or not self.ledger.known(params):
+            if self._fits(params):
                 return params
         for _ in range(UNIFORM_TRIES):
             params = self._uniform()
-            if self.ledger is None or not self.ledger.known(params):
+            if self._fits(params):
                 return params
         return params                        # the space is nearly spent: a repeat
 

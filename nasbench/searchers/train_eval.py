@@ -17,7 +17,18 @@ accuracy without training it. Costs come from the run's cost function
 
 Counters: ``queries`` distinct architectures answered in this run, ``trained`` those
 trained here, ``cache_hits`` answers that cost no training (the on-disk cache, or a
-repeat within the run).
+repeat within the run), ``stopped`` candidates stopped early by a pruner.
+
+Early stopping (``--pruner``, :mod:`.pruning`): ``evaluator(arch, report)`` measures the
+candidate's held-out accuracy after every epoch but the last and calls ``report(epoch,
+accuracy %)`` (epoch 1-based); what ``report`` raises (``optuna.TrialPruned``) stops the
+training and propagates, and a stopped candidate is neither cached on disk nor in the
+run (a later run without a pruner trains it fully). The last epoch is not reported:
+stopping there would save nothing and throw a fully trained result away; its accuracy
+is the answer, as without a reporter (the same number: evaluating between epochs does
+not change the training). A candidate answered from the cache is returned as is,
+``report`` uncalled (its full accuracy is known: stopping it would save nothing).
+Without ``report`` nothing is evaluated between epochs.
 """
 
 from __future__ import annotations
@@ -38,13 +49,23 @@ from profilers.lut import atomic_write_text
 CACHE_FOLDER = "train-eval"
 
 
+def _pruned(e: BaseException) -> bool:
+    """Returns whether ``e`` is Optuna's TrialPruned (a pruner stopped the candidate)."""
+    from optuna import TrialPruned
+    return isinstance(e, TrialPruned)
+
+
 @register_evaluator("train")
 class TrainEvaluator:
     """Trains each candidate with the run's retrain budget and returns its held-out
     validation accuracy (see the module doc): ``evaluator(arch) -> {"accuracy": %,
     "cost": {metric: value}, "cached": bool}``, ``cost(arch)``, ``state_dict`` /
     ``load_state_dict``. ``space`` is bound to the network to train (the deploy network
-    at the data's input size); ``cfg`` gives the budget, split and seed."""
+    at the data's input size); ``cfg`` gives the budget, split and seed.
+    ``evaluator(arch, report)``: stopped early when ``report`` raises (module doc)."""
+
+    #: takes ``report(epoch, accuracy)`` and stops a candidate early (``--pruner``)
+    prunable = True
 
     def __init__(self, cfg, space, data, cost: Callable[[object], dict], *,
                  channels_last: bool = False, log=None, cache_dir: Path | None = None):
@@ -63,7 +84,7 @@ class TrainEvaluator:
                       "build": cfg.train_build_options(), "portion": cfg.train_portion,
                       "split_seed": cfg.seed, "torch": torch.__version__}
         self.cache: dict[str, dict] = {}
-        self.queries = self.trained = self.cache_hits = 0
+        self.queries = self.trained = self.cache_hits = self.stopped = 0
 
     @classmethod
     def check_config(cls, cfg) -> None:
@@ -119,19 +140,34 @@ class TrainEvaluator:
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self._path(key), json.dumps(rec, indent=1) + "\n")
 
-    def accuracy(self, arch) -> dict:
+    def accuracy(self, arch, report: Callable[[int, float], None] | None = None) -> dict:
         """Trains ``arch`` and returns {"accuracy": held-out top-1 %, "val_n": images,
-        "steps": training steps, "seconds"} (uncounted, uncached)."""
-        from nasbench.train import evaluate, train_candidate
+        "steps": training steps, "seconds"} (uncounted, uncached). With ``report``, the
+        held-out accuracy after each epoch but the last goes to ``report(epoch, %)``;
+        what it raises stops the training and propagates."""
+        from nasbench.train import eval_loader, evaluate, train_candidate
         t0 = time.time()
+        on_epoch = None
+        if report is not None:
+            held_out = eval_loader(self.data, self.channels_last)
+            last = self.cfg.train_epochs
+
+            def on_epoch(epoch, net):
+                if epoch < last:            # the last one is the answer (module doc)
+                    report(epoch, 100.0 * evaluate(net, held_out)["acc"])
+
         net, val_q, history = train_candidate(self.cfg, self.data, self.space, arch,
-                                              self.channels_last)
+                                              self.channels_last, on_epoch=on_epoch)
         ev = evaluate(net, val_q)
         return {"accuracy": 100.0 * ev["acc"], "val_n": ev["n"],
                 "steps": sum(h.get("steps", 0) for h in history),
                 "seconds": time.time() - t0}
 
-    def __call__(self, arch) -> dict:
+    def __call__(self, arch, report: Callable[[int, float], None] | None = None) -> dict:
+        """Returns {"accuracy": held-out %, "cost": {metric: value}, "cached": bool} of
+        ``arch``: from this run's answers or the disk cache (``report`` uncalled), else
+        trained (``report``: per-epoch accuracies; what it raises propagates, nothing
+        cached, counted in ``stopped``)."""
         key = self.key(arch)
         if key in self.cache:                         # a repeat within this run
             self.cache_hits += 1
@@ -143,7 +179,15 @@ class TrainEvaluator:
             self.log(f"train evaluator: {summary}: {rec['accuracy']:.2f} % (cached in "
                      f"{self._path(key)})")
         else:
-            rec = {**self.accuracy(arch), "arch": self.space.arch_to_dict(arch),
+            try:
+                trained = self.accuracy(arch) if report is None else \
+                    self.accuracy(arch, report)
+            except Exception as e:
+                if report is not None and _pruned(e):
+                    self.stopped += 1
+                    self.log(f"train evaluator: {summary}: stopped early ({e})")
+                raise
+            rec = {**trained, "arch": self.space.arch_to_dict(arch),
                    "arch_id": self.space.arch_id(arch), "settings": self.ident}
             self._write(key, rec)
             self.trained += 1
@@ -158,10 +202,12 @@ class TrainEvaluator:
     def state_dict(self) -> dict:
         """Returns the run's answers and counters (resume)."""
         return {"cache": dict(self.cache), "queries": self.queries,
-                "trained": self.trained, "cache_hits": self.cache_hits}
+                "trained": self.trained, "cache_hits": self.cache_hits,
+                "stopped": self.stopped}
 
     def load_state_dict(self, state: dict) -> None:
         """Restores :meth:`state_dict`."""
         self.cache = dict(state["cache"])
         self.queries, self.cache_hits = state["queries"], state["cache_hits"]
         self.trained = state.get("trained", 0)
+        self.stopped = state.get("stopped", 0)

@@ -96,7 +96,21 @@ class TrialSearcher(Searcher):
         if not self.fresh:
             return inner
         return FreshSampler(inner, self.choices, self.ledger, seed=seed,
-                            tries=getattr(self, "tries", None) or 20)
+                            tries=getattr(self, "tries", None) or 20,
+                            admissible=self.admissible)
+
+    def admissible(self, params: dict) -> bool:
+        """Returns whether the loop would evaluate the cell of ``params``: a valid
+        network whose cost is known and within the hard target (costs are known before
+        any evaluation, so a sampler need not propose the others)."""
+        try:
+            arch = self.ctx.space.decode(params)
+        except ValueError:
+            return False
+        if not self.ctx.space.valid(arch):
+            return False
+        cost = self.ctx.evaluator.cost(arch)
+        return not self._over_target(cost) and all(v is not None for v in cost.values())
 
     def setup(self, ctx: SearchContext) -> None:
         """Builds an in-memory study (:meth:`bind` or :meth:`join` moves it into a
@@ -471,6 +485,8 @@ class TrialSearcher(Searcher):
         if state.get("sampler") is not None:
             self.study.sampler = state["sampler"]
         # the ledger the sampler reads (pickled with it), read again from the study
+        if isinstance(self.study.sampler, FreshSampler):
+            self.study.sampler.admissible = self.admissible
         self.ledger = getattr(self.study.sampler, "ledger", None) or Ledger()
         self.ledger.reset()
         self.sync()

@@ -13,6 +13,7 @@ from nasbench.errors import UserError
 from nasbench.options import option
 from nasbench.proxies import DEFAULT_BATCH, DEFAULT_PROXY, proxy_names
 from nasbench.registry import EVALUATORS, declare_searcher
+from nasbench.searchers.pruning import PRUNERS
 
 
 @dataclass
@@ -50,6 +51,11 @@ class TrialConfig(RunConfig):
                                "(50: their median).", min=2, group="--evaluate zc")
     population: int = option(50, "evolution, nsga2: the population.", min=1)
     sample_size: int = option(10, "evolution, nsga2: the tournament size.", min=1)
+    # --evaluate train: stop poor candidates between epochs (pruning.py; single objective)
+    pruner: str = option("none", "Stop poor candidates early, judged on their held-out "
+                         "accuracy after each epoch: none, median, halving (successive "
+                         "halving) or hyperband (Optuna's pruners; single-objective "
+                         "searches).", choices=PRUNERS, group="--evaluate train")
     soft_exponent: float = -0.07          # soft target: acc x (lat/target)^w (MnasNet)
     references: str = ""
     train_epochs: int = 0
@@ -96,6 +102,31 @@ class TrialConfig(RunConfig):
         evaluator = EVALUATORS.get(self.evaluate)
         if hasattr(evaluator, "check_config"):   # before any work
             evaluator.check_config(self)
+        self.check_pruner(evaluator)
+
+    def is_multi_objective(self) -> bool:
+        """Returns whether the method's study has several objectives (accuracy and each
+        cost; Optuna's pruners then do not apply): False, a single-objective search."""
+        return False
+
+    def check_pruner(self, evaluator) -> None:
+        """Raises UserError (one line) when ``--pruner`` cannot apply: an evaluator that
+        does not train epoch by epoch (``prunable``), a budget of one epoch (nothing to
+        stop), or a multi-objective study. An unknown name is left to the declared
+        choices (one line too)."""
+        if self.pruner in ("", "none") or self.pruner not in PRUNERS:
+            return
+        if not getattr(evaluator, "prunable", False):
+            raise UserError(f"--pruner stops training early: it needs --evaluate train, "
+                            f"not --evaluate {self.evaluate} (or --pruner none)")
+        if self.is_multi_objective():
+            raise UserError(f"--pruner serves single-objective searches: --method "
+                            f"{self.method} runs a multi-objective study (accuracy and "
+                            f"cost); use random, evolution or tpe, or --pruner none")
+        if self.train_epochs < 2:
+            raise UserError(f"--pruner stops a candidate between epochs: give "
+                            f"--train-epochs 2 or more (got {self.train_epochs}), or "
+                            f"--pruner none")
 
     @classmethod
     def budget_values(cls, space, queries: int) -> dict:
@@ -134,6 +165,10 @@ class NSGA2Config(TrialConfig):
     variation: str = option("mutate", "How children are made: mutate (the space's "
                             "one-decision mutation) or optuna (Optuna's uniform crossover "
                             "and resampling).", choices=VARIATIONS)
+
+    def is_multi_objective(self) -> bool:
+        """Returns True: NSGA-II's study has accuracy and each cost as objectives."""
+        return True
 
     def check(self) -> None:
         super().check()
