@@ -7,6 +7,8 @@ the GP's fit and the acquisition's optimisation: seconds at a few hundred trials
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 
 from nasbench.searchers.base import register_searcher
@@ -32,7 +34,9 @@ class BOSearcher(TrialSearcher):
             # a soft target: Optuna's constrained form on the trial's own constraint
             def constraints(t):
                 return [t.constraints.get("latency", 0.0)] if t.constraints else [0.0]
-        return optuna.samplers.GPSampler(
-            seed=seed, n_startup_trials=cfg.startup, constraints_func=constraints,
-            deterministic_objective=cfg.evaluate == "table",
-            warn_independent_sampling=False)
+        with warnings.catch_warnings():   # deterministic_objective is "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.GPSampler(
+                seed=seed, n_startup_trials=cfg.startup, constraints_func=constraints,
+                deterministic_objective=cfg.evaluate == "table",
+                warn_independent_sampling=False)

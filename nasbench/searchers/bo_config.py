@@ -45,10 +45,10 @@ class MOBOConfig(BOConfig):
                        "to enumerate (nb201's 15,625 cells are all scored).", min=10)
 
     def check(self) -> None:
-        super().check()
         if not parse_objective(self.objective):
             raise UserError("--method mobo knows each cell's cost before evaluating it: "
                             "give --objective acc+latency (or acc+energy)")
+        super().check()
 
 
 declare_searcher("bo", config=BOConfig, impl="nasbench.searchers.bo:BOSearcher",

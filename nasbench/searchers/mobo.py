@@ -71,7 +71,7 @@ class CostAwareSampler(BaseSampler):
     def __getstate__(self):
         # checkpointed with the study: the callables and the candidate arrays are the
         # run's, rebuilt on resume (the posterior from the study's trials)
-        drop = ("cost", "_cands", "_post", "_costs")
+        drop = ("cost", "_cands", "_post", "_costs", "_free_mask")
         return {k: (None if k in drop else v) for k, v in self.__dict__.items()} | {
             "_seen": 0, "_next_fit": self.startup}
 
@@ -170,12 +170,8 @@ class CostAwareSampler(BaseSampler):
             lo = float(min(costs.min(), obs_cost.min()))
             ref = (float(acc.min() - 0.1 * np.ptp(acc)), hi + 0.1 * (hi - lo))
             score = expected_hvi(mu, sd, costs, front, ref)
-        free = np.ones(len(codes), bool)
-        for t in evaluated:                    # known cells are no candidates
-            i = keys.get(params_key(t.params))
-            if i is not None:
-                free[i] = False
-        score = np.where(free, score, -np.inf)
+        score = np.where(self._free(evaluated, keys, len(codes), enumerable), score,
+                         -np.inf)
         top = np.argpartition(-score, min(63, len(score) - 1))[:64]
         for i in top[np.argsort(-score[top], kind="stable")]:
             p = self.params(codes[i])
@@ -183,6 +179,21 @@ class CostAwareSampler(BaseSampler):
                 self.seconds.append(time.perf_counter() - t0)
                 return p
         return {}
+
+    def _free(self, evaluated: list, keys: dict, m: int, keep: bool) -> np.ndarray:
+        """Returns the mask of candidates not evaluated yet (kept and extended with the
+        new evaluations when the candidates are the fixed enumeration, ``keep``)."""
+        free, done = (self.__dict__.get("_free_mask"), self.__dict__.get("_free_n", 0)) \
+            if keep else (None, 0)
+        if free is None or len(free) != m:
+            free, done = np.ones(m, bool), 0
+        for t in evaluated[done:]:
+            i = keys.get(params_key(t.params))
+            if i is not None:
+                free[i] = False
+        if keep:
+            self._free_mask, self._free_n = free, len(evaluated)
+        return free
 
     def _observed_cost(self, t) -> float:
         """Returns the cost of an evaluated trial (memoised by trial number)."""
@@ -207,7 +218,9 @@ class CostAwareSampler(BaseSampler):
                 self._next_fit = max(self._next_fit * 2, n + 1)
             else:
                 gp = self._post.gp
-            self._post, self._seen = Posterior(gp, codes), 0
+            self._post, self._seen = Posterior(gp, codes), n
+            self._post.add_all(np.array([self.code(t.params) for t in evaluated]),
+                               np.array([_acc(t) for t in evaluated]))
         for t in evaluated[self._seen:]:
             self._post.add(self.code(t.params), _acc(t))
         self._seen = n
