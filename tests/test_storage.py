@@ -19,7 +19,6 @@ import pytest
 
 from nasbench.cli import main
 from nasbench.run.runner import run_search
-from nasbench.searchers import TrialConfig
 from nasbench.searchers.storage import (
     ATTR_CONFIG,
     ATTR_RUN,
@@ -57,7 +56,9 @@ def _cfg(fake, out, **kw):
                 benchmark_dir=str(fake), device="hw-nas-bench:edgegpu",
                 dataset="synthetic", out=str(out), references="", train_epochs=0,
                 measure=False, heartbeat_s=1, grace_s=3)
-    return TrialConfig.from_preset("quick", kw.pop("method", "evolution"), **{**base, **kw})
+    from nasbench.registry import searcher_config
+    method = kw.pop("method", "evolution")
+    return searcher_config(method).from_preset("quick", method, **{**base, **kw})
 
 
 _STORAGES: dict = {}
@@ -169,11 +170,11 @@ def test_a_killed_run_resumes_from_its_study(fake, tmp_path, env):
         assert len(retry) == 1 and retry[0].params == t.params
 
 
-def _workers_on_one_study(fake, tmp_path, env, url, n_workers):
+def _workers_on_one_study(fake, tmp_path, env, url, n_workers, method="random"):
     """Starts a run (its first evaluation), then ``n_workers`` worker processes on its
     study; checks every trial was evaluated once, then resumes the run to complete."""
     cfg = _cfg(fake, tmp_path / "runs", evaluate="slowtable", storage=url or "",
-               method="random", trials=20, trials_per_epoch=10)
+               method=method, trials=20, trials_per_epoch=10)
     cut = run_search(cfg, quiet=True, _interrupt_after_steps=1)
     assert cut.status == "interrupted"
     run = Path(cut.run_dir)
@@ -209,6 +210,16 @@ def test_two_workers_share_the_runs_sqlite_study(fake, tmp_path, env):
 @needs_postgres
 def test_three_workers_share_a_postgres_study(fake, tmp_path, env):
     _workers_on_one_study(fake, tmp_path, env, POSTGRES, 3)
+
+
+@pytest.mark.parametrize("url", [None, pytest.param(POSTGRES, marks=needs_postgres)],
+                         ids=["sqlite", "postgres"])
+@pytest.mark.parametrize("method", ["mobo", "bo"])
+def test_bo_and_mobo_workers_share_a_study(fake, tmp_path, env, url, method):
+    """The Bayesian searchers through ``nasbench worker``: every cell evaluated once,
+    and about as many trials as evaluations (a proposal the study knows is redrawn)."""
+    study = _workers_on_one_study(fake, tmp_path, env, url, 2, method=method)
+    assert len(study.get_trials()) <= 20 + 4
 
 
 @pytest.mark.parametrize("url", [None, pytest.param(POSTGRES, marks=needs_postgres)],

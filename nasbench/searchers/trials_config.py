@@ -122,7 +122,12 @@ class TrialConfig(RunConfig):
         if self.is_multi_objective():
             raise UserError(f"--pruner serves single-objective searches: --method "
                             f"{self.method} runs a multi-objective study (accuracy and "
-                            f"cost); use random, evolution or tpe, or --pruner none")
+                            f"cost); use random, evolution, tpe, or bo/mobo with a hard "
+                            f"--latency-target, or --pruner none")
+        if self.method == "pnas":
+            raise UserError("--pruner does not serve pnas: its predictor learns from the "
+                            "stages' fully trained cells; use random, evolution or tpe, "
+                            "or --pruner none")
         if self.train_epochs < 2:
             raise UserError(f"--pruner stops a candidate between epochs: give "
                             f"--train-epochs 2 or more (got {self.train_epochs}), or "

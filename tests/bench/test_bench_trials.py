@@ -134,3 +134,75 @@ def test_worker_speedup(fake, tmp_path, monkeypatch):
         print(f"{k} worker(s): {n} trials in {walls[k]:.1f} s, span {spans[k]:.1f} s "
               f"({spans[k] / spans[1]:.2f}x one worker's span)")
     assert spans[2] <= 0.6 * spans[1], spans
+
+
+SHARED_NB201 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nb201"
+DEVICES = ("edgegpu", "raspi4", "edgetpu", "pixel3", "eyeriss", "fpga")
+
+
+def _tables(fake) -> Path:
+    """Returns the real NAS-Bench-201 folder when ../shared has it, else the fake."""
+    return SHARED_NB201 if (SHARED_NB201 / "nb201-12epoch-accuracy.csv").is_file() else fake
+
+
+@pytest.mark.slow
+def test_bench_evolution_500_queries_ten_seeds_six_devices(benchmark, fake, tmp_path):
+    """``nasbench bench --method evolution --queries 500 --seeds 10`` on all six
+    HW-NAS-Bench devices in one process (goal: under 60 s on the 2-core machine)."""
+    from nasbench.cli import main
+    folder = _tables(fake)
+    rounds = iter(range(100))
+
+    def run():
+        out = tmp_path / f"b{next(rounds)}"
+        assert main(["bench", "--method", "evolution", "--device",
+                     ",".join(f"hw-nas-bench:{d}" for d in DEVICES), "--queries", "500",
+                     "--seeds", "10", "--benchmark-dir", str(folder), "--out", str(out),
+                     "--quiet"]) == 0
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(tables=str(folder), seconds=benchmark.stats["mean"])
+    print(f"bench evolution 500 x 10 seeds x 6 devices: {benchmark.stats['mean']:.1f} s")
+
+
+def _ask_times(s, n: int) -> list[float]:
+    """Runs ``n`` evaluations of a set-up searcher; returns the seconds of each."""
+    stamps = [time.perf_counter()]
+    s.advance(n, lambda *_: stamps.append(time.perf_counter()))
+    return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["evolution", "nsga2", "random"])
+def test_per_ask_time_is_flat(fake, method):
+    """The loop's bookkeeping is O(1) per ask (searchers/ledger.py): the median time
+    of an evaluation in trials 10-60 and 450-500 of one in-memory study, as a curve in
+    bins of 50 (printed); goal: the late bin within 1.5x of the early one."""
+    s = make_searcher(fake, method, None, trials=500)
+    times = _ask_times(s, 500)
+    import statistics
+    bins = [statistics.median(times[i:i + 50]) * 1e3 for i in range(10, 500, 50)]
+    print(f"{method}: ms per evaluation by 50s from trial 10: "
+          + ", ".join(f"{b:.2f}" for b in bins))
+    assert s.counts()["asks"] == 500                 # one trial per evaluation
+    assert bins[-1] <= 1.5 * bins[0] + 0.5, bins
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,queries", [("mobo", 200), ("bo", 40)])
+def test_seconds_per_proposal(fake, method, queries):
+    """bo's and mobo's model is their cost: seconds per proposal on the tables (the
+    real ones when ../shared has them), printed."""
+    from nasbench.benchmarks import NB201Bench
+    from nasbench.run.bench import BenchSpec, _trial_seed, ground_truth
+    folder = _tables(fake)
+    spec = BenchSpec(method=method, device="hw-nas-bench:edgegpu",
+                     benchmark_dir=str(folder), queries=queries)
+    b = NB201Bench(folder)
+    ground = ground_truth(spec, b)
+    t0 = time.perf_counter()
+    _, visited, counters = _trial_seed(spec, ground, b, 0, lambda *_: None)
+    wall = time.perf_counter() - t0
+    print(f"{method}: {queries} queries in {wall:.1f} s, {wall / queries:.3f} s per "
+          f"proposal on average (start-up cells included)")
+    assert len(set(visited)) == queries and counters["cache_hits"] == 0
