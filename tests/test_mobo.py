@@ -212,3 +212,18 @@ def test_bad_bo_input_is_one_line_and_writes_nothing(fake, tmp_path, capsys, arg
     err = capsys.readouterr().err.strip()
     assert rc == 2 and says in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_bench_keeps_its_studies_in_memory_unless_storage_is_given(fake, tmp_path):
+    from nasbench.searchers.storage import open_storage, study_names
+    db = tmp_path / "bench.db"
+    args = ["bench", "--method", "random", "--device", "hw-nas-bench:edgegpu",
+            "--benchmark-dir", str(fake), "--queries", "12", "--seeds", "2", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert not db.exists()
+    assert main([*args, "--out", str(tmp_path / "b"), "--storage", f"sqlite:///{db}"]) == 0
+    storage = open_storage(f"sqlite:///{db}")
+    names = study_names(storage)
+    assert len(names) == 2 and all(n.endswith(("seed0", "seed1")) for n in names)
+    study = optuna.load_study(study_name=names[0], storage=storage)
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 12

@@ -66,6 +66,9 @@ def bench(
                                        "that declares it, e.g. --set target-form=absolute "
                                        "--set warmup-epochs=1 (see nasbench search "
                                        "--method M --help)."),
+    storage: str | None = typer.Option(None, help="Multi-trial methods: keep each seed's "
+                                          "study in this database (postgresql://..., "
+                                          "sqlite:///PATH; default: in memory)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default "
                                        "bench/<time>); rerun with the same --out to "
                                        "reuse finished seeds."),
@@ -99,6 +102,9 @@ def bench(
         raise UserError("--seeds and --queries must be positive")
     if evaluate not in ("table", "zc"):
         raise UserError(f"--evaluate for bench: table or zc, got {evaluate!r}")
+    if storage:
+        from nasbench.searchers.storage import check_url
+        check_url(storage)
     if evaluate == "zc" and not data_dir:
         raise UserError("--evaluate zc scores the cells on real images: give --data-dir "
                         "(CIFAR-10, e.g. ../shared/data/cifar10-mini)")
@@ -142,7 +148,7 @@ def bench(
                                                   {"cost_weight": cost_weight})})
             sub = out / f"{m}-{d.replace(':', '-')}"
             log(f"bench {m} on {d} ({seeds} seeds) -> {sub}")
-            r = run_bench(spec, sub, quiet=quiet or json_out, log=log)
+            r = run_bench(spec, sub, quiet=quiet or json_out, log=log, storage=storage)
             results.append((sub, r))
             log(summary_line(r))
     # the report writes bench.csv beside it: one row per (method, device, seed)

@@ -275,10 +275,11 @@ def floor(ground: Ground, bench: NB201Bench, target: float | None,
 
 
 def _trial_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int,
-                log, zc=None) -> tuple[int, list[int], dict]:
+                log, zc=None, storage: str | None = None) -> tuple[int, list[int], dict]:
     """Runs a multi-trial searcher on the table (or, with ``zc``, the zero-cost
-    evaluator's (scorer, aggregate) shared by the seeds); returns (chosen, visited in
-    query order, counters; with zc, "signal": {index: score})."""
+    evaluator's (scorer, aggregate) shared by the seeds), its study in memory (in the
+    database ``storage`` when given, named after the bench and seed); returns (chosen,
+    visited in query order, counters; with zc, "signal": {index: score})."""
     from nasbench.searchers import SearchContext, get_searcher
     from nasbench.searchers.evaluate import TableEvaluator
     from nasbench.seeding import seed_everything
@@ -287,7 +288,7 @@ def _trial_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int,
               seed=seed, objective="acc+latency",
               latency_target_ms=spec.target if ground.metric == "latency" else None,
               benchmark_dir=spec.benchmark_dir, fidelity=spec.fidelity,
-              evaluate=spec.evaluate)
+              evaluate=spec.evaluate, storage=storage or "")
     kw.update(cls.config_class.budget_values(ground.space, spec.queries))
     cfg = cls.config_class.from_preset("quick", spec.method, **{**kw, **spec.extra})
     if zc is None:
@@ -304,6 +305,9 @@ def _trial_seed(spec: BenchSpec, ground: Ground, bench: NB201Bench, seed: int,
     s.setup(SearchContext(config=cfg, space=ground.space, predictor=None, data=None,
                           metrics=[ground.metric], target_ms=cfg.latency_target_ms,
                           log=log, device=None, evaluator=ev))
+    if storage:                              # the seed's study in the database
+        s.bind(Path(f"bench-{spec.method}-{spec.device.replace(':', '-')}-{spec.key()}"
+                    f"-seed{seed}"))
     for e in range(s.epochs):
         s.run_epoch(e, lambda *_: None)
     out = s.result()
@@ -417,7 +421,8 @@ def open_tables(folder: str | None, nats: str | None) -> NB201Bench:
     return NB201Bench(folder, nats)
 
 
-def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None) -> dict:
+def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None,
+              storage: str | None = None) -> dict:
     """Runs one bench (``spec.seeds`` seeds, reusing finished ones in ``out``); writes
     ``out/bench.json`` and returns its content."""
     from nasbench.files import write_json
@@ -463,7 +468,8 @@ def run_bench(spec: BenchSpec, out: str | Path, *, quiet: bool = False, log=None
                 warn_damaged(f, "bench seed file", "the seed is run again", e)
         ts = time.time()
         if multi:
-            chosen, visited, counters = _trial_seed(spec, ground, bench, seed, log, zc)
+            chosen, visited, counters = _trial_seed(spec, ground, bench, seed, log, zc,
+                                                    storage)
         else:
             chosen, visited, counters = _one_shot_seed(spec, ground, bench, seed, out,
                                                        quiet)
