@@ -83,9 +83,16 @@ class SpaceMutation:
     """NSGA-II's child generation by the space's mutation (see the module doc): an
     Optuna ``child_generation_strategy``; returns the child's parameters."""
 
-    def __init__(self, space, tournament: int = 2, seed: int | None = None, ledger=None):
+    def __init__(self, space, tournament: int = 2, seed: int | None = None, ledger=None,
+                 admissible=None):
         self.space, self.tournament, self.ledger = space, tournament, ledger
+        self.admissible = admissible       # the loop's: valid, within the hard target
         self._rng = random.Random(seed)
+        self._scored: tuple = ((), None)   # the last population and its ranks
+
+    def __getstate__(self):
+        # checkpointed with the study: the predicate is the run's (bound on resume)
+        return {**self.__dict__, "admissible": None, "_scored": ((), None)}
 
     def __call__(self, study, search_space, parent_population) -> dict:
         if self.ledger is not None:            # the loop's: O(1) per child
@@ -93,12 +100,15 @@ class SpaceMutation:
         else:
             keys = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)}
             seen = lambda p: tuple(sorted(p.items())) in keys    # noqa: E731
-        scores = rank_and_crowding(parent_population, study.directions)
+        key = tuple(t.number for t in parent_population)
+        if self._scored[0] != key:          # O(p^2): once per generation, not per child
+            self._scored = (key, rank_and_crowding(parent_population, study.directions))
+        scores = self._scored[1]
         for _ in range(RETRIES):
             parent = self._select(parent_population, *scores)
             child = self.space.encode(self.space.mutate(self.space.decode(parent.params),
                                                         self._rng))
-            if not seen(child):
+            if not seen(child) and (self.admissible is None or self.admissible(child)):
                 return child
         return self.space.encode(self.space.sample_valid(self._rng))   # the neighbourhood is spent
 
@@ -132,4 +142,12 @@ class NSGA2Searcher(TrialSearcher):
             return optuna.samplers.NSGAIISampler(
                 population_size=cfg.population, seed=seed,
                 child_generation_strategy=SpaceMutation(self.ctx.space, cfg.sample_size,
-                                                        seed, self.ledger))
+                                                        seed, self.ledger,
+                                                        self.admissible))
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        inner = getattr(self.study.sampler, "base", self.study.sampler)
+        strategy = getattr(inner, "_child_generation_strategy", None)
+        if isinstance(strategy, SpaceMutation):
+            strategy.admissible = self.admissible
