@@ -227,3 +227,62 @@ def test_bench_keeps_its_studies_in_memory_unless_storage_is_given(fake, tmp_pat
     assert len(names) == 2 and all(n.endswith(("seed0", "seed1")) for n in names)
     study = optuna.load_study(study_name=names[0], storage=storage)
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 12
+
+
+class _AdditiveEvaluator:
+    """A stand-in for a LUT on the DARTS space: a cell's cost is the sum of its ops'
+    (as a LUT's is) and its 'accuracy' a fixed function of its ops."""
+
+    COST = {"sep_conv_3x3": 1.0, "sep_conv_5x5": 1.6, "dil_conv_3x3": 0.8,
+            "dil_conv_5x5": 1.2, "max_pool_3x3": 0.2, "avg_pool_3x3": 0.2,
+            "skip_connect": 0.05}
+
+    def __init__(self):
+        self.queries = self.cache_hits = 0
+
+    def cost(self, arch):
+        ops = [op for kind in ("normal", "reduce") for op, _ in getattr(arch, kind)]
+        return {"latency": sum(self.COST.get(op, 0.5) for op in ops)}
+
+    def __call__(self, arch):
+        self.queries += 1
+        ops = [op for op, _ in arch.normal]
+        acc = 60 + 4 * sum(op.startswith("sep") for op in ops) - 2 * ops.count("skip_connect")
+        return {"accuracy": float(acc), "cost": self.cost(arch), "cached": False}
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+@pytest.mark.parametrize("method,target", [("mobo", None), ("mobo", 14.0), ("bo", 14.0)])
+def test_bayesian_searches_run_on_the_darts_space_with_an_additive_cost(method, target):
+    from nasbench.registry import searcher_config
+    from nasbench.searchers import SearchContext, get_searcher
+    from nasbench.spaces import get_space
+    from nasbench.spaces.darts_cells import DeployConfig
+    space = get_space("darts")(DeployConfig(channels=4, layers=3, input_size=16))
+    cfg = searcher_config(method).from_preset(
+        "quick", method, space="darts", evaluate="train", train_epochs=1, trials=24,
+        trials_per_epoch=24, startup=8, latency_target_ms=target,
+        **({"pool": 300} if method == "mobo" else {}))
+    ev = _AdditiveEvaluator()
+    s = get_searcher(method)()
+    s.setup(SearchContext(config=cfg, space=space, predictor=None, data=None,
+                          metrics=["latency"], target_ms=target, log=lambda *_: None,
+                          device=None, evaluator=ev))
+    s.run_epoch(0, lambda *_: None)
+    visited = s.visited()
+    assert len({json.dumps(v["arch"], sort_keys=True) for v in visited}) == 24
+    assert s.counts()["asks"] == 24
+    if target is not None:
+        assert max(v["cost"]["latency"] for v in visited) <= target
+    acc = [v["accuracy"] for v in visited]
+    if method == "mobo" and target is not None:   # EI: the model's picks improve on
+        assert max(acc[8:]) >= max(acc[:8])       # the uniform start-up
+    if method == "mobo" and target is None:       # EHVI: they extend the front
+        from reports.pareto import non_dominated_mask
+        pts = np.array([[v["accuracy"], v["cost"]["latency"]] for v in visited])
+        assert non_dominated_mask(pts, SENSES)[8:].any()
