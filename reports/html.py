@@ -350,9 +350,10 @@ _METHOD_FLAGS = {
                   ("space_config", "--space-config"), ("width_mult", "--width-mult"),
                   ("warmup_epochs", "--warmup-epochs")),
     "trials": (("trials", "--trials"), ("evaluate", "--evaluate"), ("fidelity", "--fidelity"),
-               ("population", "--population"), ("sample_size", "--sample-size")),
+               ("population", "--population"), ("sample_size", "--sample-size"),
+               ("startup", "--startup"), ("pool", "--pool"), ("pruner", "--pruner")),
 }  # fmt: skip
-_TRIAL_METHODS = {"random", "evolution", "tpe", "nsga2"}
+_TRIAL_METHODS = {"random", "evolution", "tpe", "nsga2", "bo", "mobo", "pnas"}
 
 
 def equivalent_command(cfg: dict[str, Any], res: dict[str, Any] | None = None) -> str:
@@ -372,7 +373,7 @@ def equivalent_command(cfg: dict[str, Any], res: dict[str, Any] | None = None) -
         v = cfg.get(key)
         if key == "steps_per_epoch" and key in cfg and v is None:
             v = 0  # the whole split
-        if v is None or v is False or v == "":
+        if v is None or v is False or v == "" or (key == "pruner" and v == "none"):
             continue
         parts += [flag] if v is True else [flag, shlex.quote(str(v))]
     if group == "darts" and cfg.get("order") not in (None, "first"):
