@@ -257,7 +257,9 @@ class _AdditiveEvaluator:
         pass
 
 
-@pytest.mark.parametrize("method,target", [("mobo", None), ("mobo", 14.0), ("bo", 14.0)])
+@pytest.mark.parametrize("method,target", [
+    ("mobo", None), ("mobo", 14.0),
+    pytest.param("bo", 14.0, marks=pytest.mark.slow)])     # GPSampler: seconds a proposal
 def test_bayesian_searches_run_on_the_darts_space_with_an_additive_cost(method, target):
     from nasbench.registry import searcher_config
     from nasbench.searchers import SearchContext, get_searcher

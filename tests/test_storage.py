@@ -214,7 +214,7 @@ def test_three_workers_share_a_postgres_study(fake, tmp_path, env):
 
 @pytest.mark.parametrize("url", [None, pytest.param(POSTGRES, marks=needs_postgres)],
                          ids=["sqlite", "postgres"])
-@pytest.mark.parametrize("method", ["mobo", "bo"])
+@pytest.mark.parametrize("method", ["mobo", pytest.param("bo", marks=pytest.mark.slow)])
 def test_bo_and_mobo_workers_share_a_study(fake, tmp_path, env, url, method):
     """The Bayesian searchers through ``nasbench worker``: every cell evaluated once,
     and about as many trials as evaluations (a proposal the study knows is redrawn)."""
