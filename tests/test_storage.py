@@ -212,9 +212,13 @@ def test_three_workers_share_a_postgres_study(fake, tmp_path, env):
     _workers_on_one_study(fake, tmp_path, env, POSTGRES, 3)
 
 
-@pytest.mark.parametrize("url", [None, pytest.param(POSTGRES, marks=needs_postgres)],
-                         ids=["sqlite", "postgres"])
-@pytest.mark.parametrize("method", ["mobo", pytest.param("bo", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("method,url", [
+    pytest.param("mobo", POSTGRES, marks=needs_postgres, id="mobo-postgres"),
+    # the same protocol as random's on SQLite (above); bo: seconds per proposal
+    pytest.param("mobo", None, marks=pytest.mark.slow, id="mobo-sqlite"),
+    pytest.param("bo", POSTGRES, marks=[needs_postgres, pytest.mark.slow],
+                 id="bo-postgres"),
+    pytest.param("bo", None, marks=pytest.mark.slow, id="bo-sqlite")])
 def test_bo_and_mobo_workers_share_a_study(fake, tmp_path, env, url, method):
     """The Bayesian searchers through ``nasbench worker``: every cell evaluated once,
     and about as many trials as evaluations (a proposal the study knows is redrawn)."""
