@@ -1,5 +1,7 @@
 import pytest
 
+from nasbench.cli import main
+from nasbench.options import ENV
 from profilers.lut import LUT, full_key
 
 
@@ -31,3 +33,33 @@ def make_lut(values: dict, batch: int = 1, device_id: str = "cpu:Test CPU",
 def tiny_lut():
     return make_lut({"sep_conv_3x3/c8-8/h8w8/s1": 2.0, "max_pool_3x3/c8-8/h8w8/s1": 0.5,
                      "skip_connect/c8-8/h8w8/s1": 0.01})
+
+
+def snapshot(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.fixture
+def refuse(tmp_path, monkeypatch, capsys):
+    """Returns ``refuse(argv) -> the error line``: runs the CLI in an empty tmp_path
+    (the cache in it) and asserts exit 2, one stderr line, no traceback, nothing new on
+    disk."""
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "cache").mkdir()
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+    def run(argv: list[str]) -> str:
+        before = snapshot(tmp_path)
+        capsys.readouterr()
+        rc = main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert rc == 2, (argv, rc, err)
+        assert "Traceback" not in err
+        assert len(lines) == 1, (argv, err)
+        assert snapshot(tmp_path) == before, argv
+        return lines[0]
+
+    return run

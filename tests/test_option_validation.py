@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from nasbench.cli import command, main
+from nasbench.cli import command
 from nasbench.cli.search import SearchCommand
 from nasbench.cli.validation import NAME_LISTS
 from nasbench.options import ENV, declared, flag_of
@@ -100,36 +100,6 @@ def required_args(path: tuple[str, ...], tmp: Path) -> list[str]:
         value = REQUIRED.get((*path, p.name), str(tmp / "missing"))
         out += [value] if p.param_type_name == "argument" else [p.opts[0], value]
     return out
-
-
-def snapshot(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
-@pytest.fixture
-def refuse(tmp_path, monkeypatch, capsys):
-    """Returns ``refuse(argv) -> the error line``: runs the CLI in an empty tmp_path
-    (the cache in it) and asserts exit 2, one stderr line, no traceback, nothing new on
-    disk."""
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
-    (tmp_path / "cache").mkdir()
-    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-
-    def run(argv: list[str]) -> str:
-        before = snapshot(tmp_path)
-        capsys.readouterr()
-        rc = main([str(a) for a in argv])
-        err = capsys.readouterr().err
-        lines = [ln for ln in err.splitlines() if ln.strip()]
-        assert rc == 2, (argv, rc, err)
-        assert "Traceback" not in err
-        assert len(lines) == 1, (argv, err)
-        assert snapshot(tmp_path) == before, argv
-        return lines[0]
-
-    return run
 
 
 # --------------------------------------------------------------------------------------

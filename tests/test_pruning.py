@@ -9,10 +9,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nasbench.cli import main
 from nasbench.data import load_dataset
 from nasbench.errors import UserError
-from nasbench.options import ENV, opt_of
+from nasbench.options import opt_of
 from nasbench.registry import EVALUATORS
 from nasbench.searchers import TrainEvaluator, TrialConfig
 from nasbench.searchers.pruning import PRUNERS, make_pruner, reporter
@@ -199,33 +198,16 @@ def test_an_evaluator_that_does_not_train_refuses_a_pruner(name):
         TrialConfig.from_preset("quick", "random", pruner="median", **kw)
 
 
-def _snapshot(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
 @pytest.fixture
-def refuse(tmp_path, monkeypatch, capsys):
-    """Returns ``refuse(args) -> the error line`` for ``nasbench search ARGS``: exit 2,
-    one stderr line, no traceback, nothing new on disk (no run directory)."""
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
-    (tmp_path / "cache").mkdir()
-    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
+def refuse_search(refuse, tmp_path):
+    """Returns ``refuse_search(args) -> the error line`` for ``nasbench search ARGS``
+    (conftest's ``refuse``: exit 2, one line, no traceback, nothing written)."""
 
     def run(args: list[str]) -> str:
-        before = _snapshot(tmp_path)
-        capsys.readouterr()
         # a missing LUT ends the run at once should a bad setting slip through
-        rc = main(["search", "--space", "nb201", "--dataset", "digits", "--references",
-                   "none", "--out", str(tmp_path / "runs"), "--lut",
-                   str(tmp_path / "missing-lut.json"), "--trials", "1", *args])
-        err = capsys.readouterr().err
-        lines = [ln for ln in err.splitlines() if ln.strip()]
-        assert rc == 2, (args, rc, err)
-        assert "Traceback" not in err and len(lines) == 1, (args, err)
-        assert _snapshot(tmp_path) == before and not (tmp_path / "runs").exists()
-        return lines[0]
+        return refuse(["search", "--space", "nb201", "--dataset", "digits", "--references",
+                       "none", "--out", str(tmp_path / "runs"), "--lut",
+                       str(tmp_path / "missing-lut.json"), "--trials", "1", *args])
 
     return run
 
@@ -245,5 +227,5 @@ TRAIN = ["--evaluate", "train", "--train-epochs", "3"]
     (["--method", "random", "--pruner", "median", "--evaluate", "train",
       "--train-epochs", "1"], "--train-epochs 2 or more"),
 ], ids=["unknown", "table", "zc", "nsga2", "one-epoch"])
-def test_the_cli_refuses_a_pruner_it_cannot_use(refuse, args, says):
-    assert says in refuse(args)
+def test_the_cli_refuses_a_pruner_it_cannot_use(refuse_search, args, says):
+    assert says in refuse_search(args)

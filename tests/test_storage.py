@@ -19,6 +19,7 @@ import pytest
 
 from nasbench.cli import main
 from nasbench.run.runner import run_search
+from nasbench.searchers.ledger import trial_kind as _kind
 from nasbench.searchers.storage import (
     ATTR_CONFIG,
     ATTR_RUN,
@@ -26,7 +27,6 @@ from nasbench.searchers.storage import (
     default_url,
     open_storage,
 )
-from nasbench.searchers.trials import _kind
 
 sys.path.insert(0, str(Path(__file__).parent))
 import storage_proc  # noqa: E402,F401 - registers --evaluate slowtable here too

@@ -92,15 +92,10 @@ class Ledger:
     def sync(self, trials: list) -> None:
         """Takes in a fresh read of the study's trials (sorted by number, as Optuna
         returns them): the new trials and those that were unfinished."""
-        by_number = trials[0].number == 0 and trials[-1].number == len(trials) - 1 \
-            if trials else True
-        look = {t.number: t for t in trials} if not by_number else None
-        fresh = [trials[n] if look is None else look[n] for n in sorted(self.pending)
-                 if (n < len(trials) if look is None else n in look)]
-        fresh += trials[self.read:] if look is None else \
-            [t for t in trials if t.number >= self.read]
-        self.read = max(self.read, len(trials) if look is None else
-                        max((t.number + 1 for t in trials), default=0))
+        # Optuna numbers a study's trials 0, 1, ... and returns them in that order
+        fresh = [trials[n] for n in sorted(self.pending) if n < len(trials)]
+        fresh += trials[self.read:]
+        self.read = max(self.read, len(trials))
         # the order evaluations finished in (one read can bring several)
         fresh.sort(key=lambda t: (t.datetime_complete is None,
                                   t.datetime_complete or t.datetime_start, t.number))

@@ -43,7 +43,7 @@ from optuna.trial import TrialState
 from nasbench.candidates import score_text
 from nasbench.errors import UserError
 from nasbench.searchers.base import Outcome, SearchContext, Searcher
-from nasbench.searchers.ledger import FreshSampler, Ledger, trial_kind
+from nasbench.searchers.ledger import TRIES, FreshSampler, Ledger
 from nasbench.searchers.storage import (
     ATTR_CONFIG,
     ATTR_RUN,
@@ -82,6 +82,9 @@ class TrialSearcher(Searcher):
     #: whether a proposal of a cell the study knows is redrawn (:class:`FreshSampler`);
     #: False for a strategy that plans its own cells (PNAS)
     fresh = True
+    #: proposals of the strategy tried before a uniform draw (fewer where each costs a
+    #: model fit: bo, mobo)
+    tries = TRIES
 
     def sampler(self, seed: int | None):
         """Returns the Optuna sampler (the strategy) for a run seeded ``seed`` (None: an
@@ -95,8 +98,7 @@ class TrialSearcher(Searcher):
         inner = self.sampler(seed)
         if not self.fresh:
             return inner
-        return FreshSampler(inner, self.choices, self.ledger, seed=seed,
-                            tries=getattr(self, "tries", None) or 20,
+        return FreshSampler(inner, self.choices, self.ledger, seed=seed, tries=self.tries,
                             admissible=self.admissible)
 
     def admissible(self, params: dict) -> bool:
@@ -135,7 +137,7 @@ class TrialSearcher(Searcher):
     def _pruner(self):
         """Returns the study's pruner (``--pruner``; None: Optuna's default, which no
         trial consults unless its evaluator trains)."""
-        if getattr(self.ctx.config, "pruner", "none") in ("", "none"):
+        if self._pruner_name() == "none":
             return None
         from nasbench.searchers.pruning import make_pruner
         return make_pruner(self.ctx.config)
@@ -503,7 +505,3 @@ class TrialSearcher(Searcher):
         return Outcome(self.ctx.space.arch_from_dict(best["arch"]),
                        extra={"accuracy": best["accuracy"], "query": best["query"]},
                        cost=best["cost"])
-
-
-#: what a trial of the study is (kept here for the tests and tools that import it)
-_kind = trial_kind
