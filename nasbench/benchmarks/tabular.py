@@ -83,9 +83,15 @@ class TabularDevice:
     def cost(self, arch) -> dict:
         """Returns the table's ``{"latency": ms, "energy": J}`` of a cell (None where
         HW-NAS-Bench did not measure it)."""
-        row = self.bench.lookup(arch, self.dataset)
-        lat = row.get(f"{self.name}_latency_ms")
-        en = row.get(f"{self.name}_energy_mj")
+        table = self.__dict__.get("_costs")
+        if table is None:                # once: a row lookup per cell costs ~ms (pandas)
+            hw = self.bench.hardware(self.dataset)
+            cols = [hw.get(f"{self.name}_{m}") for m in ("latency", "energy")]
+            cols = [c if c is not None else [float("nan")] * len(hw) for c in cols]
+            table = self._costs = {
+                a: (None if lat != lat else float(lat), None if en != en else float(en))
+                for a, lat, en in zip(hw["arch"], cols[0], cols[1], strict=True)}
+        lat, en = table.get(arch.to_str(), (None, None))
         return {"latency": lat, "energy": None if en is None else en * 1e-3}
 
     def latency_of(self):
