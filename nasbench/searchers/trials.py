@@ -112,7 +112,13 @@ class TrialSearcher(Searcher):
         if not self.ctx.space.valid(arch):
             return False
         cost = self.ctx.evaluator.cost(arch)
-        return not self._over_target(cost) and all(v is not None for v in cost.values())
+        return not self._over_target(cost) and not self._unmeasured(cost)
+
+    def _unmeasured(self, cost: dict) -> bool:
+        """Returns whether a cost the objective needs is missing (a tabular device that
+        never measured the cell; a metric outside the objective, e.g. pixel3's energy in
+        HW-NAS-Bench, may be missing)."""
+        return any(cost.get(m) is None for m in self.cost_metrics)
 
     def setup(self, ctx: SearchContext) -> None:
         """Builds an in-memory study (:meth:`bind` or :meth:`join` moves it into a
@@ -295,7 +301,7 @@ class TrialSearcher(Searcher):
         cost = ev.cost(arch)
         if self._over_target(cost):            # never evaluated: costs no query
             return self._close(trial, TrialState.PRUNED, "pruned", "over the target")
-        if any(v is None for v in cost.values()):
+        if self._unmeasured(cost):
             # a tabular device that never measured this cell: outside its space
             return self._close(trial, TrialState.PRUNED, "pruned", "unmeasured")
         # claim, then read: of two processes claiming one cell (or the budget's last
