@@ -48,6 +48,7 @@ from nasbench.predict.calibration import (  # noqa: F401 - re-exported
     op_feature,
     op_group,
 )
+from nasbench.predict.learned import LearnedCost, load_learned
 from nasbench.spaces import SearchSpace, get_space, lut_space, space_for
 from profilers.latency import LONG_CALL_MS, LatencySettings
 from profilers.lut import LUT, atomic_write_text
@@ -342,7 +343,25 @@ def run_validation(lut: LUT, device: str, samples: int, seed: int = 0,
         out["calibrated"] = error_metrics([p["calibrated_ms"] for p in points], meas,
                                           worst=3)
         out["calibration"] = calib.to_dict()
+    learned = load_learned(lut, deploy.batches[0])
+    if learned is not None:
+        pred, sd = LearnedCost(learned, space, lut).predict(gs)
+        for p, v, e in zip(points, pred, sd, strict=True):
+            p["learned_ms"], p["learned_sd_ms"] = float(v), float(e)
+        out["learned"] = error_metrics(list(pred), meas, worst=3)
+        out["learned_model"] = {k: v for k, v in learned.to_dict().items()
+                                if k in ("model", "samples", "priors", "alpha", "sigma")}
+    out["predictors"] = predictor_summary(out)
     return out
+
+
+def predictor_summary(res: dict) -> dict:
+    """Returns {plain|linear|learned: {within_10 (0-1), mape (%), spearman}} of a
+    validation's predictors (those present)."""
+    names = {"plain": "plain", "linear": "calibrated", "learned": "learned"}
+    return {k: {"within_10": res[v]["within_10pct"], "mape": res[v]["mape_pct"],
+                "spearman": res[v]["spearman"]}
+            for k, v in names.items() if v in res}
 
 
 def write_json(path: Path, obj: dict) -> Path:

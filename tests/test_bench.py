@@ -205,6 +205,7 @@ def test_lut_validate_against_a_tabular_device(fake, tmp_path, capsys):
     # the synthetic costs are additive: the fitted sum reproduces every connected cell
     assert res["latency"]["within_10pct"] == 1.0 and res["energy"]["within_10pct"] == 1.0
     assert res["latency"]["cells"] + res["latency"]["disconnected"] == 15_625
+    assert set(res["latency"]["predictors"]) == {"plain"}
     capsys.readouterr()
     assert main(["lut", "validate", "--lut", str(tmp_path / "ey.json"), "--device",
                  "hw-nas-bench:eyeriss", "--space", "nb201"]) == 2

@@ -24,6 +24,7 @@ summed op costs miss fusion on some devices; this is the figure.
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -31,6 +32,7 @@ import numpy as np
 from profilers.lut import LUT
 
 from ..errors import UserError
+from ..predict.learned import register_prior
 from ..spaces.nb201 import NB201Arch, NB201DeployConfig, NB201Space
 from .nb201 import DEVICE_METRICS, NB201Bench, check_dataset
 
@@ -121,13 +123,15 @@ def additivity(bench: NB201Bench, device: str, dataset: str = "cifar10",
             "test_cells": len(test), "disconnected": disconnected, **m}
 
 
-def fitted_lut(bench: NB201Bench, device: str, dataset: str = "cifar10"):
+def fitted_lut(bench: NB201Bench, device: str, dataset: str = "cifar10",
+               cells: list[int] | None = None):
     """Returns a LUT of the nb201 space's op instances for ``device`` fitted to every
-    measured cell (latency, and energy where HW-NAS-Bench has it, in J), labelled in
-    its provenance as fitted from HW-NAS-Bench, not measured."""
+    measured cell, or to ``cells`` (indices) only (latency, and energy where
+    HW-NAS-Bench has it, in J), labelled in its provenance as fitted from HW-NAS-Bench,
+    not measured."""
     from nasbench.luts import instance_item
     space = tabular_space(dataset)
-    fits = {m: fit_costs(bench, device, dataset, m) for m in DEVICE_METRICS[device]}
+    fits = {m: fit_costs(bench, device, dataset, m, cells) for m in DEVICE_METRICS[device]}
     entries = {}
     for inst in space.enumerate_instances():
         vals = {}
@@ -163,24 +167,86 @@ def fitted_lut(bench: NB201Bench, device: str, dataset: str = "cifar10"):
     return LUT(prov, entries)
 
 
-def validate_against_table(lut, bench: NB201Bench, device: str, dataset: str = "cifar10",
-                           metric: str = "latency") -> dict:
-    """Returns how a LUT's sum predicts HW-NAS-Bench's ``device`` on every connected cell
-    it measured: :func:`~nasbench.predict.calibration.error_metrics` of the prediction
-    against the table, plus ``cells`` and ``disconnected`` (left out, see the module
-    doc). For a LUT fitted to the same table this is the in-sample additivity; for your
-    own device's LUT, how its ranking matches the table's device."""
-    from ..predict.calibration import error_metrics
-    from ..predict.predictor import Predictor
+def table_targets(bench: NB201Bench, device: str, dataset: str = "cifar10",
+                  metric: str = "latency") -> tuple[list[int], np.ndarray]:
+    """Returns (indices of the connected cells ``device`` measured, their ``metric`` in
+    a LUT's unit: ms, or J for energy); raises UserError for a metric it lacks."""
     if metric not in DEVICE_METRICS[device]:
-        raise UserError(f"HW-NAS-Bench has no {metric} for {device}")
+        raise UserError(f"HW-NAS-Bench has no {metric} for {device} (it has "
+                        f"{', '.join(DEVICE_METRICS[device])})")
+    y = bench.hardware(dataset)[f"{device}_{metric}"]
+    cells = [int(i) for i, v in y.items() if v == v and v > 0
+             and bench.arch(int(i)).connected()]
+    scale = 1e-3 if metric == "energy" else 1.0          # table mJ -> LUT J
+    return cells, y.loc[cells].to_numpy(dtype=float) * scale
+
+
+def score_predictors(lut, bench: NB201Bench, device: str, dataset: str = "cifar10",
+                     metric: str = "latency") -> dict:
+    """Returns how the LUT's predictors match HW-NAS-Bench's ``device`` on every
+    connected cell it measured and no predictor was fitted on: ``predictors`` holds
+    per predictor (``plain`` sum; ``linear`` calibration and ``learned`` model where
+    fitted beside the LUT) ``within_10`` (0-1), ``mape`` (%), ``spearman`` and the rest
+    of :func:`~nasbench.predict.calibration.error_metrics`; ``cells`` scored,
+    ``disconnected`` (left out, see the module doc), ``fitted_on`` (cells left out
+    because a predictor was fitted on them). The top-level figures are the plain
+    sum's. For a LUT fitted to the same table, ``plain`` is in-sample."""
+    from ..predict.calibration import CalibratedLUT, error_metrics, load_calibration
+    from ..predict.learned import LearnedCost, load_learned
+    from ..predict.table import CostTable
     space = NB201Space(NB201Space.deploy_from_lut(lut))
-    pred = Predictor(space, lut, [metric])
-    y = bench.hardware(dataset)[f"{device}_{metric}"].dropna()
-    archs = {int(i): bench.arch(int(i)) for i in y.index}
-    conn = [i for i, a in archs.items() if a.connected()]
-    scale = 1e3 if metric == "energy" else 1.0          # LUT J -> table mJ
-    p = [pred.cost(archs[i])[metric] * scale for i in conn]
-    return {"device": device, "dataset": dataset, "metric": metric, "cells": len(conn),
-            "disconnected": len(y) - len(conn),
-            **error_metrics(p, y.loc[conn].tolist())}
+    cells, y = table_targets(bench, device, dataset, metric)
+    n_all = int(bench.hardware(dataset)[f"{device}_{metric}"].notna().sum())
+    learned = load_learned(lut, None, metric)
+    calib = load_calibration(lut) if metric == "latency" else None
+    fitted = set()
+    for m in (learned, calib):
+        if m is not None:
+            fitted |= set(m.fit.get("cells", []))
+    keep = [k for k, i in enumerate(cells) if i not in fitted]
+    cells, y = [cells[k] for k in keep], y[keep]
+    archs = [bench.arch(i) for i in cells]
+    plain = CostTable.from_lut(space, lut, [metric])
+    preds = {"plain": [plain.cost(a)[metric] for a in archs]}
+    if calib is not None:
+        linear = CostTable.from_lut(space, CalibratedLUT(lut, calib), [metric])
+        preds["linear"] = [linear.cost(a)[metric] for a in archs]
+    if learned is not None:
+        preds["learned"] = list(LearnedCost(learned, space, lut).predict(archs)[0])
+    res = {}
+    for k, p in preds.items():
+        m = error_metrics(p, list(y))
+        res[k] = {"within_10": m["within_10pct"], "mape": m["mape_pct"], **m}
+    return {"device": device, "dataset": dataset, "metric": metric, "cells": len(cells),
+            "disconnected": n_all - len(cells) - len(fitted), "fitted_on": len(fitted),
+            **res["plain"], "predictors": res}
+
+
+@register_prior("table")
+class TablePrior:
+    """A HW-NAS-Bench device's measured cost of an nb201 cell (NaN: unmeasured)."""
+
+    def __init__(self, device: str, benchmark_dir, dataset: str = "cifar10",
+                 metric: str = "latency"):
+        self.device, self.dataset, self.metric = device, dataset, metric
+        self.benchmark_dir = str(benchmark_dir)
+        hw = NB201Bench(benchmark_dir).hardware(dataset)
+        col = f"{device}_{metric}"
+        if col not in hw:
+            raise UserError(f"HW-NAS-Bench has no {metric} for {device}")
+        self.table = {a: float(v) for a, v in zip(hw["arch"], hw[col], strict=True)}
+        self.name = f"hw-nas-bench:{device}"
+
+    def __call__(self, arch) -> float:
+        v = self.table.get(arch.to_str(), math.nan)
+        return v if v == v and v > 0 else math.nan
+
+    def spec(self) -> dict:
+        """Returns what the model file records to rebuild this prior."""
+        return {"kind": "table", "device": self.device, "dataset": self.dataset,
+                "metric": self.metric, "benchmark_dir": self.benchmark_dir}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> TablePrior:
+        """Returns the prior :meth:`spec` describes."""
+        return cls(spec["device"], spec["benchmark_dir"], spec["dataset"], spec["metric"])

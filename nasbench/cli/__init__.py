@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from nasbench.cli import lut as _lut  # noqa: F401 - registers lut show/diff/validate/calibrate
+from nasbench.cli import lut as _lut  # noqa: F401 - registers lut show/diff/validate
+from nasbench.cli import lut_fit as _lut_fit  # noqa: F401 - registers lut calibrate/study
 from nasbench.cli import profile as _profile  # noqa: F401 - registers devices, profile
 from nasbench.cli.app import app, err
 from nasbench.cli.arch import arch as _arch

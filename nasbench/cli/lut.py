@@ -180,9 +180,11 @@ def _fmt(v):
 def _validate_tabular(lut_file: Path, device: str, space: str, benchmark_dir: Path | None,
                       dataset: str, out_file: Path | None, quiet: bool,
                       json_out: bool) -> None:
-    """``lut validate --device hw-nas-bench:DEV``: the LUT's sums against the table."""
+    """``lut validate --device hw-nas-bench:DEV``: the LUT's predictors (plain sum, the
+    linear calibration and the learned model where fitted) against the table, on every
+    measured connected cell no predictor was fitted on."""
     from nasbench.benchmarks import NB201Bench
-    from nasbench.benchmarks.hwnas import parse_tabular_device, validate_against_table
+    from nasbench.benchmarks.hwnas import parse_tabular_device, score_predictors
     from nasbench.validate import write_json
     dev = parse_tabular_device(device)
     if space != "nb201":
@@ -192,7 +194,7 @@ def _validate_tabular(lut_file: Path, device: str, space: str, benchmark_dir: Pa
     except LUTError as e:
         raise UserError(str(e)) from None
     bench = NB201Bench(benchmark_dir)
-    res = {m: validate_against_table(lut, bench, dev, dataset, m)
+    res = {m: score_predictors(lut, bench, dev, dataset, m)
            for m in ("latency", "energy") if f"{dev}_{m}" in bench.hardware(dataset)
            and (m == "latency" or any(e.get("energy_j") is not None
                                       for e in lut.entries.values()))}
@@ -202,9 +204,10 @@ def _validate_tabular(lut_file: Path, device: str, space: str, benchmark_dir: Pa
         print(json.dumps(res, indent=1, default=float))
         return
     for m, r in res.items():
-        out.print(f"{m} on {dev} ({dataset}): the LUT's sum is within 10 % of the table for "
-                  f"{r['within_10pct']:.0%} of {r['cells']} connected cells, MAPE "
-                  f"{r['mape_pct']:.1f} %, Spearman {r['spearman']:.3f} "
+        figs = "; ".join(f"{k} {v['within_10']:.0%} within 10 %, MAPE {v['mape']:.1f} %, "
+                         f"Spearman {v['spearman']:.3f}" for k, v in r["predictors"].items())
+        out.print(f"{m} on {dev} ({dataset}), {r['cells']} connected cells"
+                  f"{' not fitted on' if r.get('fitted_on') else ''}: {figs} "
                   f"({r['disconnected']} disconnected cells left out); wrote {path}",
                   highlight=False)
 
@@ -250,101 +253,6 @@ def lut_validate(
                          default=float))
         return
     _print_validation(res, path, quiet)
-
-
-@lut_app.command("calibrate")
-def lut_calibrate(
-    lut_file: Path = typer.Option(..., "--lut", help="LUT file to calibrate."),
-    device: str | None = typer.Option(
-        None, "--device", "-d", help="Device the LUT describes (default: cpu; with "
-        "--from-validation nothing is measured and the LUT's device is not checked)."),
-    space: str = typer.Option("darts", help="Search space of the LUT (darts, proxyless: "
-                              "any registered space)."),
-    samples: int = typer.Option(12, help="Networks measured to fit the predictor (>= 4)."),
-    seed: int = typer.Option(1000, help="Sampling seed (keep it apart from validate's)."),
-    batch: int | None = typer.Option(None, help="Batch size (default: the LUT's first)."),
-    features: str = typer.Option("op", help="Predictor features: op (a scale per "
-                                 "candidate op) or group (per op family)."),
-    from_validation: Path | None = typer.Option(
-        None, "--from-validation", help="Fit on the networks a `lut validate` of this LUT "
-        "measured (its JSON) instead of measuring new ones; its leave-one-out figures are "
-        "then out-of-sample figures on those networks."),
-    rounds: int = typer.Option(3, help="Rounds per network, spread over the run (the "
-                               "median round is kept)."),
-    min_repeats: int | None = typer.Option(None, help="Timed forwards per round at least "
-                                           "(default: the LUT's; 3 suits slow networks)."),
-    quiet: Quiet = False,
-    json_out: JsonOut = False,
-):
-    """Fit the calibrated predictor (per-op-group scale + per-network overhead) from a
-    few end-to-end measurements (or those of a validation); stores it beside the LUT as
-    <lut>.calib-b<batch>.json."""
-    import random
-
-    from nasbench.validate import (
-        calibration_path,
-        fit_calibration,
-        measure_samples,
-        space_from_lut,
-        write_json,
-    )
-    _check_rounds(rounds, min_repeats)
-    if device is None and from_validation is None:
-        device = "cpu"
-    lut = _validation_inputs(lut_file, device, space, samples)
-    if samples < 4:
-        raise UserError("--samples must be at least 4")
-    if features not in ("op", "group"):
-        raise UserError(f"--features must be op or group, got {features!r}")
-    bound = space_from_lut(lut, batch)
-    rng = random.Random(seed)
-    if from_validation is not None:
-        pts = _validation_points(from_validation, lut, features)
-        bound = space_from_lut(lut, pts[0]["batch"])
-    else:
-        archs = [bound.sample(rng) for _ in range(samples)]
-        with _progress("calibrating", quiet or json_out) as cb:
-            pts = measure_samples(lut, device, archs, bound, cb, features=features,
-                                  rounds=rounds, min_repeats=min_repeats)
-    calib = fit_calibration([p["group_sums_ms"] for p in pts],
-                            [p["measured_ms"] for p in pts], lut.sha256(),
-                            bound.deploy.batches[0], features, bound.name)
-    path = write_json(calibration_path(lut_file, bound.deploy.batches[0]), calib.to_dict())
-    if json_out:
-        print(json.dumps(calib.to_dict(), indent=1))
-    elif quiet:
-        print(path)
-    else:
-        f = calib.fit["leave_one_out"]
-        coef = ", ".join(f"{g} x{c:.2f}" for g, c in calib.coef.items())
-        out.print(f"wrote {path}: latency = {calib.intercept:.2f} ms + {coef}; "
-                  f"leave-one-out: {f['within_10pct']:.0%} within 10%, "
-                  f"MAPE {f['mape_pct']:.1f}%")
-
-
-def _validation_points(path: Path, lut, features: str) -> list[dict]:
-    """Returns the (batch, measured ms, feature sums) of the networks a validation of
-    ``lut`` stored, their architectures read by the LUT's space."""
-    from nasbench.validate import group_sums, space_from_lut
-    try:
-        res = json.loads(Path(path).read_text())
-        points, batch, sha = res["points"], res["batch"], res["lut_sha256"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{path} is not a `nasbench lut validate` JSON "
-                        f"({e.__class__.__name__})") from None
-    if sha != lut.sha256():
-        raise UserError(f"{path} validated another LUT (or this one before it changed)")
-    space = space_from_lut(lut, batch)
-    out = []
-    for i, p in enumerate(points):
-        try:
-            arch = space.arch_from_dict(p["genotype"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise UserError(f"{path}: network {i} is not a {space.name} architecture "
-                            f"({e})") from None
-        out.append({"batch": batch, "measured_ms": p["measured_ms"],
-                    "group_sums_ms": group_sums(lut, space, arch, features)})
-    return out
 
 
 def _check_rounds(rounds: int, min_repeats: int | None) -> None:
@@ -448,5 +356,3 @@ def _print_validation(res: dict, path: Path, quiet: bool) -> None:
     best = rows[-1]
     out.print(f"{best[0]}: {best[1]['within_10pct']:.0%} within 10%, MAPE "
               f"{best[1]['mape_pct']:.1f}%, Spearman {best[1]['spearman']:.3f}; wrote {path}")
-
-

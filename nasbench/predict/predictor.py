@@ -16,6 +16,7 @@ import torch
 
 from nasbench.errors import UserError
 from nasbench.predict.calibration import CalibratedLUT, fused_add_scale, load_calibration
+from nasbench.predict.learned import LearnedCost, load_learned
 from nasbench.predict.table import CostTable, RepairResult
 
 
@@ -54,6 +55,9 @@ class Predictor:
         self.view = CalibratedLUT(lut, self.calibration) if self.calibration else lut
         self.metrics = list(metrics)
         self.table = CostTable.from_lut(space, self.view, self.metrics)
+        #: the learned model of each metric fitted for this LUT file (``lut calibrate
+        #: --model learned``): a discrete architecture's cost is its prediction
+        self.learned = learned_costs(space, lut, self.metrics)
         #: an architecture's measured latency (ms; None: unmeasured) where measuring is a
         #: table lookup (HW-NAS-Bench's devices): the hard-target repair meets the target
         #: by it, not by the LUT's fit of it
@@ -94,8 +98,12 @@ class Predictor:
         return self.table.expected(logits, weights)
 
     def cost(self, arch) -> dict[str, float]:
-        """Returns {metric: predicted cost of ``arch``} (ms, J, B) from the table."""
-        return self.table.cost(arch)
+        """Returns {metric: predicted cost of ``arch``} (ms, J, B): the learned model's
+        where one is fitted for the metric, else the table's sum."""
+        c = self.table.cost(arch)
+        for m, f in self.learned.items():
+            c[m] = f(arch)
+        return c
 
     def bounds(self, metric: str = "latency") -> tuple[float, float]:
         """Returns (cheapest, dearest) table cost, every slot used once."""
@@ -105,8 +113,9 @@ class Predictor:
                ) -> RepairResult:
         """Returns ``arch`` repaired toward a hard target (see CostTable.repair; by
         :attr:`exact` where the device has it)."""
+        exact = self.exact if metric == "latency" else None
         return self.table.repair(arch, target, scores, metric,
-                                 self.exact if metric == "latency" else None)
+                                 exact or self.learned.get(metric))
 
     # ---- whole-network prediction -------------------------------------------------------
 
@@ -116,23 +125,44 @@ class Predictor:
         has no value). ``latency_ms`` is the calibrated predictor's when one is fitted
         for this LUT, else the plain sum over the op instances. Energy is a sum; memory
         the sum of per-op peaks, an upper-bound-style estimate, not the network's peak."""
-        return predict_costs(self.space, self.lut, arch, self.calibration)
+        return predict_costs(self.space, self.lut, arch, self.calibration,
+                             self.learned.get("latency"))
+
+
+def learned_costs(space, lut, metrics) -> dict[str, LearnedCost]:
+    """Returns {metric: the learned model fitted beside ``lut`` for it} (none: {})."""
+    if lut.path is None:
+        return {}
+    out = {}
+    for m in metrics:
+        model = load_learned(lut, space.deploy.batches[0], m)
+        if model is not None:
+            out[m] = LearnedCost(model, space, lut)
+    return out
 
 
 _LOAD = object()
 
 
-def predict_costs(space, lut, arch, calib=_LOAD) -> dict:
-    """Returns :meth:`Predictor.predict` for any LUT: calibrated with ``calib``, by
-    default the calibration fitted for this LUT file when there is one."""
+def predict_costs(space, lut, arch, calib=_LOAD, learned=_LOAD) -> dict:
+    """Returns :meth:`Predictor.predict` for any LUT: the learned model's latency when
+    one is fitted (``learned``, by default the one stored beside this LUT file), else
+    calibrated with ``calib`` (by default the calibration fitted for this LUT file),
+    else the plain sum; ``latency_sd_ms`` is the learned model's uncertainty."""
     plain = lut_cost(space, lut, arch, "latency")
     if calib is _LOAD:
         calib = load_calibration(lut, space.deploy.batches[0]) if lut.path else None
-    latency, source = plain, "LUT (sum over op instances; an estimate)"
-    if calib is not None and plain is not None:
+    if learned is _LOAD:
+        learned = learned_costs(space, lut, ["latency"]).get("latency")
+    latency, source, sd = plain, "LUT (sum over op instances; an estimate)", None
+    if learned is not None and plain is not None:
+        mean, std = learned.predict([arch])
+        latency, sd = float(mean[0]), float(std[0])
+        source = "LUT + learned model (lut calibrate --model learned; an estimate)"
+    elif calib is not None and plain is not None:
         latency = lut_cost(space, CalibratedLUT(lut, calib), arch, "latency")
         source = "LUT, calibrated predictor (lut calibrate; an estimate)"
-    return {"latency_ms": latency, "latency_plain_ms": plain,
+    return {"latency_ms": latency, "latency_plain_ms": plain, "latency_sd_ms": sd,
             "energy_j": lut_cost(space, lut, arch, "energy"),
             "memory_bytes": lut_cost(space, lut, arch, "memory"),
             "source": source}

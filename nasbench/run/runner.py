@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from nasbench.benchmarks import hwnas as _hwnas  # noqa: F401 - registers the table prior
 from nasbench.errors import UserError, ensure_writable, read_state
 from nasbench.files import atomic_torch_save, exclusive, new_run_dir, now_iso, write_json
 from nasbench.progress import Logger, Progress

@@ -424,6 +424,22 @@ class SearchSpace:
             out += [1.0 if values[k] == o else 0.0 for o in opts]
         return out
 
+    def cost_features(self, arch) -> dict[str, float]:
+        """Returns the structural terms a device's cost may depend on beyond the sum of
+        its ops (the learned latency model's inputs, :mod:`nasbench.predict.learned`):
+        by default the op of each decision (``slot=op``, one-hot; slots are stage and
+        position) and the count of each op (``n:op``). Spaces add their topology (nb201:
+        which ops reach the output, ops that share an input). Names are stable for a
+        space; values are counts (unitless)."""
+        out: dict[str, float] = {}
+        values = self.encode(arch)
+        for k, opts in self.choices().items():
+            for o in opts:
+                out[f"{k}={o}"] = 1.0 if values[k] == o else 0.0
+        for _, op in self.picks(arch):
+            out[f"n:{op}"] = out.get(f"n:{op}", 0.0) + 1.0
+        return out
+
     def blocks(self) -> list[list[str]]:
         """Returns the decisions of :meth:`choices` grouped into PNAS's blocks, in the
         order a progressive search adds them (one list of decision names per block);

@@ -36,6 +36,18 @@ def live_paths(arch) -> list[tuple]:
     return [p for p in PATHS if all(arch.ops[EDGES.index(e)] != "none" for e in p)]
 
 
+def used_edges(arch) -> set[tuple[int, int]]:
+    """Returns the edges whose result reaches the cell's output through non-``none``
+    edges: the others compute something no one reads, and a graph compiler drops them
+    (measured on HW-NAS-Bench: they explain most of edgegpu's, edgetpu's, raspi4's and
+    pixel3's departure from an additive sum)."""
+    reaches = {NODES - 1}
+    for op, (i, j) in reversed(list(zip(arch.ops, EDGES, strict=True))):
+        if op != "none" and j in reaches:
+            reaches.add(i)
+    return {(i, j) for i, j in EDGES if j in reaches}
+
+
 @register_space("nb201")
 class NB201Space(SearchSpace):
     """NAS-Bench-201 on its deploy network (see the module doc). Encoding: one
@@ -134,6 +146,29 @@ class NB201Space(SearchSpace):
                 max((a + b for a, b in zip(c3, c1, strict=True)), default=0)]
         out += [sum(1 for op in canon if op == o) for o in real]
         return [float(v) for v in out]
+
+    def cost_features(self, arch) -> dict[str, float]:
+        """Returns the cell's structural cost terms (counts per cell; every cell of the
+        network repeats them): ``n:op`` all ops, ``used:op`` the ops whose result
+        reaches the output (:func:`used_edges`), ``i->j=op`` each edge's op when used
+        (else ``none``: one-hot), and ``sib:a+b`` pairs of used ops reading the same
+        node (a fusing backend batches or merges them; the interaction that explains
+        most of edgegpu's non-additivity)."""
+        used = used_edges(arch)
+        real = NB201_OPS[1:]
+        ops = [op if e in used else "none" for op, e in zip(arch.ops, EDGES, strict=True)]
+        out = {f"n:{o}": float(arch.ops.count(o)) for o in real}
+        out |= {f"used:{o}": float(ops.count(o)) for o in real}
+        for op, (i, j) in zip(ops, EDGES, strict=True):
+            out |= {f"{i}->{j}={o}": float(op == o) for o in real}
+        sib = dict.fromkeys(itertools.combinations_with_replacement(real, 2), 0.0)
+        for n in range(NODES - 1):
+            outs = sorted((op for op, e in zip(ops, EDGES, strict=True)
+                           if e[0] == n and op != "none"), key=real.index)
+            for pair in itertools.combinations(outs, 2):
+                sib[pair] += 1.0
+        out |= {f"sib:{a}+{b}": v for (a, b), v in sib.items()}
+        return out
 
     def blocks(self) -> list[list[str]]:
         """Returns the cell's nodes in order as PNAS's blocks: node j's incoming edges."""
