@@ -324,6 +324,8 @@ def _print_validation(res: dict, path: Path, quiet: bool) -> None:
     rows = [("plain sum", res["plain"])]
     if "calibrated" in res:
         rows.append(("calibrated", res["calibrated"]))
+    if "learned" in res:
+        rows.append(("learned", res["learned"]))
     anchor = res.get("anchor")
     if not quiet:
         if anchor:

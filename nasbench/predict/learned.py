@@ -5,17 +5,19 @@ drops ops whose result no one reads, fuses neighbours and runs ops that share an
 together; the sum misses all of it. The learned model keeps the sum and learns the
 residual from N measured networks::
 
-    cost = plain + b + sum_f w_f * z_f(arch)
+    cost = plain + sum_op d_op * S_op + b + sum_f w_f * z_f(arch)
 
-``z`` are the standardised *terms* of a network (:func:`terms`): the LUT's sum per op
-(``lut:<op>``), the space's structural cost features
-(:meth:`~nasbench.spaces.base.SearchSpace.cost_features`: which ops reach the output,
-which share an input, each decision's op), and, for few-shot transfer, the cost of
-the network on devices already known (``prior:<name>``: another device's table or
-learned model). ``w`` is a ridge fit (scikit-learn ``RidgeCV``, its strength chosen
-by leave-one-out), so with few networks the model stays near the LUT's sum; its
-uncertainty is the ridge posterior's predictive standard deviation, with the noise
-scale taken from the leave-one-out residuals.
+Stage 1, ``d_op`` and the offset, is the linear calibration of the LUT's sum per op
+``S_op`` (each op's scale - 1, shrunk toward 0). Stage 2 models what it leaves: ``z``
+are the standardised structural *terms* of a network (:func:`terms`): the space's
+structural cost features (:meth:`~nasbench.spaces.base.SearchSpace.cost_features`:
+which ops reach the output, which share an input, each decision's op), and, for
+few-shot transfer, the cost of the network on devices already known
+(``prior:<name>``: another device's table or learned model). Both are ridge fits
+(scikit-learn), their strengths chosen by leave-one-out, so with few networks the
+model stays near the calibrated sum; its uncertainty is the stage-2 ridge posterior's
+predictive standard deviation, with the noise scale taken from the leave-one-out
+residuals.
 
 Stored beside the LUT as ``<lut>.learned-b<batch>.json`` (latency) or
 ``<lut>.learned-<metric>-b<batch>.json``, with its provenance (the LUT's SHA-256, the
@@ -34,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from nasbench.errors import UserError, read_state
-from nasbench.predict.calibration import error_metrics
+from nasbench.predict.calibration import _ridge_to_lut, error_metrics
 from nasbench.predict.table import CostTable
 from nasbench.spaces import get_space
 from profilers.lut import LUT, LUTError
@@ -43,7 +45,7 @@ SCHEMA = 1
 #: ridge strengths tried by leave-one-out (on standardised terms)
 ALPHAS = tuple(float(a) for a in np.logspace(-3, 4, 29))
 #: the terms a model with priors keeps (see :func:`fit_learned`)
-TRANSFER_TERMS = ("lut:", "n:", "used:", "prior:")
+TRANSFER_TERMS = ("n:", "used:", "prior:")
 METRIC_UNITS = {"latency": "ms", "energy": "J", "memory": "B"}
 
 
@@ -124,6 +126,9 @@ class LearnedModel:
     inv: list[list[float]]
     priors: list[dict] = field(default_factory=list)
     fit: dict = field(default_factory=dict)
+    #: stage 1: each LUT sum's scale - 1 (the linear calibration; its offset is in
+    #: ``intercept``)
+    lut_delta: dict = field(default_factory=dict)
 
     def _z(self, rows: list[dict]) -> np.ndarray:
         x = np.array([[r.get(n, 0.0) for n in self.names] for r in rows], float)
@@ -135,8 +140,10 @@ class LearnedModel:
         """Returns (predicted cost, standard deviation) of networks given their
         :func:`terms` (the metric's unit)."""
         z = self._z(rows)
-        plain = np.array([r["lut:plain"] for r in rows], float)
-        mean = plain + self.intercept + z @ np.asarray(self.coef)
+        base = np.array([r["lut:plain"] + sum(d * r.get(n, 0.0)
+                                              for n, d in self.lut_delta.items())
+                         for r in rows], float)
+        mean = base + self.intercept + z @ np.asarray(self.coef)
         var = 1.0 / len(self.fit.get("points", [])) if self.fit.get("points") else 0.0
         quad = np.einsum("ij,jk,ik->i", z, np.asarray(self.inv), z)
         return mean, self.sigma * np.sqrt(1.0 + var + quad)
@@ -162,6 +169,12 @@ class LearnedModel:
         return m
 
 
+def _lut_terms(rows: list[dict]) -> list[str]:
+    """Returns the per-op LUT sums of the rows (``lut:<op>``, not fixed or plain)."""
+    return sorted({n for r in rows for n in r if n.startswith("lut:")
+                   and n not in ("lut:plain", "lut:fixed")})
+
+
 def fit_learned(rows: list[dict], measured: list[float], *, space: str, metric: str,
                 batch: int, lut_sha256: str, priors=(), info: dict | None = None
                 ) -> LearnedModel:
@@ -169,13 +182,28 @@ def fit_learned(rows: list[dict], measured: list[float], *, space: str, metric: 
     cost (the metric's unit), with its leave-one-out figures in ``fit``; raises
     UserError with fewer than 5 networks or a non-positive measurement.
 
-    The ridge weighs each network by 1/measured (noise that grows with the cost), so
-    a miss on a cheap network counts more than the same miss on a dear one.
-    With priors, only the :data:`TRANSFER_TERMS` are kept."""
+    Two stages, so that the model never does worse than the linear calibration for
+    want of data: (1) the linear calibration of the LUT sums (a scale per op shrunk
+    toward 1 and an offset, :func:`~nasbench.predict.calibration.fit_calibration`'s
+    ridge); (2) a ridge of what it leaves on the standardised structural terms (and
+    the priors), weighted 1/measured (noise that grows with the cost: a miss on a cheap
+    network counts more than the same miss on a dear one). With priors, only the
+    :data:`TRANSFER_TERMS` enter stage 2. The leave-one-out figures are stage 2's,
+    stage 1 held fixed."""
     from sklearn.linear_model import RidgeCV  # (scikit-learn loads in ~1 s)
     if len(rows) < 5:
         raise UserError("a learned model needs at least 5 measured networks")
-    names = sorted({n for r in rows for n in r if n != "lut:plain"})
+    y = np.asarray(measured, float)
+    if not np.all(np.isfinite(y) & (y > 0)):
+        raise UserError("a learned model needs positive, finite measurements")
+    plain = np.array([r["lut:plain"] for r in rows], float)
+    # stage 1: the linear calibration of the LUT sums
+    lut_names = _lut_terms(rows)
+    x1 = np.array([[r.get(n, 0.0) for n in lut_names] for r in rows], float)
+    delta, b1, _ = _ridge_to_lut(x1, y - plain)
+    base = plain + x1 @ delta + b1
+    # stage 2: the structure
+    names = sorted({n for r in rows for n in r if not n.startswith("lut:")})
     if any(n.startswith("prior:") for n in names):
         # few-shot transfer: tens of networks cannot fit every structural term; the
         # priors and the op counts carry it
@@ -189,31 +217,28 @@ def fit_learned(rows: list[dict], measured: list[float], *, space: str, metric: 
     names = [n for n, k in zip(names, keep, strict=True) if k]
     center, scale, x = center[keep], scale[keep], x[:, keep]
     z = (x - center) / scale
-    y = np.asarray(measured, float)
-    if not np.all(np.isfinite(y) & (y > 0)):
-        raise UserError("a learned model needs positive, finite measurements")
-    plain = np.array([r["lut:plain"] for r in rows], float)
-    r = y - plain
-    # weighted least squares, noise growing with the cost (weights 1/cost): relative
-    # errors matter, yet the cheapest networks do not dominate (1/cost^2 did, and lost
-    # 3 points of within-10 % on raspi4 and pixel3, HW-NAS-Bench, N = 100)
     w = 1.0 / y
     w = w / w.mean()
     # with a scoring, RidgeCV keeps each network's leave-one-out prediction per strength
     cv = RidgeCV(alphas=ALPHAS, fit_intercept=True, store_cv_results=True,
-                 scoring="neg_mean_squared_error").fit(z, r, sample_weight=w)
-    loo_pred = plain + cv.cv_results_[:, list(ALPHAS).index(float(cv.alpha_))]
+                 scoring="neg_mean_squared_error").fit(z, y - base, sample_weight=w)
+    loo_pred = base + cv.cv_results_[:, list(ALPHAS).index(float(cv.alpha_))]
     sigma = float(np.sqrt(np.mean((loo_pred - y) ** 2)))
     zc = z - z.mean(axis=0)
     inv = np.linalg.inv(zc.T @ zc + cv.alpha_ * np.eye(z.shape[1]))
     fit = {"samples": len(y), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-           "in_sample": error_metrics(list(plain + cv.predict(z)), list(y)),
+           "linear": {"scales": {n: 1.0 + float(d) for n, d in
+                                 zip(lut_names, delta, strict=True)},
+                      "offset": float(b1),
+                      "in_sample": error_metrics(list(base), list(y))},
+           "in_sample": error_metrics(list(base + cv.predict(z)), list(y)),
            "leave_one_out": error_metrics(list(loo_pred), list(y)),
            "points": [{"measured": float(m)} for m in y], **(info or {})}
     return LearnedModel(space, metric, int(batch), lut_sha256, names, center.tolist(),
-                        scale.tolist(), cv.coef_.tolist(), float(cv.intercept_),
+                        scale.tolist(), cv.coef_.tolist(), float(cv.intercept_) + float(b1),
                         float(cv.alpha_), sigma, inv.tolist(),
-                        [p.spec() for p in priors], fit)
+                        [p.spec() for p in priors], fit,
+                        dict(zip(lut_names, delta.tolist(), strict=True)))
 
 
 def learned_path(lut_path: Path, batch: int = 1, metric: str = "latency") -> Path:
