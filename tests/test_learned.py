@@ -227,3 +227,40 @@ def test_a_measured_darts_device_from_a_validation(tmp_path, capsys):
              if space.cost_features(g)["normal/0/op0=skip_connect"])
     assert predict_costs(space, LUT.load(path), g)["latency_ms"] == \
         pytest.approx(device(g), rel=0.05)
+
+
+def test_another_lut_s_learned_model_as_a_prior(bench, tmp_path, capsys):
+    """Few-shot transfer from a user's earlier device: its learned model file (and the
+    LUT it records) is the prior."""
+    other = tmp_path / "pi.json"
+    fitted_lut(bench, "raspi4").save(other)
+    assert main(["lut", "calibrate", "--lut", str(other), "--device", "hw-nas-bench:raspi4",
+                 "--space", "nb201", "--benchmark-dir", str(bench.folder), "--model",
+                 "learned", "--samples", "100", "--quiet"]) == 0
+    lut = tmp_path / "gpu.json"
+    fitted_lut(bench, "edgegpu").save(lut)
+    assert _calibrate(lut, bench, "--samples", "20", "--prior",
+                      str(learned_path(other))) == 0
+    spec = read_learned(learned_path(lut)).priors[0]
+    assert spec["kind"] == "model" and spec["lut_path"] == str(other.resolve())
+    res = _validate(lut, bench, capsys)["predictors"]["learned"]
+    assert res["within_10"] > 0.9 and res["spearman"] > 0.99
+    # the prior's LUT changed: its model no longer describes it, one line
+    d = json.loads(other.read_text())
+    next(iter(d["entries"].values()))["latency_ms"]["median"] *= 2
+    other.write_text(json.dumps(d))
+    capsys.readouterr()
+    assert main(["lut", "validate", "--lut", str(lut), "--device", "hw-nas-bench:edgegpu",
+                 "--space", "nb201", "--benchmark-dir", str(bench.folder)]) == 2
+    assert "fitted for another LUT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--metric", "memory"], "--metric must be latency or energy"),
+    (["--samples", "3"], "--samples >= 5"),
+    (["--few-shot", "500"], "--few-shot 0 or between 5 and --samples"),
+    (["--device", "hw-nas-bench:raspi4", "--metric", "energy"], "no energy for raspi4"),
+    (["--device", "tpu9"], "unknown HW-NAS-Bench device"),
+])
+def test_bad_study_input_is_one_line(bench, refuse, args, says):
+    assert says in refuse(["lut", "study", "--benchmark-dir", str(bench.folder), *args])

@@ -83,8 +83,9 @@ def arch(
                   highlight=False)
     p = out.get("predicted")
     if p:
-        parts = [f"latency {p['latency_ms']:.3f} ms" if p["latency_ms"] is not None
-                 else "latency -"]
+        sd = p.get("latency_sd_ms")
+        parts = [f"latency {p['latency_ms']:.3f}" + (f" ± {sd:.3f}" if sd else "") + " ms"
+                 if p["latency_ms"] is not None else "latency -"]
         if p.get("energy_j") is not None:
             parts.append(f"energy {p['energy_j']:.4g} J")
         if p.get("memory_bytes") is not None:
