@@ -206,11 +206,20 @@ def score_predictors(lut, bench: NB201Bench, device: str, dataset: str = "cifar1
     keep = [k for k, i in enumerate(cells) if i not in fitted]
     cells, y = [cells[k] for k in keep], y[keep]
     archs = [bench.arch(i) for i in cells]
-    plain = CostTable.from_lut(space, lut, [metric])
-    preds = {"plain": [plain.cost(a)[metric] for a in archs]}
+    cols = None
+
+    def table_costs(view) -> list[float]:
+        # every cell at once: the table's fixed part plus one entry per edge
+        nonlocal cols
+        t = CostTable.from_lut(space, view, [metric])
+        if cols is None:
+            cols = np.array([[t.column(op) for op in a.ops] for a in archs])
+        m = t.tables[metric].numpy()
+        return list(t.fixed[metric] + m[np.arange(m.shape[0]), cols].sum(axis=1))
+
+    preds = {"plain": table_costs(lut)}
     if calib is not None:
-        linear = CostTable.from_lut(space, CalibratedLUT(lut, calib), [metric])
-        preds["linear"] = [linear.cost(a)[metric] for a in archs]
+        preds["linear"] = table_costs(CalibratedLUT(lut, calib))
     if learned is not None:
         preds["learned"] = list(LearnedCost(learned, space, lut).predict(archs)[0])
     res = {}
@@ -240,6 +249,10 @@ class TablePrior:
     def __call__(self, arch) -> float:
         v = self.table.get(arch.to_str(), math.nan)
         return v if v == v and v > 0 else math.nan
+
+    def values(self, archs) -> list[float]:
+        """Returns the table's cost of each cell (NaN: unmeasured)."""
+        return [self(a) for a in archs]
 
     def spec(self) -> dict:
         """Returns what the model file records to rebuild this prior."""

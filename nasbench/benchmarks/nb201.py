@@ -286,11 +286,13 @@ class NB201Bench:
         from ..spaces.nb201_cells import NB201Arch
         if isinstance(key, int) or str(key).strip().isdigit():
             i = int(key)
-            if self._archs is None:            # a pandas lookup per call is ~0.1 ms
-                self._archs = {int(j): a for j, a in self.accuracy["arch"].items()}
+            if self._archs is None:            # a pandas lookup per call is ~0.1 ms,
+                # parsing a string ~0.05 ms: the (immutable) cells are made once
+                self._archs = {int(j): NB201Arch.from_str(a)
+                               for j, a in self.accuracy["arch"].items()}
             if i not in self._archs:
                 raise UserError(f"no NAS-Bench-201 cell with index {i} (0-15624)")
-            return NB201Arch.from_str(self._archs[i])
+            return self._archs[i]
         try:
             return NB201Arch.from_str(str(key))
         except ValueError as e:

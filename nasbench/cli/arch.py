@@ -28,6 +28,7 @@ def arch(
 ):
     """Describe one architecture: parameters, MACs (thop, ptflops), the LUT's predicted
     cost, the benchmark's values, and the cell drawn."""
+    from nasbench.benchmarks import hwnas as _hwnas  # noqa: F401 - registers table priors
     from nasbench.predict.predictor import predict_costs
     from nasbench.run.measure import count_complexity
     from nasbench.spaces import get_space

@@ -75,17 +75,17 @@ class Terms:
         col = {op: table.column(op) for op in table.candidates}
         extra = table.extra.get(metric)
         out = []
-        for picks, struct, arch in zip(self.picks, self.structure, self.archs,
-                                       strict=True):
+        for picks, struct in zip(self.picks, self.structure, strict=True):
             row = {"lut:fixed": fixed + (float(extra.exact(picks)) if extra else 0.0)}
             for s, op in picks:
                 k = f"lut:{op}"
                 row[k] = row.get(k, 0.0) + t[s][col[op]]
             row["lut:plain"] = sum(row.values())
             row |= struct
-            for p in priors:
-                row[f"prior:{p.name}"] = p(arch)
             out.append(row)
+        for p in priors:           # a prior answers many networks at once (a model)
+            for row, v in zip(out, p.values(self.archs), strict=True):
+                row[f"prior:{p.name}"] = float(v)
         return out
 
 
@@ -330,6 +330,10 @@ class ModelPrior:
 
     def __call__(self, arch) -> float:
         return self.cost(arch)
+
+    def values(self, archs) -> list[float]:
+        """Returns the prior device's predicted cost of each architecture."""
+        return list(self.cost.predict(archs)[0])
 
     def spec(self) -> dict:
         """Returns what the model file records to rebuild this prior."""

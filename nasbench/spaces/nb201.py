@@ -6,6 +6,7 @@ The geometry is :mod:`.nb201_cells` (re-exported here); 5^6 = 15,625 cells."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 
@@ -46,6 +47,28 @@ def used_edges(arch) -> set[tuple[int, int]]:
         if op != "none" and j in reaches:
             reaches.add(i)
     return {(i, j) for i, j in EDGES if j in reaches}
+
+
+@functools.lru_cache(maxsize=len(NB201_OPS) ** len(EDGES))
+def cell_cost_features(ops: tuple[str, ...]) -> dict[str, float]:
+    """Returns :meth:`NB201Space.cost_features` of the cell of ``ops`` (cached: the
+    space has 15,625 cells; callers get a copy)."""
+    arch = NB201Arch(ops)
+    used = used_edges(arch)
+    real = NB201_OPS[1:]
+    ops = [op if e in used else "none" for op, e in zip(arch.ops, EDGES, strict=True)]
+    out = {f"n:{o}": float(arch.ops.count(o)) for o in real}
+    out |= {f"used:{o}": float(ops.count(o)) for o in real}
+    for op, (i, j) in zip(ops, EDGES, strict=True):
+        out |= {f"{i}->{j}={o}": float(op == o) for o in real}
+    sib = dict.fromkeys(itertools.combinations_with_replacement(real, 2), 0.0)
+    for n in range(NODES - 1):
+        outs = sorted((op for op, e in zip(ops, EDGES, strict=True)
+                       if e[0] == n and op != "none"), key=real.index)
+        for pair in itertools.combinations(outs, 2):
+            sib[pair] += 1.0
+    out |= {f"sib:{a}+{b}": v for (a, b), v in sib.items()}
+    return out
 
 
 @register_space("nb201")
@@ -154,21 +177,7 @@ class NB201Space(SearchSpace):
         (else ``none``: one-hot), and ``sib:a+b`` pairs of used ops reading the same
         node (a fusing backend batches or merges them; the interaction that explains
         most of edgegpu's non-additivity)."""
-        used = used_edges(arch)
-        real = NB201_OPS[1:]
-        ops = [op if e in used else "none" for op, e in zip(arch.ops, EDGES, strict=True)]
-        out = {f"n:{o}": float(arch.ops.count(o)) for o in real}
-        out |= {f"used:{o}": float(ops.count(o)) for o in real}
-        for op, (i, j) in zip(ops, EDGES, strict=True):
-            out |= {f"{i}->{j}={o}": float(op == o) for o in real}
-        sib = dict.fromkeys(itertools.combinations_with_replacement(real, 2), 0.0)
-        for n in range(NODES - 1):
-            outs = sorted((op for op, e in zip(ops, EDGES, strict=True)
-                           if e[0] == n and op != "none"), key=real.index)
-            for pair in itertools.combinations(outs, 2):
-                sib[pair] += 1.0
-        out |= {f"sib:{a}+{b}": v for (a, b), v in sib.items()}
-        return out
+        return dict(cell_cost_features(arch.ops))
 
     def blocks(self) -> list[list[str]]:
         """Returns the cell's nodes in order as PNAS's blocks: node j's incoming edges."""
