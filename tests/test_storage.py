@@ -203,6 +203,8 @@ def _workers_on_one_study(fake, tmp_path, env, url, n_workers, method="random"):
     return study
 
 
+# slow set: the default run has two workers on SQLite in the killed-worker test
+@pytest.mark.slow
 def test_two_workers_share_the_runs_sqlite_study(fake, tmp_path, env):
     _workers_on_one_study(fake, tmp_path, env, None, 2)
 
@@ -230,8 +232,8 @@ def test_bo_and_mobo_workers_share_a_study(fake, tmp_path, env, url, method):
     assert len(study.get_trials()) <= 1.5 * 20
 
 
-@pytest.mark.parametrize("url", [None, pytest.param(POSTGRES, marks=needs_postgres)],
-                         ids=["sqlite", "postgres"])
+@pytest.mark.parametrize("url", [None, pytest.param(POSTGRES, marks=[
+    needs_postgres, pytest.mark.slow])], ids=["sqlite", "postgres"])
 def test_a_killed_worker_loses_at_most_its_trial_in_flight(fake, tmp_path, env, url):
     cfg = _cfg(fake, tmp_path / "runs", evaluate="slowtable", storage=url or "",
                method="random", trials=20, trials_per_epoch=10)

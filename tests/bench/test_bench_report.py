@@ -52,6 +52,7 @@ def test_build_report_5_runs_1000_points(benchmark, bench_inputs):
 
 
 @pytest.mark.chromium
+@pytest.mark.slow          # (test_report_browser loads a real run's report in the default run)
 def test_report_load_time_headless(benchmark, bench_inputs):
     from tests.test_report_browser import CHROMIUM, load_in_chromium
 
