@@ -100,11 +100,6 @@ def cost_table(space, lut, metric: str = "latency"):
                         f"the {space.name} deploy network, e.g. {missing[0]}") from None
 
 
-def terms(space, lut, arch, metric: str = "latency", priors=()) -> dict[str, float]:
-    """Returns the learned model's inputs of one architecture (see :class:`Terms`)."""
-    return Terms(space, [arch]).rows(lut, metric, priors)[0]
-
-
 @dataclass
 class LearnedModel:
     """A fitted learned cost model (see the module doc). ``names`` are the terms'
