@@ -86,8 +86,9 @@ def lut_calibrate(
     if device is None and from_validation is None:
         device = "cpu"
     lut = _validation_inputs(lut_file, device, space, samples)
-    if samples < 4:
-        raise UserError("--samples must be at least 4")
+    least = 5 if model == "learned" else 4         # (checked before anything is measured)
+    if samples < least and from_validation is None:
+        raise UserError(f"--samples must be at least {least}")
     if features not in ("op", "group"):
         raise UserError(f"--features must be op or group, got {features!r}")
     bound = space_from_lut(lut, batch)
