@@ -38,9 +38,12 @@ Methods, by device kind:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,3 +201,65 @@ def _warm_up(fn: Callable[[], object], sync: Callable[[], None], n: int) -> None
     for _ in range(max(0, int(n))):
         fn()
     sync()
+
+
+METHOD_CPU_ALLOCATED = "torch-cpu-allocated"
+
+
+@contextlib.contextmanager
+def _silenced_stderr():
+    """Sends file descriptor 2 to /dev/null: the profiler's C++ side logs its start and
+    stop there, which is noise on a command line."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def allocation_curve_peak(fn: Callable[[], object]) -> int | None:
+    """Returns the peak of the bytes torch's CPU allocator holds for ``fn``'s call
+    above what it held before (bytes), from the profiler's time-ordered allocation
+    and free events; None when this torch's profiler gives no memory events."""
+    from torch.profiler import ProfilerActivity, profile
+    with _silenced_stderr(), profile(activities=[ProfilerActivity.CPU],
+                                     profile_memory=True) as prof:
+        fn()
+    try:
+        events = [e for e in prof.profiler.kineto_results.events()
+                  if e.name() == "[memory]"]
+        events.sort(key=lambda e: e.start_ns())
+        deltas = [int(e.nbytes()) for e in events]
+    except AttributeError:
+        return None
+    live = peak = 0
+    for d in deltas:
+        live += d
+        peak = max(peak, live)
+    return peak
+
+
+def measure_allocated(kind: str, fn: Callable[[], object], device_index: int = 0,
+                      sync: Callable[[], None] | None = None) -> MemoryResult:
+    """Returns the peak of the bytes torch's allocator hands out during one warm call of
+    ``fn`` beyond what it held before (bytes): tensors, and the scratch memory kernels
+    take from torch, not the resident set. ``cpu``: the profiler's allocation events
+    (method ``torch-cpu-allocated``; torch's CPU allocator caches nothing, so this is
+    what the call asks of the C allocator); ``cuda``/``rocm``: ``max_memory_allocated``
+    (as :func:`measure_peak_memory`). Never raises for a missing meter."""
+    sync = sync or (lambda: None)
+    kind = (kind or "").lower()
+    if kind in ("cuda", "rocm"):
+        return _measure_torch(kind, fn, sync, device_index, 1)
+    if kind != "cpu":
+        return MemoryResult(None, "none", f"no torch allocator on device kind {kind!r}")
+    _warm_up(fn, sync, 1)
+    peak = allocation_curve_peak(lambda: (fn(), sync()))
+    if peak is None:
+        return MemoryResult(None, METHOD_CPU_ALLOCATED,
+                            "this torch's profiler reports no memory events")
+    return MemoryResult(peak, METHOD_CPU_ALLOCATED)
