@@ -351,6 +351,30 @@ def parse_objective(text: str) -> list[str]:
     return metrics
 
 
+def parse_memory(text: str | float | None) -> float | None:
+    """Returns a memory size given as ``8MiB``, ``512KiB``, ``8MB``, ``1GiB`` or a plain
+    number (bytes) in bytes; raises UserError (one line) for anything else."""
+    if text is None:
+        return None
+    s = str(text).strip().replace(" ", "")
+    units = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10), ("GB", 1e9), ("MB", 1e6),
+             ("KB", 1e3), ("kB", 1e3), ("B", 1))
+    scale = 1.0
+    for suffix, f in units:
+        if s.endswith(suffix):
+            s, scale = s[: -len(suffix)], f
+            break
+    try:
+        v = float(s) * scale
+    except ValueError:
+        raise UserError(f"--memory-target must look like 8MiB, 512KiB, 8MB or a number "
+                        f"of bytes, got {text!r}") from None
+    import math
+    if not math.isfinite(v) or v <= 0:
+        raise UserError(f"--memory-target must be a positive size, got {text!r}")
+    return v
+
+
 def parse_latency(text: str | float | None) -> float | None:
     """Returns a latency given as ``4ms``, ``4`` (ms), ``0.004s`` or ``4000us`` in ms."""
     if text is None:

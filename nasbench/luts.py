@@ -205,6 +205,46 @@ def ensure_lut(device, deploy: DeployConfig, *, quiet: bool = False) -> Path:
     return path
 
 
+def measure_network_memory(module: nn.Module, input_shape: tuple,
+                           device: str = "cpu") -> dict:
+    """Measures the peak memory of one forward of a whole network on ``device`` and
+    returns ``{"peak_bytes", "activation_bytes", "weight_bytes", "method"}`` (bytes;
+    ``activation_bytes`` is the input plus the peak of what the forward allocates).
+
+    torch devices run the network as its traced graph (``torch.fx``: each value freed
+    at its last use, the form export and the OpenCL executor run; eager Python keeps a
+    cell's locals until it returns) and read torch's allocator
+    (:func:`profilers.memory.measure_allocated`). OpenCL devices give the executor's
+    own accounting of the buffers it allocated (input, arena, folded weights)."""
+    from torch import fx
+
+    from profilers.memory import METHOD_OPENCL, measure_allocated
+    handle = DeviceHandle.of(device)
+    dev = handle.device
+    if dev.kind in ("opencl", "opencl-amd"):
+        prepared = handle.backend.prepare(module, tuple(input_shape))
+        prepared.release()
+        return {"peak_bytes": int(prepared.peak_bytes),
+                "weight_bytes": int(prepared.weight_bytes),
+                "activation_bytes": int(prepared.activation_bytes),
+                "method": METHOD_OPENCL}
+    tdev = torch.device("cpu" if dev.kind == "cpu" else f"cuda:{dev.index[0]}")
+    gm = fx.symbolic_trace(module.eval()).to(tdev)
+    x = torch.randn(tuple(input_shape), device=tdev)
+    weights = sum(t.numel() * t.element_size()
+                  for t in [*gm.parameters(), *gm.buffers()])
+
+    def run():
+        with torch.no_grad():
+            gm(x)
+    r = measure_allocated(dev.kind, run, dev.index[0] if dev.index else 0)
+    if r.peak_bytes is None:
+        raise UserError(f"cannot measure memory on {dev.spec}: {r.reason}")
+    act = r.peak_bytes + x.numel() * x.element_size()
+    return {"peak_bytes": act + weights, "activation_bytes": act, "weight_bytes": weights,
+            "method": r.method}
+
+
 def measure_network(module: nn.Module, input_shape: tuple, device: str = "cpu",
                     settings: LatencySettings = LatencySettings(time_cap_s=3.0),
                     anchor=None) -> dict:

@@ -14,6 +14,7 @@ from nasbench.cli.app import app, err
 from nasbench.cli.arch import arch as _arch
 from nasbench.cli.bench import bench as _bench
 from nasbench.cli.data import data_app as _data_app
+from nasbench.cli.memory import memory as _memory
 from nasbench.cli.model import eval_cmd as _eval
 from nasbench.cli.model import export_cmd as _export
 from nasbench.cli.proxy import proxy as _proxy
@@ -31,6 +32,7 @@ app.command("bench")(_bench)
 app.command("eval")(_eval)
 app.command("export")(_export)
 app.command("proxy")(_proxy)
+app.command("memory")(_memory)
 app.command("worker")(_worker)
 app.add_typer(_surrogate_app, name="surrogate")
 app.add_typer(_surrogate_app, name="predictor", hidden=True)   # the old name, kept

@@ -67,6 +67,16 @@ def arch(
     if lut_obj is not None:
         out["predicted"] = predict_costs(sp, lut_obj, a)
         out["lut"] = {"path": str(lut), "device": lut_obj.device_name}
+    # peak memory from the buffer schedule: on the LUT's device, else this CPU
+    from nasbench.predict.memory import MemoryPlanner
+    mem_device = ((lut_obj.provenance.get("device") or {}).get("spec") or "cpu") \
+        if lut_obj is not None else "cpu"
+    try:
+        planner = MemoryPlanner(sp, mem_device)
+        out["memory"] = {**planner.plan(a).to_dict(), "device": mem_device,
+                         "note": planner.note}
+    except UserError:                          # a table device: no memory to plan
+        pass
     if bench is not None:
         out["benchmark"] = bench.lookup(a, dataset)
     if json_out:
@@ -90,9 +100,17 @@ def arch(
         if p.get("energy_j") is not None:
             parts.append(f"energy {p['energy_j']:.4g} J")
         if p.get("memory_bytes") is not None:
-            parts.append(f"memory {p['memory_bytes'] / 2**20:.1f} MiB (sum of op peaks)")
+            parts.append(f"sum of op memory peaks {p['memory_bytes'] / 2**20:.1f} MiB")
         console.print(f"predicted on {out['lut']['device']}: " + ", ".join(parts)
                       + f" [dim]({p['source']})[/]", highlight=False)
+    mem = out.get("memory")
+    if mem:
+        console.print(f"peak memory on {mem['device']} (buffer plan, {mem['model']} "
+                      f"allocator): {mem['peak'] / 2**20:.2f} MiB = activations "
+                      f"{mem['activation_peak'] / 2**20:.2f} MiB (at {mem['at']}) + "
+                      f"weights {mem['weights'] / 2**20:.2f} MiB"
+                      + (f" [dim]({mem['note']})[/]" if mem.get("note") else ""),
+                      highlight=False)
     b = out.get("benchmark")
     if b:
         console.print(f"NAS-Bench-201 #{b['index']} on {dataset}: 12-epoch accuracy "

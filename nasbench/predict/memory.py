@@ -25,19 +25,16 @@ allocator rounding and caching, and memory a library allocates behind torch's ba
 
 from __future__ import annotations
 
-import json
 import operator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from profilers.memory import measure_allocated
-
+from kernels.fusion import FusionGraph
 from nasbench.errors import UserError
-from nasbench.files import write_json
+from profilers.memory import measure_allocated
 
 #: tensor methods and functions whose result shares its input's storage
 VIEW_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "permute",
@@ -96,20 +93,13 @@ def _numel(meta) -> int:
 
 class Workspaces:
     """Scratch memory of leaf modules on one torch device (bytes), measured once per
-    (module, input shape) with the device's allocator meter and kept in ``path`` (a
-    JSON file; none: this process only). ``measured`` counts the measurements made."""
+    (module, input shape and strides) with the device's allocator meter and kept for
+    the process. ``measured`` counts the measurements made."""
 
-    def __init__(self, device: str = "cpu", path: Path | None = None):
-        self.device, self.path = device, Path(path) if path else None
+    def __init__(self, device: str = "cpu"):
+        self.device = device
         self.table: dict[str, int] = {}
         self.measured = 0
-        self._dirty = False
-        if self.path and self.path.exists():
-            try:
-                self.table = {str(k): int(v) for k, v in
-                              json.loads(self.path.read_text())["workspaces"].items()}
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                self.table = {}               # a damaged cache is measured again
 
     def key(self, module: nn.Module, shape: tuple, stride: tuple) -> str:
         """Returns the table key of ``module`` on an input of ``shape`` and ``stride``
@@ -125,7 +115,6 @@ class Workspaces:
         if k not in self.table:
             self.table[k] = max(0, self._measure(module, shape, stride) - out_bytes)
             self.measured += 1
-            self._dirty = True
         return self.table[k]
 
     def _measure(self, module: nn.Module, shape: tuple, stride: tuple) -> int:
@@ -137,19 +126,10 @@ class Workspaces:
         def run():
             with torch.no_grad():
                 return m(x)
-        run()                                  # warm: one-time buffers are not charged
-        r = measure_allocated(dev.type, lambda: run(), dev.index or 0)
+        r = measure_allocated(dev.type, run, dev.index or 0)   # (a warm call)
         if r.peak_bytes is None:
             raise UserError(f"cannot measure workspaces on {self.device}: {r.reason}")
         return r.peak_bytes
-
-    def save(self) -> None:
-        """Writes the table to ``path`` (atomically) when something was measured."""
-        if self.path and self._dirty:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(self.path, {"device": self.device, "torch": torch.__version__,
-                                   "workspaces": self.table})
-            self._dirty = False
 
 
 def _trace(net: nn.Module, example: torch.Tensor) -> fx.GraphModule:
@@ -193,8 +173,9 @@ def _opencl_weights(net: nn.Module) -> int:
     return total
 
 
-def _torch_storages(gm: fx.GraphModule, nodes: list) -> dict:
-    """Returns {node: the node owning its storage} under torch's eager allocator."""
+def _torch_storages(gm: fx.GraphModule, nodes: list) -> tuple[dict, dict]:
+    """Returns ({node: the node owning its storage}, {node: the step it runs at}) under
+    torch's eager allocator (every node runs in order)."""
     storage: dict[fx.Node, fx.Node] = {}
     for n in nodes:
         if n.op == "output":
@@ -204,21 +185,26 @@ def _torch_storages(gm: fx.GraphModule, nodes: list) -> dict:
             storage[n] = storage[first]
         elif n.op in ("placeholder", "call_module", "call_function", "call_method"):
             storage[n] = n
-    return storage
+    return storage, {n: i for i, n in enumerate(nodes)}
 
 
-def _opencl_storages(gm: fx.GraphModule, nodes: list) -> dict:
-    """Returns {node: the node owning its storage} as the OpenCL executor lays values
-    out (its own fusion analysis): a convolution's group (BatchNorm, ReLU and add
-    fused into it) writes one storage, owned by the group's end; a ReLU its consumers
+def _opencl_storages(gm: fx.GraphModule, nodes: list) -> tuple[dict, dict]:
+    """Returns ({node: the node owning its storage}, {node: the step it runs at}) as the
+    OpenCL executor lays values out and orders its launches (its own fusion analysis):
+    a convolution's group (BatchNorm, ReLU and add fused into it) writes one storage,
+    owned by the group's end, in one launch at the end's place; a ReLU its consumers
     apply on load, a view and a folded module share their input's; a producer feeding a
     channel concat writes into the concat's storage."""
-    from kernels.fusion import FusionGraph     # (kernels: the bottom layer)
     g = FusionGraph(gm)
     storage: dict[fx.Node, fx.Node] = {}
+    at = {n: i for i, n in enumerate(nodes)}
     end_of = {}
     for conv, end in g.group_end.items():
         end_of[conv] = end
+        n = conv
+        while n is not end:                   # the group runs where its end is
+            at[n] = at[end]
+            n = next(iter(n.users))
     for n in nodes:
         if n.op == "output":
             continue
@@ -235,7 +221,7 @@ def _opencl_storages(gm: fx.GraphModule, nodes: list) -> dict:
             storage[n] = storage[first] if first is not None else n
         elif n.op in ("placeholder", "call_module", "call_function", "call_method"):
             storage[n] = n
-    return storage
+    return storage, at
 
 
 def plan_memory(net: nn.Module, example: torch.Tensor, model: str = "torch",
@@ -248,18 +234,21 @@ def plan_memory(net: nn.Module, example: torch.Tensor, model: str = "torch",
     gm = _trace(net, example)
     nodes = list(gm.graph.nodes)
     pos = {n: i for i, n in enumerate(nodes)}
-    storage = (_opencl_storages if model == "opencl" else _torch_storages)(gm, nodes)
+    storage, at = (_opencl_storages if model == "opencl" else _torch_storages)(gm, nodes)
     guard = 4 * 2 * OPENCL_GUARD if model == "opencl" else 0
-    size = {s: _nbytes(s.meta.get("tensor_meta")) for s in set(storage.values())}
-    size = {s: b + (guard if b else 0) for s, b in size.items()}
     first = {}
     for n, s in storage.items():              # allocated at its first write
-        first[s] = min(first.get(s, pos[n]), pos[n])
+        first[s] = min(first.get(s, at[n]), at[n])
+    # storages in the order they are created (allocation and frees within a step
+    # follow it, and a best-fit arena depends on that order)
+    owners = sorted(set(storage.values()), key=lambda s: (first[s], pos[s]))
+    size = {s: _nbytes(s.meta.get("tensor_meta")) for s in owners}
+    size = {s: b + (guard if b else 0) for s, b in size.items()}
     last = dict(first)
     for n, s in storage.items():
         for u in n.users:
             # the output node keeps what it returns alive to the end
-            last[s] = max(last[s], len(nodes) if u.op == "output" else pos[u])
+            last[s] = max(last[s], len(nodes) if u.op == "output" else at[u])
     scratch: dict[fx.Node, int] = {}
     if workspaces is not None and model == "torch":
         for n in nodes:
@@ -269,7 +258,6 @@ def plan_memory(net: nn.Module, example: torch.Tensor, model: str = "torch",
                 own = _nbytes(n.meta.get("tensor_meta")) if storage[n] is n else 0
                 scratch[n] = workspaces(gm.get_submodule(n.target), tuple(meta.shape),
                                         tuple(meta.stride), own)
-        workspaces.save()
     starts: dict[int, list] = {}
     frees: dict[int, list] = {}
     for s in size:
@@ -306,3 +294,50 @@ def plan_memory(net: nn.Module, example: torch.Tensor, model: str = "torch",
         weights = sum(p.numel() * p.element_size() for p in net.parameters()) + \
             sum(b.numel() * b.element_size() for b in net.buffers())
     return MemoryPlan(int(peak), int(weights), int(inp), int(naive), at, model)
+
+
+def allocator_model(device: str) -> tuple[str, str | None]:
+    """Returns (allocator model, torch device whose workspaces are measured, or None) of
+    a device spec: ``cpu`` -> torch on cpu; ``cuda[:i]``/``rocm[:i]`` -> torch on that
+    GPU (None when torch sees none here: no workspaces); ``opencl...`` -> opencl."""
+    spec = str(device).lower()
+    if spec.startswith("opencl"):
+        return "opencl", None
+    if spec.startswith(("cuda", "rocm")):
+        idx = spec.partition(":")[2] or "0"
+        ok = torch.cuda.is_available() and idx.isdigit() and \
+            int(idx) < torch.cuda.device_count()
+        return "torch", f"cuda:{idx}" if ok else None
+    if spec == "cpu":
+        return "torch", "cpu"
+    raise UserError(f"cannot plan the memory of device {device!r} (use cpu, cuda[:i], "
+                    f"rocm[:i] or an opencl device)")
+
+
+class MemoryPlanner:
+    """The peak memory of ``space``'s deploy networks on ``device`` (a device spec): a
+    :class:`MemoryPlan` per architecture, cached. ``note`` says what the plan lacks
+    (a GPU that is not here: no measured workspaces)."""
+
+    def __init__(self, space, device: str = "cpu"):
+        self.space, self.device = space, str(device)
+        self.model, ws_device = allocator_model(device)
+        self.workspaces = Workspaces(ws_device) if ws_device else None
+        self.note = None if self.model == "opencl" or ws_device else \
+            f"{device} is not reachable here: its kernels' workspaces are not counted"
+        self._plans: dict[str, MemoryPlan] = {}
+
+    def plan(self, arch) -> MemoryPlan:
+        """Returns the memory plan of ``arch``'s deploy network (the deploy batch,
+        float32)."""
+        key = self.space.arch_id(arch)
+        if key not in self._plans:
+            d = self.space.deploy
+            net = self.space.build(arch)
+            x = torch.zeros(d.batches[0], d.in_channels, d.input_size, d.input_size)
+            self._plans[key] = plan_memory(net, x, self.model, self.workspaces)
+        return self._plans[key]
+
+    def __call__(self, arch) -> float:
+        """Returns the predicted peak memory of ``arch``'s deploy network (bytes)."""
+        return float(self.plan(arch).peak)

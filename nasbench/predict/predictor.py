@@ -17,6 +17,7 @@ import torch
 from nasbench.errors import UserError
 from nasbench.predict.calibration import CalibratedLUT, fused_add_scale, load_calibration
 from nasbench.predict.learned import LearnedCost, load_learned
+from nasbench.predict.memory import MemoryPlanner
 from nasbench.predict.table import CostTable, RepairResult
 
 
@@ -48,8 +49,16 @@ class Predictor:
     at the deploy batch, else the LUT; ``table`` the cost table of ``metrics`` read
     from ``view``."""
 
-    def __init__(self, space, lut, metrics, path: Path | None = None):
+    def __init__(self, space, lut, metrics, path: Path | None = None,
+                 device: str | None = None):
         self.space, self.lut, self.path = space, lut, Path(path or lut.path or "LUT")
+        #: the device the LUT describes (a spec; default: the LUT's own)
+        self.device = device or ((lut.provenance.get("device") or {}).get("spec")
+                                 if isinstance(lut.provenance, dict) else None)
+        self._memory = _UNSET
+        #: give a discrete architecture's ``memory`` cost (the buffer plan's peak) even
+        #: when the objective has no memory term (a --memory-target filters by it)
+        self.plan_memory = "memory" in metrics
         self.calibration = load_calibration(lut, space.deploy.batches[0]) \
             if lut.path else None
         self.view = CalibratedLUT(lut, self.calibration) if self.calibration else lut
@@ -70,7 +79,7 @@ class Predictor:
         entries and the profile command that fills them."""
         path = Path(path or lut.path or "LUT")
         try:
-            return cls(space, lut, metrics, path)
+            return cls(space, lut, metrics, path, device)
         except KeyError as e:
             metric, missing = e.args
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more"
@@ -103,7 +112,20 @@ class Predictor:
         c = self.table.cost(arch)
         for m, f in self.learned.items():
             c[m] = f(arch)
+        if self.plan_memory and self.memory is not None:
+            c["memory"] = self.memory(arch)
         return c
+
+    @property
+    def memory(self) -> MemoryPlanner | None:
+        """Returns the buffer plan of the device's peak memory (made on first use), None
+        for a device nasbench cannot plan (a table device: HW-NAS-Bench)."""
+        if self._memory is _UNSET:
+            try:
+                self._memory = MemoryPlanner(self.space, self.device or "cpu")
+            except UserError:
+                self._memory = None
+        return self._memory
 
     def bounds(self, metric: str = "latency") -> tuple[float, float]:
         """Returns (cheapest, dearest) table cost, every slot used once."""
@@ -124,9 +146,19 @@ class Predictor:
         "latency_plain_ms", "energy_j", "memory_bytes", "source"}`` (None where the LUT
         has no value). ``latency_ms`` is the calibrated predictor's when one is fitted
         for this LUT, else the plain sum over the op instances. Energy is a sum; memory
-        the sum of per-op peaks, an upper-bound-style estimate, not the network's peak."""
-        return predict_costs(self.space, self.lut, arch, self.calibration,
-                             self.learned.get("latency"))
+        the buffer plan's peak of the whole network (``memory_source`` says so; the
+        sum of per-op peaks, an upper-bound-style estimate, where the device cannot be
+        planned)."""
+        out = predict_costs(self.space, self.lut, arch, self.calibration,
+                            self.learned.get("latency"))
+        if self.memory is not None:
+            out["memory_sum_bytes"] = out["memory_bytes"]
+            out["memory_bytes"] = self.memory(arch)
+            out["memory_source"] = f"buffer plan ({self.memory.model} allocator)"
+        return out
+
+
+_UNSET = object()
 
 
 def learned_costs(space, lut, metrics) -> dict[str, LearnedCost]:

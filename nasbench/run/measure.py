@@ -106,9 +106,22 @@ def measure_deploy(net, deploy, device: str, log, lut=None) -> dict:
     finally:
         if anchor is not None:
             anchor.release()
+    if not str(device).startswith("opencl"):    # (OpenCL: already its buffers)
+        # the whole network's peak as the buffer plan predicts it: torch's allocator on
+        # the traced graph (the resident set of an op call stays beside it)
+        from nasbench.luts import measure_network_memory
+        try:
+            mm = measure_network_memory(net, shape, device)
+            m["memory_rss_bytes"], m["memory_rss_method"] = (m.get("memory_bytes"),
+                                                             m.get("memory_method"))
+            m["memory_bytes"], m["memory_method"] = mm["peak_bytes"], mm["method"]
+        except Exception as e:  # noqa: BLE001 - the resident-set figure stays
+            log(f"could not measure the network's allocator peak: {e}")
     lat = m.get("latency_ms", {})
     line = (f"measured on {device}: latency median {lat.get('median', float('nan')):.3f} ms "
             f"(cv {lat.get('cv', float('nan')):.3f}, {lat.get('repeats')} repeats)")
+    if m.get("memory_bytes") is not None:
+        line += f", peak memory {m['memory_bytes'] / 2**20:.2f} MiB ({m['memory_method']})"
     if m.get("anchored"):                        # none for long calls (see the meter)
         m["latency_corrected_ms"] = corrected_ms(m, lut.provenance["anchor"]["ref_ms"])
         line += f"; {m['latency_corrected_ms']:.3f} ms in the LUT's time base (drift anchor)"

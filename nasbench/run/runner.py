@@ -234,6 +234,8 @@ def build_context(cfg, *, quiet: bool = False) -> RunSetup:
     predictor = Predictor.from_lut(space, lut_obj, metrics, cfg.device, lut_path)
     if is_tabular(cfg.device):                     # its measurement is a lookup
         predictor.exact = device.latency_of()
+    if getattr(cfg, "memory_target_bytes", None) is not None:
+        predictor.plan_memory = True               # candidates are filtered by it
 
     pending: list[str] = []                        # setup's lines, logged after the header
     cl = cfg.device == "cpu"                       # channels_last: faster convs on CPU
@@ -487,6 +489,14 @@ def _derive(searcher, predictor, cfg, result: SearchResult, log):
     result.genotype, result.derived_genotype = arch, derived
     result.expected, result.target = expected, target
     result.predicted = predictor.predict(arch)
+    mt = getattr(cfg, "memory_target_bytes", None)
+    if mt is not None:
+        mem = result.predicted.get("memory_bytes")
+        met = mem is not None and mem <= mt
+        result.predicted["memory_target"] = {"target_bytes": mt, "met": met}
+        log(f"memory target: the choice {'meets' if met else 'misses'} it by its buffer "
+            f"plan: {(mem or float('nan')) / 2**20:.2f} MiB "
+            f"{'<=' if met else '>'} {mt / 2**20:.2f} MiB")
     return arch
 
 

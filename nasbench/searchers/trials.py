@@ -220,7 +220,12 @@ class TrialSearcher(Searcher):
     def _over_target(self, cost: dict) -> bool:
         t = self.ctx.target_ms
         lat = cost.get("latency")
-        return t is not None and self.ctx.config.hard_target and lat is not None and lat > t
+        if t is not None and self.ctx.config.hard_target and lat is not None and lat > t:
+            return True
+        # a memory target is always hard: memory over it does not run at all
+        mt = getattr(self.ctx.config, "memory_target_bytes", None)
+        mem = cost.get("memory")
+        return mt is not None and mem is not None and mem > mt
 
     def ask(self):
         """Returns (trial, architecture) of the sampler's next proposal (a waiting trial

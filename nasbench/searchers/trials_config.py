@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from nasbench.config import RunConfig
+from nasbench.config import RunConfig, parse_memory
 from nasbench.errors import UserError
 from nasbench.options import option
 from nasbench.proxies import DEFAULT_BATCH, DEFAULT_PROXY, proxy_names
@@ -49,6 +49,10 @@ class TrialConfig(RunConfig):
                           "every seed).", group="--evaluate zc")
     zc_reference: int = option(50, "Valid cells the 0-100 score is standardised on "
                                "(50: their median).", min=2, group="--evaluate zc")
+    memory_target_bytes: float | None = option(
+        None, "Hard peak-memory target of the deploy network (8MiB, 512KiB, 8MB or "
+        "bytes): a candidate whose buffer plan on --device exceeds it is never "
+        "evaluated.", flag="--memory-target", parse=lambda text: parse_memory(text), gt=0)
     population: int = option(50, "evolution, nsga2: the population.", min=1)
     sample_size: int = option(10, "evolution, nsga2: the tournament size.", min=1)
     # --evaluate train: stop poor candidates between epochs (pruning.py; single objective)
@@ -92,6 +96,11 @@ class TrialConfig(RunConfig):
         if not 1 <= self.heartbeat_s < self.grace_s:
             raise UserError(f"heartbeat_s ({self.heartbeat_s}) must be at least 1 and less "
                             f"than grace_s ({self.grace_s})")
+        if self.memory_target_bytes is not None and str(self.device).startswith(
+                "hw-nas-bench"):
+            raise UserError(f"--memory-target plans memory on a device nasbench runs "
+                            f"networks on (cpu, cuda, opencl); {self.device} is a table "
+                            f"with no memory figures")
         if self.storage:
             from nasbench.searchers.storage import check_url
             check_url(self.storage)
