@@ -160,7 +160,8 @@ def _nb201_lut(path, space):
     entries = {}
     for inst in space.enumerate_instances():
         entries[full_key(inst.key, 1)] = make_entry(inst.key, 1, 1.0 + inst.c_in / 16)
-    LUT({"device": get_device("cpu").to_dict(), "deploy": space.deploy.describe(), "batches": [1]}, entries).save(path)
+    LUT({"device": get_device("cpu").to_dict(), "deploy": space.deploy.describe(),
+         "batches": [1]}, entries).save(path)
     return path
 
 
