@@ -198,6 +198,9 @@ def test_a_table_device_refuses_a_memory_target(refuse):
     msg = refuse(["search", "--space", "nb201", "--method", "random",
                   "--device", "hw-nas-bench:edgegpu", "--memory-target", "4MiB"])
     assert "--memory-target" in msg and "table" in msg
+    msg = refuse(["search", "--space", "nb201", "--method", "mobo", "--memory-target",
+                  "4MiB"])
+    assert "--memory-target" in msg and "mobo" in msg
 
 
 def test_nasbench_memory_reports_the_plan_against_the_measurement(tmp_path, capsys):

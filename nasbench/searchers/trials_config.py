@@ -101,6 +101,11 @@ class TrialConfig(RunConfig):
             raise UserError(f"--memory-target plans memory on a device nasbench runs "
                             f"networks on (cpu, cuda, opencl); {self.device} is a table "
                             f"with no memory figures")
+        if self.memory_target_bytes is not None and self.method == "mobo":
+            raise UserError("--memory-target: mobo scores every candidate's cost before "
+                            "each proposal (all 15,625 nb201 cells, or a fresh pool of "
+                            "thousands), and a memory plan costs 0.1-0.9 s per network; "
+                            "use random, evolution, tpe, bo, nsga2 or pnas")
         if self.storage:
             from nasbench.searchers.storage import check_url
             check_url(self.storage)
