@@ -44,8 +44,9 @@ from profilers.lut import LUT, LUTError
 SCHEMA = 1
 #: ridge strengths tried by leave-one-out (on standardised terms)
 ALPHAS = tuple(float(a) for a in np.logspace(-3, 4, 29))
-#: the terms a model with priors keeps (see :func:`fit_learned`)
-TRANSFER_TERMS = ("n:", "used:", "prior:")
+#: the structural term sets stage 2 chooses among by leave-one-out (see
+#: :func:`fit_learned`), smallest first; each also with the priors where there are any
+TERM_SETS = (("used:",), ("n:", "used:"), ("",))
 METRIC_UNITS = {"latency": "ms", "energy": "J", "memory": "B"}
 
 
@@ -182,10 +183,10 @@ def fit_learned(rows: list[dict], measured: list[float], *, space: str, metric: 
     toward 1 and an offset, :func:`~nasbench.predict.calibration.fit_calibration`'s
     ridge); (2) a ridge of what it leaves on the standardised structural terms (and
     the priors), weighted 1/measured (noise that grows with the cost: a miss on a cheap
-    network counts more than the same miss on a dear one). With priors, only the
-    :data:`TRANSFER_TERMS` enter stage 2. The leave-one-out figures are stage 2's,
-    stage 1 held fixed."""
-    from sklearn.linear_model import RidgeCV  # (scikit-learn loads in ~1 s)
+    network counts more than the same miss on a dear one). Stage 2's terms are the set
+    of :data:`TERM_SETS` (with or without the priors) of least leave-one-out error:
+    tens of networks cannot fit every structural term, a hundred can. The
+    leave-one-out figures are stage 2's, stage 1 held fixed."""
     if len(rows) < 5:
         raise UserError("a learned model needs at least 5 measured networks")
     y = np.asarray(measured, float)
@@ -197,27 +198,18 @@ def fit_learned(rows: list[dict], measured: list[float], *, space: str, metric: 
     x1 = np.array([[r.get(n, 0.0) for n in lut_names] for r in rows], float)
     delta, b1, _ = _ridge_to_lut(x1, y - plain)
     base = plain + x1 @ delta + b1
-    # stage 2: the structure
-    names = sorted({n for r in rows for n in r if not n.startswith("lut:")})
-    if any(n.startswith("prior:") for n in names):
-        # few-shot transfer: tens of networks cannot fit every structural term; the
-        # priors and the op counts carry it
-        names = [n for n in names if n.startswith(TRANSFER_TERMS)]
-    x = np.array([[r.get(n, 0.0) for n in names] for r in rows], float)
-    seen = ~np.isnan(x)
-    center = np.where(seen, x, 0.0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
-    x = np.where(np.isnan(x), center, x)
-    scale = x.std(axis=0)
-    keep = scale > 1e-12                        # constant terms carry nothing
-    names = [n for n, k in zip(names, keep, strict=True) if k]
-    center, scale, x = center[keep], scale[keep], x[:, keep]
-    z = (x - center) / scale
-    w = 1.0 / y
-    w = w / w.mean()
-    # with a scoring, RidgeCV keeps each network's leave-one-out prediction per strength
-    cv = RidgeCV(alphas=ALPHAS, fit_intercept=True, store_cv_results=True,
-                 scoring="neg_mean_squared_error").fit(z, y - base, sample_weight=w)
-    loo_pred = base + cv.cv_results_[:, list(ALPHAS).index(float(cv.alpha_))]
+    # stage 2: the structure, its term set chosen by leave-one-out
+    every = sorted({n for r in rows for n in r if not n.startswith("lut:")})
+    prior_names = [n for n in every if n.startswith("prior:")]
+    sets = []
+    for prefixes in TERM_SETS:
+        ns = [n for n in every if n.startswith(prefixes) and n not in prior_names]
+        sets += [ns, ns + prior_names] if prior_names else [ns]
+    fits = [_stage2(rows, y, base, ns) for ns in sets]
+    # the set of least weighted LOO error (a tie goes to the smaller set, listed first)
+    names, center, scale, z, cv, loo_pred = min(
+        fits, key=lambda f: float(np.mean((f[-1] - (y - base)) ** 2 / y)))
+    loo_pred = base + loo_pred
     sigma = float(np.sqrt(np.mean((loo_pred - y) ** 2)))
     zc = z - z.mean(axis=0)
     inv = np.linalg.inv(zc.T @ zc + cv.alpha_ * np.eye(z.shape[1]))
@@ -234,6 +226,31 @@ def fit_learned(rows: list[dict], measured: list[float], *, space: str, metric: 
                         float(cv.alpha_), sigma, inv.tolist(),
                         [p.spec() for p in priors], fit,
                         dict(zip(lut_names, delta.tolist(), strict=True)))
+
+
+def _stage2(rows: list[dict], y: np.ndarray, base: np.ndarray, names: list[str]):
+    """Returns (names, center, scale, z, fitted RidgeCV, LOO prediction of y - base) of
+    stage 2 on the terms ``names`` plus the plain sum (where the LUT itself is off,
+    fitted on few networks or measured at another speed, stage 2 can scale it, shrunk
+    toward stage 1's use of it)."""
+    from sklearn.linear_model import RidgeCV  # (scikit-learn loads in ~1 s)
+    names = [*names, "lut:plain"]
+    x = np.array([[r.get(n, 0.0) for n in names] for r in rows], float)
+    seen = ~np.isnan(x)
+    center = np.where(seen, x, 0.0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
+    x = np.where(np.isnan(x), center, x)
+    scale = x.std(axis=0)
+    keep = scale > 1e-12                        # constant terms carry nothing
+    names = [n for n, k in zip(names, keep, strict=True) if k]
+    center, scale, x = center[keep], scale[keep], x[:, keep]
+    z = (x - center) / scale
+    w = 1.0 / y
+    w = w / w.mean()
+    # with a scoring, RidgeCV keeps each network's leave-one-out prediction per strength
+    cv = RidgeCV(alphas=ALPHAS, fit_intercept=True, store_cv_results=True,
+                 scoring="neg_mean_squared_error").fit(z, y - base, sample_weight=w)
+    loo = cv.cv_results_[:, list(ALPHAS).index(float(cv.alpha_))]
+    return names, center, scale, z, cv, loo
 
 
 def learned_path(lut_path: Path, batch: int = 1, metric: str = "latency") -> Path:
