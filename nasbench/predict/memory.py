@@ -45,8 +45,9 @@ VIEW_FUNCTIONS = {operator.getitem, torch.flatten, torch.reshape, torch.squeeze,
                   torch.split, getattr}
 #: the OpenCL executor's guard band: elements of slack on each side of every storage
 OPENCL_GUARD = 64
-#: modules the OpenCL executor folds into a neighbour (no storage of their own)
-OPENCL_FOLDED = (nn.BatchNorm2d, nn.ReLU, nn.Identity, nn.Dropout)
+#: modules the OpenCL executor passes through (no storage of their own); which
+#: BatchNorms and ReLUs it folds away, its fusion analysis says
+OPENCL_FOLDED = (nn.Identity, nn.Dropout)
 
 
 @dataclass
