@@ -163,8 +163,11 @@ def _fit_learned_and_save(lut, lut_file: Path, space, archs: list, measured: lis
         print(path)
     else:
         f = model.fit["leave_one_out"]
-        out.print(f"wrote {path}: {metric} = LUT sum + a ridge model of {len(model.names)} "
-                  f"terms fitted on {len(measured)} networks; leave-one-out: "
+        n = len(model.names)
+        terms = ("the plain sum alone (the structure adds nothing leave-one-out sees)"
+                 if model.names == ["lut:plain"] else f"{n} terms")
+        out.print(f"wrote {path}: {metric} = LUT sum + a ridge model of {terms}, fitted "
+                  f"on {len(measured)} networks; leave-one-out: "
                   f"{f['within_10pct']:.0%} within 10%, MAPE {f['mape_pct']:.1f}%, "
                   f"Spearman {f['spearman']:.3f}", highlight=False)
 
