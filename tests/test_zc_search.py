@@ -221,3 +221,17 @@ def test_bad_input_is_one_line(argv, match, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and match in lines[0], err
+
+
+def test_an_nsga2_run_checkpoints_and_resumes(fake, tmp_path, cache):
+    """NSGA-II's sampler (Optuna's, which holds a thread lock) goes into the checkpoint
+    with the study and comes back on resume."""
+    from nasbench.searchers import get_searcher
+    base = zc_config(fake, tmp_path, method="random", trials=6, trials_per_epoch=3)
+    cfg = get_searcher("nsga2").config_class.from_preset(
+        "quick", "nsga2", **{k: v for k, v in base.to_dict().items()
+                             if k not in ("method", "preset")})
+    cut = run_search(cfg.replace(population=3), quiet=True, _interrupt_after_steps=1)
+    assert cut.status == "interrupted"
+    res = run_search(resume=cut.run_dir, quiet=True)
+    assert res.status == "complete" and len(res.visited) == 6

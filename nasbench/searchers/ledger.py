@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 
 from optuna.distributions import CategoricalDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
+
+#: what a sampler may hold that does not pickle
+_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
 
 #: what a trial of the study can be (see :func:`trial_kind`)
 KINDS = ("queries", "stopped", "cache_hits", "pruned", "unmeasured", "failed",
@@ -167,8 +171,28 @@ class FreshSampler(BaseSampler):
         self._rng = random.Random(seed)
 
     def __getstate__(self):
-        # checkpointed with the study: the predicate is the run's (re-bound on resume)
-        return {**self.__dict__, "admissible": None}
+        # checkpointed with the study: the predicate is the run's (re-bound on resume);
+        # the base's thread locks (Optuna's NSGAIISampler holds one) do not pickle, so
+        # they are left out and made anew on load
+        base = self.base.__getstate__()          # the base's own choice of state
+        if not isinstance(base, dict):
+            return {**self.__dict__, "admissible": None}
+        locks = [k for k, v in base.items() if isinstance(v, _LOCK_TYPES)]
+        plain = {k: v for k, v in base.items() if k not in locks}
+        return {**self.__dict__, "admissible": None,
+                "base": (type(self.base), plain, locks)}
+
+    def __setstate__(self, state: dict) -> None:
+        base = state["base"]
+        if isinstance(base, tuple):
+            cls, plain, locks = base
+            obj = cls.__new__(cls)
+            obj.__setstate__({**plain, **{k: threading.Lock() for k in locks}}) \
+                if hasattr(cls, "__setstate__") else obj.__dict__.update(plain)
+            for k in locks:
+                obj.__dict__.setdefault(k, threading.Lock())
+            state = {**state, "base": obj}
+        self.__dict__.update(state)
 
     def reseed_rng(self) -> None:
         self._rng.seed()
