@@ -10,6 +10,7 @@ the run's device, LUT, output folder, threads, measurement and reference network
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
@@ -351,14 +352,11 @@ def parse_objective(text: str) -> list[str]:
     return metrics
 
 
-def parse_memory(text: str | float | None) -> float | None:
-    """Returns a memory size given as ``8MiB``, ``512KiB``, ``8MB``, ``1GiB`` or a plain
-    number (bytes) in bytes; raises UserError (one line) for anything else."""
-    if text is None:
-        return None
+def _parse_quantity(text, units, flag: str, looks: str) -> float:
+    """Returns ``text`` (a number with an optional unit suffix of ``units``: (suffix,
+    scale) pairs, first match wins) times the unit's scale; raises UserError naming
+    ``flag`` (one line) for anything else or a value that is not positive."""
     s = str(text).strip().replace(" ", "")
-    units = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10), ("GB", 1e9), ("MB", 1e6),
-             ("KB", 1e3), ("kB", 1e3), ("B", 1))
     scale = 1.0
     for suffix, f in units:
         if s.endswith(suffix):
@@ -367,12 +365,21 @@ def parse_memory(text: str | float | None) -> float | None:
     try:
         v = float(s) * scale
     except ValueError:
-        raise UserError(f"--memory-target must look like 8MiB, 512KiB, 8MB or a number "
-                        f"of bytes, got {text!r}") from None
-    import math
+        raise UserError(f"{flag} must look like {looks}, got {text!r}") from None
     if not math.isfinite(v) or v <= 0:
-        raise UserError(f"--memory-target must be a positive size, got {text!r}")
+        raise UserError(f"{flag} must be a positive number, got {text!r}")
     return v
+
+
+def parse_memory(text: str | float | None) -> float | None:
+    """Returns a memory size given as ``8MiB``, ``512KiB``, ``8MB``, ``1GiB`` or a plain
+    number (bytes) in bytes; raises UserError (one line) for anything else."""
+    if text is None:
+        return None
+    return _parse_quantity(text, (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10),
+                                  ("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("kB", 1e3),
+                                  ("B", 1)),
+                           "--memory-target", "8MiB, 512KiB, 8MB or a number of bytes")
 
 
 def parse_latency(text: str | float | None) -> float | None:
@@ -381,18 +388,6 @@ def parse_latency(text: str | float | None) -> float | None:
         return None
     if isinstance(text, (int, float)):
         return parse_latency(repr(float(text)))
-    s = str(text).strip().lower().replace(" ", "")
-    scale = 1.0
-    for suffix, f in (("ms", 1.0), ("us", 1e-3), ("µs", 1e-3), ("s", 1e3)):
-        if s.endswith(suffix):
-            s, scale = s[: -len(suffix)], f
-            break
-    try:
-        v = float(s) * scale
-    except ValueError:
-        raise UserError(f"--latency-target must look like 4ms, 4 or 0.004s, got {text!r}") \
-            from None
-    import math
-    if not math.isfinite(v) or v <= 0:
-        raise UserError(f"--latency-target must be a positive number, got {text!r}")
-    return v
+    return _parse_quantity(str(text).lower(), (("ms", 1.0), ("us", 1e-3), ("µs", 1e-3),
+                                               ("s", 1e3)),
+                           "--latency-target", "4ms, 4 or 0.004s")
